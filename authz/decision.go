@@ -1,0 +1,123 @@
+package authz
+
+import "strconv"
+
+// Request is one HTTP request to authorize, as any transport sees it.
+// Adapters (envoy/) build it; Decide never mutates it.
+type Request struct {
+	// Method is the HTTP method as sent ("GET", "HEAD", "OPTIONS", ...).
+	Method string
+	// Path is the raw request target as the proxy sent it: path plus query,
+	// not decoded (Envoy's :path). Decide normalises it (CONTRACT §5).
+	Path string
+	// Headers holds the request headers with lower-case keys; repeated
+	// headers are already joined with "," as Envoy does. The "cookie"
+	// header carries the cookies.
+	Headers map[string]string
+	// Malformed is set by an adapter whose transport request lacks the HTTP
+	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
+	Malformed bool
+}
+
+// Header is one header name/value pair (name lower-case).
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Reason is the closed set of decision causes; its String() is a stable
+// snake_case code used in logs and metric labels.
+type Reason uint8
+
+const (
+	// ReasonUnknown is the zero value: a zero Decision denies.
+	ReasonUnknown Reason = iota
+	ReasonAllowed
+	ReasonAllowedExcluded   // excluded route, no credential looked at
+	ReasonAllowedPreflight  // OPTIONS
+	ReasonAllowedListing    // filtered listing with accessible ids
+	ReasonAllowedUnmapped   // no rule, unmapped_routes: allow
+	ReasonMalformedRequest  // 400 Malformed check request
+	ReasonMalformedPath     // 400 Malformed request path
+	ReasonMissingCredential // 401 no credential
+	ReasonTokenExpired      // 401 Token has expired
+	ReasonInvalidAudience   // 401 audience
+	ReasonInvalidToken      // 401 Invalid token: ...
+	ReasonInvalidSubject    // 401 reserved subject
+	ReasonInvalidSecurityKey
+	ReasonInsufficientScopes // 403
+	ReasonNoRule             // 403 unmapped_routes: deny
+	ReasonCanceled           // context cancelled: fail closed
+	reasonCount
+)
+
+var reasonNames = [...]string{
+	ReasonUnknown:            "unknown",
+	ReasonAllowed:            "allowed",
+	ReasonAllowedExcluded:    "allowed_excluded",
+	ReasonAllowedPreflight:   "allowed_preflight",
+	ReasonAllowedListing:     "allowed_listing",
+	ReasonAllowedUnmapped:    "allowed_unmapped",
+	ReasonMalformedRequest:   "malformed_request",
+	ReasonMalformedPath:      "malformed_path",
+	ReasonMissingCredential:  "missing_credential",
+	ReasonTokenExpired:       "token_expired",
+	ReasonInvalidAudience:    "invalid_audience",
+	ReasonInvalidToken:       "invalid_token",
+	ReasonInvalidSubject:     "invalid_subject",
+	ReasonInvalidSecurityKey: "invalid_security_key",
+	ReasonInsufficientScopes: "insufficient_scopes",
+	ReasonNoRule:             "no_rule",
+	ReasonCanceled:           "canceled",
+}
+
+// String returns the stable snake_case code of r.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "reason_" + strconv.Itoa(int(r))
+}
+
+// Reasons lists every Reason, for pre-registering metric label values.
+func Reasons() []Reason {
+	rs := make([]Reason, 0, reasonCount)
+	for r := ReasonUnknown; r < reasonCount; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// Decision is the outcome of Decide. It is a value: every client-caused
+// outcome (allow, 400, 401, 403) is a Decision, never an error.
+// The zero Decision denies (Status 0 is not 200).
+type Decision struct {
+	// Status is the HTTP status: 200 allow, 400, 401 or 403.
+	Status int
+	// Reason is the machine code for logs and metrics.
+	Reason Reason
+	// Detail is the contract's message for the JSON body {"detail": ...}
+	// of a denial (CONTRACT §5 table); empty on allow.
+	Detail string
+
+	// Upstream are the headers set (overwriting) on the request forwarded
+	// upstream on allow, in a stable order (CONTRACT §5 table).
+	Upstream []Header
+	// Remove lists inbound x-agentos-* header names that are not in
+	// Upstream and must be removed from the forwarded request.
+	Remove []string
+	// Response are headers for the denied response beyond content-type
+	// and www-authenticate (the CORS headers).
+	Response []Header
+
+	// Explanation, for logs and the check command.
+	Rule     string   // the matched route-table key, "" when none
+	Required []string // the rule's required scopes
+	Matched  []string // for each satisfied required scope, the caller scope that met it
+	Missing  []string // required scopes the caller lacks
+	UserID   string   // the user id claim, "" when none
+	Auth     string   // "jwt", "security-key", "none" or "" (denied before authentication)
+}
+
+// Allowed reports whether d lets the request through.
+func (d *Decision) Allowed() bool { return d.Status == 200 }
