@@ -1,0 +1,393 @@
+package authz
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"reflect"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/agentos-authz/agentos-authz/scopes"
+)
+
+// Config is the service configuration (CONTRACT §4) after Load merged the
+// defaults, the YAML file, the environment and the flags. Every field is
+// optional in the file. New compiles a validated Config into the immutable
+// snapshot Decide reads; a Config is not used per request.
+type Config struct {
+	// OSID is the AgentOS id (AGENT_OS_ID): the default expected audience.
+	OSID string `yaml:"os_id"`
+	// Authorization enforces scopes; nil means the default: true with a
+	// JWT source, false otherwise (see AuthorizationEnabled).
+	Authorization *bool `yaml:"authorization"`
+	// AdminScope grants everything (default agent_os:admin).
+	AdminScope string `yaml:"admin_scope"`
+	// UnmappedRoutes is "allow" or "deny" (routes with no table entry).
+	UnmappedRoutes string `yaml:"unmapped_routes"`
+	// JWT is the jwt: section (JWT_VERIFICATION_KEY, JWT_JWKS_FILE and
+	// JWT_JWKS_URL are merged into it).
+	JWT JWTConfig `yaml:"jwt"`
+	// ScopeMappings are merged over the default route table, in file order.
+	ScopeMappings ScopeMappings `yaml:"scope_mappings"`
+	// ExcludedRoutes are path globs allowed without a credential; nil is
+	// impossible after Load (the defaults), empty means none.
+	ExcludedRoutes []string `yaml:"excluded_routes"`
+	// CORSAllowedOrigins are the origins echoed on error responses; empty
+	// means any.
+	CORSAllowedOrigins []string `yaml:"cors_allowed_origins"`
+	// SecurityKey is the deprecated static bearer key (OS_SECURITY_KEY).
+	SecurityKey string `yaml:"security_key"`
+	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
+	SecurityKeyMigration bool `yaml:"security_key_migration"`
+
+	// The serve listeners (CONTRACT §2: every serve flag is settable here).
+	GRPCAddr  string `yaml:"grpc_addr"`
+	HTTPAddr  string `yaml:"http_addr"` // "off" disables the HTTP mode
+	AdminAddr string `yaml:"admin_addr"`
+}
+
+// Defaults of the serve listeners (CONTRACT §2).
+const (
+	DefaultGRPCAddr  = ":9191"
+	DefaultHTTPAddr  = ":8181"
+	DefaultAdminAddr = ":9090"
+	// HTTPAddrOff as http_addr disables the HTTP ext_authz listener.
+	HTTPAddrOff = "off"
+)
+
+// DefaultExcludedRoutes returns the default excluded_routes (CONTRACT §4).
+func DefaultExcludedRoutes() []string {
+	return []string{"/", "/health", "/info", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+}
+
+// Default returns the configuration with nothing set: no credential
+// source, so it does not validate by itself.
+func Default() Config {
+	return Config{
+		AdminScope:     scopes.DefaultAdminScope,
+		JWT:            DefaultJWTConfig(),
+		UnmappedRoutes: "allow",
+		ExcludedRoutes: DefaultExcludedRoutes(),
+		GRPCAddr:       DefaultGRPCAddr,
+		HTTPAddr:       DefaultHTTPAddr,
+		AdminAddr:      DefaultAdminAddr,
+	}
+}
+
+// Flags are the serve flags given on the command line; nil means not given,
+// so only given flags override the file and the environment.
+type Flags struct {
+	GRPCAddr  *string
+	HTTPAddr  *string
+	AdminAddr *string
+}
+
+// Environment variables read by Load (CONTRACT §3). AUTHZ_CONFIG, the path
+// of the file, is cmd's business.
+const (
+	EnvVerificationKey = "JWT_VERIFICATION_KEY"
+	EnvJWKSFile        = "JWT_JWKS_FILE"
+	EnvJWKSURL         = "JWT_JWKS_URL"
+	EnvSecurityKey     = "OS_SECURITY_KEY"
+	EnvOSID            = "AGENT_OS_ID"
+)
+
+// Load builds the configuration from its inputs, in the contract's order:
+// defaults, then the YAML text (strict: unknown fields are errors), then the
+// environment read through lookupEnv (nil reads none; JWT_VERIFICATION_KEY is
+// added to jwt.verification_keys, the others replace their field; an empty
+// variable counts as unset), then flags; then Validate. The error joins every
+// problem, each a *FieldError naming its YAML path, or a jwt.* problem from
+// JWTConfig.Check.
+func Load(yamlText []byte, lookupEnv func(string) (string, bool), flags Flags) (*Config, error) {
+	c := Default()
+	fieldErrs, err := c.decodeYAML(yamlText)
+	if err != nil {
+		return nil, err // not YAML at all: nothing else is worth checking
+	}
+	c.applyEnv(lookupEnv)
+	c.applyFlags(flags)
+	// Report the file's field problems and the validation problems together,
+	// so one run names every mistake.
+	if err := errors.Join(errors.Join(fieldErrs...), c.Validate()); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// decodeYAML fills c from text. err is a document-level failure (syntax,
+// several documents, not a mapping); fieldErrs are the problems of
+// individual fields, the rest of the document decoded regardless.
+func (c *Config) decodeYAML(text []byte) (fieldErrs []error, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // an empty file: every field optional
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: more than one YAML document")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return nil, nil
+		}
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config: the document must be a mapping (line %d)", root.Line)
+	}
+	var d decoder
+	d.mapping(root, reflect.ValueOf(c).Elem(), "")
+	return d.errs, nil
+}
+
+func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
+	if lookupEnv == nil {
+		return
+	}
+	get := func(name string) (string, bool) {
+		v, ok := lookupEnv(name)
+		return v, ok && v != ""
+	}
+	if v, ok := get(EnvVerificationKey); ok {
+		c.JWT.VerificationKeys = append(c.JWT.VerificationKeys, v)
+	}
+	if v, ok := get(EnvJWKSFile); ok {
+		c.JWT.JWKSFile = v
+	}
+	if v, ok := get(EnvJWKSURL); ok {
+		c.JWT.JWKSURL = v
+	}
+	if v, ok := get(EnvSecurityKey); ok {
+		c.SecurityKey = v
+	}
+	if v, ok := get(EnvOSID); ok {
+		c.OSID = v
+	}
+}
+
+func (c *Config) applyFlags(f Flags) {
+	if f.GRPCAddr != nil {
+		c.GRPCAddr = *f.GRPCAddr
+	}
+	if f.HTTPAddr != nil {
+		c.HTTPAddr = *f.HTTPAddr
+	}
+	if f.AdminAddr != nil {
+		c.AdminAddr = *f.AdminAddr
+	}
+}
+
+// AuthorizationEnabled reports whether scopes are enforced: the
+// authorization setting, by default true exactly when a JWT source exists.
+func (c *Config) AuthorizationEnabled() bool {
+	if c.Authorization != nil {
+		return *c.Authorization
+	}
+	return c.JWT.HasSource()
+}
+
+// ExpectedAudience is the audience a token must carry when
+// jwt.verify_audience is on: jwt.audience, by default [os_id].
+func (c *Config) ExpectedAudience() []string {
+	if len(c.JWT.Audience) > 0 {
+		return c.JWT.Audience
+	}
+	if c.OSID != "" {
+		return []string{c.OSID}
+	}
+	return nil
+}
+
+// migrationSteps is CONTRACT §7's way out of the security key.
+const migrationSteps = "to migrate from the deprecated security key: " +
+	"1) configure a JWT source and authorization: true; " +
+	"2) set security_key_migration: true while clients move from the key to JWTs (both are accepted); " +
+	"3) unset OS_SECURITY_KEY (and security_key) and remove security_key_migration"
+
+// Validate reports every problem of c (CONTRACT §4), joined; nil when c can
+// be compiled by New. Each problem names its YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(field string, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
+	}
+	jwtSource := c.JWT.HasSource()
+	key := c.SecurityKey != ""
+
+	if !jwtSource && !key {
+		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
+			"(or %s, %s, %s), or the deprecated security_key (%s)",
+			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvSecurityKey)
+	}
+	if c.Authorization != nil && *c.Authorization && !jwtSource {
+		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+
+			"or jwt.validate: false): scopes come from tokens")
+	}
+	if jwtSource && key && !c.SecurityKeyMigration {
+		add("security_key", "%s (security_key) is set beside a JWT source without security_key_migration: true; %s",
+			EnvSecurityKey, migrationSteps)
+	}
+	if c.JWT.VerifyAudience && len(c.ExpectedAudience()) == 0 && jwtSource {
+		add("jwt.audience", "verify_audience is true but no audience is known: set jwt.audience or os_id (%s)", EnvOSID)
+	}
+	policy, err := scopes.ParsePolicy(c.UnmappedRoutes)
+	if err != nil {
+		add("unmapped_routes", "%q must be allow or deny", c.UnmappedRoutes)
+	}
+	if _, err := c.compileTable(policy); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := compileExcluded(c.ExcludedRoutes); err != nil {
+		errs = append(errs, err)
+	}
+	for i, o := range c.CORSAllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			errs = append(errs, &FieldError{Field: "cors_allowed_origins[" + strconv.Itoa(i) + "]", Err: err})
+		}
+	}
+	errs = append(errs, c.JWT.Check()...)
+	for _, a := range []struct {
+		field, addr string
+		off         bool
+	}{
+		{"grpc_addr", c.GRPCAddr, false},
+		{"http_addr", c.HTTPAddr, true},
+		{"admin_addr", c.AdminAddr, false},
+	} {
+		if a.off && a.addr == HTTPAddrOff {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			add(a.field, "%q is not a host:port listen address", a.addr)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// compileTable compiles the route table; its errors name scope_mappings
+// entries.
+func (c *Config) compileTable(policy scopes.Policy) (*scopes.Table, error) {
+	t, err := scopes.Compile(scopes.Options{
+		AdminScope: c.AdminScope,
+		Unmapped:   policy,
+		Custom:     c.ScopeMappings,
+	})
+	if err == nil {
+		return t, nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		var me *scopes.MappingError
+		var oe *scopes.OptionError
+		switch {
+		case errors.As(e, &me):
+			// HEAD keys, bad keys, patterns and scopes (CONTRACT §4, §5).
+			out = append(out, &FieldError{Field: mappingPath(me.Key, me.Index), Err: errors.New(me.Msg)})
+			continue
+		case errors.As(e, &oe):
+			out = append(out, &FieldError{Field: oe.Option, Err: errors.New(oe.Msg)})
+			continue
+		}
+		out = append(out, &FieldError{Field: "scope_mappings", Err: e})
+	}
+	return nil, errors.Join(out...)
+}
+
+// mappingPath renders scope_mappings["GET /x"][i] (no index when i < 0).
+func mappingPath(key string, i int) string {
+	p := "scope_mappings[" + strconv.Quote(key) + "]"
+	if i >= 0 {
+		p += "[" + strconv.Itoa(i) + "]"
+	}
+	return p
+}
+
+// checkOrigin accepts "*" or a browser origin: scheme://host[:port], no
+// path, query or user info (an Origin header never has them, so such an
+// entry could never match).
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an origin (scheme://host[:port])", o)
+	}
+	if u.Path == "/" {
+		return fmt.Errorf("%q is not an origin: drop the trailing slash (browsers send none)", o)
+	}
+	return nil
+}
+
+// ScopeMappings are the scope_mappings entries in file order (CONTRACT §5:
+// the order decides which pattern matches first).
+type ScopeMappings []scopes.Mapping
+
+// UnmarshalYAML reads the scope_mappings mapping node in document order.
+// Each value must be a list of strings ([] = no scope needed).
+func (s *ScopeMappings) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return errors.New(`must be a mapping of "METHOD /path" to a list of scopes`)
+	}
+	var errs []error
+	out := make(ScopeMappings, 0, len(n.Content)/2)
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		for v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		key := k.Value
+		field := "[" + strconv.Quote(key) + "]"
+		if k.Kind != yaml.ScalarNode {
+			errs = append(errs, &FieldError{Field: field, Line: k.Line, Err: errors.New(`a key must be a string "METHOD /path"`)})
+			continue
+		}
+		if seen[key] {
+			errs = append(errs, &FieldError{Field: field, Line: k.Line, Err: errors.New("set twice")})
+			continue
+		}
+		seen[key] = true
+		if v.Kind != yaml.SequenceNode {
+			errs = append(errs, &FieldError{Field: field, Line: v.Line, Err: errors.New("must be a list of scopes ([] for none)")})
+			continue
+		}
+		m := scopes.Mapping{Key: key, Scopes: make([]string, 0, len(v.Content))}
+		bad := false
+		for j, item := range v.Content {
+			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+				errs = append(errs, &FieldError{Field: field + "[" + strconv.Itoa(j) + "]", Line: item.Line,
+					Err: errors.New("a scope must be a string")})
+				bad = true
+				continue
+			}
+			m.Scopes = append(m.Scopes, item.Value)
+		}
+		if !bad {
+			out = append(out, m)
+		}
+	}
+	// Keep the good entries even when some are bad, so that Validate still
+	// reports the problems of their keys and scopes.
+	*s = out
+	return errors.Join(errs...)
+}

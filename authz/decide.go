@@ -1,0 +1,460 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/agentos-authz/agentos-authz/scopes"
+)
+
+// Options are New's injected dependencies.
+type Options struct {
+	// Logger receives decision and deprecation logs; nil means zap.NewNop().
+	Logger *zap.Logger
+	// Clock is the time source for token validation; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Authorizer decides requests (CONTRACT §5). Its configuration, keys and
+// route table form one immutable snapshot behind an atomic pointer: a
+// decision loads the snapshot once and uses it to the end, so a future
+// reload can build and swap a new snapshot without locking. Decide is safe
+// for concurrent use and runs on the caller's goroutine.
+type Authorizer struct {
+	snap atomic.Pointer[snapshot]
+	log  *zap.Logger
+}
+
+// snapshot is everything a decision needs, compiled once by New and never
+// modified afterwards.
+type snapshot struct {
+	table     *scopes.Table
+	verifier  *Verifier // nil without a JWT source (security key only)
+	authorize bool
+	excluded  excludedRoutes
+	corsAny   bool
+	cors      []string
+	creds     credentials
+	key       securityKey
+	// keyScopes / keySet are the security-key principal's scopes: the admin
+	// scope (CONTRACT §7).
+	keyScopes []string
+	keySet    scopes.Set
+}
+
+// New validates cfg and compiles it into an Authorizer: route table,
+// excluded-route globs, credential source, security key and JWT verifier
+// (keys parsed, JWKS loaded). Every error is a configuration problem (exit
+// status 2 in the commands), naming its field.
+func New(cfg *Config, opts Options) (*Authorizer, error) {
+	if cfg == nil {
+		return nil, errors.New("authz: nil configuration")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s, err := compile(cfg, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &Authorizer{log: log}
+	a.snap.Store(s)
+	return a, nil
+}
+
+func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
+	policy, err := scopes.ParsePolicy(cfg.UnmappedRoutes)
+	if err != nil {
+		return nil, &FieldError{Field: "unmapped_routes", Err: err}
+	}
+	table, err := cfg.compileTable(policy)
+	if err != nil {
+		return nil, err
+	}
+	excluded, err := compileExcluded(cfg.ExcludedRoutes)
+	if err != nil {
+		return nil, err
+	}
+	source, err := parseTokenSource(cfg.JWT.TokenSource)
+	if err != nil {
+		return nil, &FieldError{Field: "jwt.token_source", Err: err}
+	}
+	jwtSource := cfg.JWT.HasSource()
+	s := &snapshot{
+		table:     table,
+		authorize: cfg.AuthorizationEnabled(),
+		excluded:  excluded,
+		creds:     newCredentials(source, cfg.JWT.Header, cfg.JWT.Cookie),
+		key:       newSecurityKey(cfg.SecurityKey, jwtSource),
+		keyScopes: []string{table.AdminScope()},
+	}
+	s.keySet = table.Parse(s.keyScopes)
+	for _, o := range cfg.CORSAllowedOrigins {
+		if o == "*" {
+			s.corsAny = true
+		}
+	}
+	s.cors = slices.Clone(cfg.CORSAllowedOrigins)
+	s.corsAny = s.corsAny || len(s.cors) == 0
+	if jwtSource {
+		aud := cfg.ExpectedAudience()
+		s.verifier, err = NewVerifier(&cfg.JWT, VerifierOptions{Audience: aud, Clock: opts.Clock, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Ready reports whether a configuration is loaded, so checks can be served.
+func (a *Authorizer) Ready() bool { return a.snap.Load() != nil }
+
+// Decide authorizes r (CONTRACT §5). Every outcome is a Decision, never an
+// error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden. A
+// cancelled ctx denies (fail closed). Decide logs one line per decision:
+// denials at info, allows at debug.
+//
+// Decide fills the explanation's Rule, Required and Missing, but not
+// Matched (which costs allocations on the hot path); Explain does.
+func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
+	return a.decide(ctx, r, false)
+}
+
+// Explain is Decide with the full explanation, Matched included: for the
+// check command and debugging, not the hot path.
+func (a *Authorizer) Explain(ctx context.Context, r *Request) Decision {
+	return a.decide(ctx, r, true)
+}
+
+func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decision {
+	s := a.snap.Load()
+	var d Decision
+	var path string
+	switch {
+	case s == nil:
+		// An Authorizer not built by New: fail closed.
+		d = Decision{Status: 403, Reason: ReasonUnknown, Detail: "Authorization service not configured"}
+	default:
+		d, path = s.decide(ctx, r, explain, a.log)
+	}
+	if d.Allowed() && ctx.Err() != nil {
+		// The caller gave up while we verified: fail closed rather than
+		// hand out an allow nobody asked for any more.
+		d = canceledDecision(detailCanceled)
+	}
+	logDecision(a.log, r, path, &d)
+	return d
+}
+
+// Decision details of the contract (CONTRACT §5 table) that are constants.
+const (
+	detailMalformedRequest = "Malformed check request"
+	detailMalformedPath    = "Malformed request path"
+	detailNoRule           = "Insufficient permissions. No permission rule for this route"
+	detailScopesPrefix     = "Insufficient permissions. Required scope(s): "
+	// detailCanceled is not a contract message: the caller is gone and
+	// will not read it.
+	detailCanceled = "Authorization check canceled"
+)
+
+// Values of x-agentos-auth (CONTRACT §5).
+const (
+	AuthJWT  = "jwt"
+	AuthNone = "none"
+)
+
+// Upstream header names (CONTRACT §5 table).
+const (
+	HeaderUserID        = "x-agentos-user-id"
+	HeaderSessionID     = "x-agentos-session-id"
+	HeaderScopes        = "x-agentos-scopes"
+	HeaderAuth          = "x-agentos-auth"
+	HeaderAccessibleIDs = "x-agentos-accessible-ids"
+	// HeaderClaimPrefix + claim name carries a forward_claims claim.
+	HeaderClaimPrefix = "x-agentos-claim-"
+	headerPrefix      = "x-agentos-"
+)
+
+func canceledDecision(detail string) Decision {
+	return Decision{Status: 403, Reason: ReasonCanceled, Detail: detail}
+}
+
+// decide runs the contract's steps in order; it returns the normalised path
+// ("" when it was not reached or is ambiguous) for the log line.
+func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *zap.Logger) (Decision, string) {
+	if ctx.Err() != nil {
+		return canceledDecision(detailCanceled), ""
+	}
+	// 1. a check request without HTTP attributes.
+	if r == nil || r.Malformed {
+		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
+	}
+	// 2. an ambiguous path, before any credential is looked at.
+	path, ok := NormalizePath(r.Path)
+	if !ok {
+		return s.deny(r, 400, ReasonMalformedPath, detailMalformedPath), ""
+	}
+	// 3. preflights and excluded routes pass without a credential and carry
+	// no identity, whatever credential they hold.
+	if r.Method == "OPTIONS" {
+		return s.allowNone(r, ReasonAllowedPreflight), path
+	}
+	if s.excluded.match(path) {
+		return s.allowNone(r, ReasonAllowedExcluded), path
+	}
+	// 4. authentication.
+	id, auth, fail := s.authenticate(ctx, r)
+	if fail != nil {
+		return s.deny(r, 401, fail.Reason, fail.Detail), path
+	}
+	if auth == AuthSecurityKey {
+		// CONTRACT §7: each use of the deprecated key is logged (and
+		// counted by the service from Decision.Auth). Never the key itself.
+		log.Warn("deprecated security key used; migrate to JWTs (CONTRACT §7)",
+			zap.String("method", r.Method), zap.String("path", path),
+			zap.String("request_id", r.Headers["x-request-id"]))
+	}
+	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.UserID}
+	// 5. authorization.
+	var res scopes.Result
+	if s.authorize {
+		var set scopes.Set
+		if auth == AuthSecurityKey {
+			set = s.keySet
+		} else {
+			set = s.table.Parse(id.Scopes)
+		}
+		res = s.table.Check(r.Method, path, &set)
+		if res.Rule != nil {
+			d.Rule, d.Required = res.Rule.Key, res.Rule.Scopes
+		}
+		if explain {
+			d.Matched = res.Matched()
+		}
+		if !res.Allowed {
+			return s.forbid(r, d, &res), path
+		}
+		switch {
+		case res.Listing:
+			d.Reason = ReasonAllowedListing
+		case res.Unmapped:
+			d.Reason = ReasonAllowedUnmapped
+		}
+	}
+	d.Upstream = upstream(&id, auth, &res)
+	d.Remove = removals(r.Headers, d.Upstream)
+	return d, path
+}
+
+// forbid turns a failed scope check into its 403.
+func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
+	reason, detail := ReasonNoRule, detailNoRule
+	if !res.Unmapped {
+		reason = ReasonInsufficientScopes
+		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
+	}
+	deny := s.deny(r, 403, reason, detail)
+	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
+	deny.Missing = res.Missing()
+	deny.UserID, deny.Auth = d.UserID, d.Auth
+	return deny
+}
+
+// authenticate finds and checks the credential (CONTRACT §5 step 4, §7). It
+// returns the identity and the x-agentos-auth value, or a 401 failure.
+func (s *snapshot) authenticate(ctx context.Context, r *Request) (Identity, string, *Failure) {
+	switch s.key.mode {
+	case keyOnly:
+		tok, ok := s.creds.headerToken(r.Headers)
+		if !ok {
+			return Identity{}, "", &Failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
+		}
+		if !s.key.matches(tok) {
+			return Identity{}, "", &Failure{Reason: ReasonInvalidSecurityKey, Detail: detailKeyInvalid}
+		}
+		return Identity{Scopes: s.keyScopes}, AuthSecurityKey, nil
+	case keyMigration:
+		// A bearer equal to the key passes as the key; anything else is a
+		// JWT, with the JWT messages.
+		if tok, ok := s.creds.headerToken(r.Headers); ok && s.key.matches(tok) {
+			return Identity{Scopes: s.keyScopes}, AuthSecurityKey, nil
+		}
+	}
+	tok, ok := s.creds.token(r.Headers)
+	if !ok {
+		return Identity{}, "", &Failure{Reason: ReasonMissingCredential, Detail: s.creds.missing}
+	}
+	if s.verifier == nil {
+		// Unreachable with a validated configuration: fail closed.
+		return Identity{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
+	}
+	id, fail := s.verifier.Verify(ctx, tok)
+	if fail != nil {
+		return Identity{}, "", fail
+	}
+	return id, AuthJWT, nil
+}
+
+// deny builds a denial with the CORS headers an accepted Origin gets.
+func (s *snapshot) deny(r *Request, status int, reason Reason, detail string) Decision {
+	d := Decision{Status: status, Reason: reason, Detail: detail}
+	if r != nil {
+		if origin := r.Headers["origin"]; origin != "" && s.corsAllowed(origin) {
+			d.Response = corsHeaders(origin)
+		}
+	}
+	return d
+}
+
+// allowNone allows a preflight or an excluded route: x-agentos-auth: none and
+// no identity; every inbound x-agentos-* header is removed.
+func (s *snapshot) allowNone(r *Request, reason Reason) Decision {
+	up := []Header{{Name: HeaderAuth, Value: AuthNone}}
+	return Decision{Status: 200, Reason: reason, Auth: AuthNone, Upstream: up, Remove: removals(r.Headers, up)}
+}
+
+// corsAllowed reports whether origin is accepted: CONTRACT §5, an exact,
+// case-sensitive match with cors_allowed_origins, any origin when empty.
+func (s *snapshot) corsAllowed(origin string) bool {
+	return s.corsAny || slices.Contains(s.cors, origin)
+}
+
+func corsHeaders(origin string) []Header {
+	return []Header{
+		{Name: "access-control-allow-origin", Value: origin},
+		{Name: "access-control-allow-credentials", Value: "true"},
+		{Name: "access-control-allow-methods", Value: "*"},
+		{Name: "access-control-allow-headers", Value: "*"},
+		{Name: "access-control-expose-headers", Value: "*"},
+	}
+}
+
+// upstream builds the CONTRACT §5 headers of an allowed request, in the
+// table's order.
+func upstream(id *Identity, auth string, res *scopes.Result) []Header {
+	up := make([]Header, 0, 5+len(id.Forward))
+	if id.UserID != "" {
+		up = append(up, Header{Name: HeaderUserID, Value: id.UserID})
+	}
+	if id.SessionID != "" {
+		up = append(up, Header{Name: HeaderSessionID, Value: id.SessionID})
+	}
+	if len(id.Scopes) > 0 {
+		up = append(up, Header{Name: HeaderScopes, Value: strings.Join(id.Scopes, " ")})
+	}
+	up = append(up, Header{Name: HeaderAuth, Value: auth})
+	if res.Listing {
+		up = append(up, Header{Name: HeaderAccessibleIDs, Value: jsonStrings(res.AccessibleIDs)})
+	}
+	return append(up, id.Forward...)
+}
+
+// jsonStrings renders ids as a JSON array.
+func jsonStrings(ids []string) string {
+	if ids == nil {
+		ids = []string{}
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		// Strings always marshal; keep a valid, empty answer regardless.
+		return "[]"
+	}
+	return string(b)
+}
+
+// removals lists the inbound x-agentos-* headers not set in up, sorted, so a
+// client can never pass its own identity headers to the upstream.
+func removals(h map[string]string, up []Header) []string {
+	var out []string
+	for name := range h {
+		if len(name) < len(headerPrefix) || !strings.EqualFold(name[:len(headerPrefix)], headerPrefix) {
+			continue
+		}
+		lower := strings.ToLower(name)
+		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) || slices.Contains(out, lower) {
+			continue
+		}
+		out = append(out, lower)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// excludedRoutes are the compiled excluded_routes globs. CONTRACT §5: a
+// glob is tried against the path with and without a trailing slash; the
+// normalised path has none, so the "with" variant is path + "/", built only
+// when some glob could match a string ending in "/".
+type excludedRoutes struct {
+	globs []excludedGlob
+}
+
+type excludedGlob struct {
+	glob scopes.Glob
+	// slash: the glob may match a string ending in "/" (it ends with a
+	// wildcard, a class, or a "/").
+	slash bool
+}
+
+func compileExcluded(patterns []string) (excludedRoutes, error) {
+	var errs []error
+	var ex excludedRoutes
+	for i, p := range patterns {
+		field := fmt.Sprintf("excluded_routes[%d]", i)
+		if p == "" || !strings.ContainsRune("/*?[{", rune(p[0])) {
+			errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf("%q must start with \"/\"", p)})
+			continue
+		}
+		g, err := scopes.CompileGlob(p)
+		if err != nil {
+			errs = append(errs, &FieldError{Field: field, Err: err})
+			continue
+		}
+		last := p[len(p)-1]
+		ex.globs = append(ex.globs, excludedGlob{glob: g, slash: g.Literal() && last == '/' || !g.Literal() && strings.IndexByte("/*?]}", last) >= 0})
+	}
+	if len(errs) > 0 {
+		return excludedRoutes{}, errors.Join(errs...)
+	}
+	return ex, nil
+}
+
+// match reports whether path (normalised) is excluded.
+func (e *excludedRoutes) match(path string) bool {
+	slash := ""
+	for i := range e.globs {
+		g := &e.globs[i]
+		if g.glob.Match(path) {
+			return true
+		}
+		if !g.slash || path == "/" {
+			continue
+		}
+		if g.glob.Literal() {
+			// "/x/" matches "/x" + "/" without building it.
+			lit := g.glob.String()
+			if len(lit) == len(path)+1 && lit[:len(path)] == path {
+				return true
+			}
+			continue
+		}
+		if slash == "" {
+			slash = path + "/"
+		}
+		if g.glob.Match(slash) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,29 @@
+// Package authz is the transport-free decision pipeline of agentos-authz:
+// it turns one HTTP request (Request: method, raw path, lower-case headers)
+// into a Decision (allow, or deny 400/401/403 with the contract's detail,
+// the upstream x-agentos-* headers and the headers to remove), exactly as
+// CONTRACT §5 orders it:
+//
+//  1. a request without HTTP attributes → 400 Malformed check request;
+//  2. an ambiguous path → 400 Malformed request path (NormalizePath), before
+//     any credential is looked at;
+//  3. OPTIONS and excluded routes → allowed, x-agentos-auth: none;
+//  4. the credential (header, cookie or both; or the deprecated security
+//     key) is verified → 401 on failure;
+//  5. with authorization on, the route's scopes (package scopes) → 403.
+//
+// It owns the configuration (Config, Load: defaults → YAML → environment →
+// flags → Validate), path normalisation, credential extraction, the
+// security key, JWT verification and validation (Verifier), and Decide.
+//
+// It never imports a transport (gRPC, go-control-plane, net/http servers):
+// adapters in package envoy build Requests and render Decisions. It never
+// reads the environment or files on its own (Load takes its inputs; key and
+// JWKS files named by the configuration are the exception, read once by
+// New), keeps no package-level mutable state, and logs through the injected
+// *zap.Logger only, never a token, a key or a secret.
+//
+// Decisions are values: Decide has no error result, the zero Decision
+// denies, and a cancelled context denies. Errors are configuration faults,
+// returned by Load and New, each naming its YAML field.
+package authz

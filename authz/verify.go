@@ -1,0 +1,539 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"go.uber.org/zap"
+)
+
+// VerifierOptions are what NewVerifier needs beyond the jwt: section.
+type VerifierOptions struct {
+	// Audience are the expected audiences when verify_audience is on,
+	// already defaulted by the caller (jwt.audience, else [os_id]).
+	Audience []string
+	// Clock is the time source; nil means time.Now.
+	Clock func() time.Time
+	// Logger receives the construction messages (never key material);
+	// nil means zap.NewNop(). Verify itself does not log.
+	Logger *zap.Logger
+	// JWKS, when set, is the JWKS source (a refreshing JWKS URL) and
+	// replaces jwt.jwks_file. Nil: jwt.jwks_file, read once here.
+	JWKS JWKSource
+}
+
+// Verifier verifies (signature) and validates (claims) tokens — the
+// terminology of JWX docs/01-jwt.md. It is immutable after NewVerifier and
+// safe for concurrent use.
+type Verifier struct {
+	ring         *keyRing
+	verifyOpt    jws.VerifyOption // the ring, as a jws option (built once)
+	checkSig     bool             // false: validate: false
+	validateOpts []jwt.ValidateOption
+	verifyAud    bool
+	audience     []string
+	claims       ClaimNames // with defaults
+	forward      []forwardClaim
+}
+
+type forwardClaim struct {
+	claim  string // the claim name in the token
+	header string // x-agentos-claim-<lower-case name>
+}
+
+// NewVerifier compiles c: it parses the keys, reads jwt.jwks_file (unless
+// o.JWKS is given) and pins the algorithms. Its error joins every problem,
+// each prefixed by its field path as in Check.
+func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	clock := o.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	keys, errs := c.compile(true, o.JWKS)
+	if c.JWKSURL != "" && o.JWKS == nil {
+		errs = append(errs, errors.New("jwt.jwks_url: this verifier has no JWKS URL source: fetching a JWKS URL is not available yet"))
+	}
+	if c.VerifyAudience && len(o.Audience) == 0 {
+		errs = append(errs, errors.New("jwt.audience: verify_audience is true but no audience is expected: set jwt.audience or os_id"))
+	}
+	for _, a := range o.Audience {
+		if a == "" {
+			errs = append(errs, errors.New("jwt.audience: an expected audience is empty"))
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	ring := &keyRing{allowed: keys.allowed, static: keys.static, jwks: o.JWKS}
+	if ring.jwks == nil && keys.jwks != nil {
+		ring.jwks = NewStaticJWKS(keys.jwks)
+	}
+	v := &Verifier{
+		ring:      ring,
+		verifyOpt: jws.WithKeyProvider(ring),
+		checkSig:  c.ValidatesSignature(),
+		verifyAud: c.VerifyAudience,
+		audience:  append([]string(nil), o.Audience...),
+		claims:    c.Claims.WithDefaults(),
+	}
+	v.validateOpts = []jwt.ValidateOption{
+		jwt.WithClock(jwt.ClockFunc(clock)),
+		jwt.WithAcceptableSkew(c.Leeway.Duration),
+	}
+	if c.RequiresExp() {
+		v.validateOpts = append(v.validateOpts, jwt.WithRequiredClaim(jwt.ExpirationKey))
+	}
+	if c.Issuer != "" {
+		v.validateOpts = append(v.validateOpts, jwt.WithIssuer(c.Issuer))
+	}
+	for _, name := range c.ForwardClaims {
+		v.forward = append(v.forward, forwardClaim{claim: name, header: "x-agentos-claim-" + strings.ToLower(name)})
+	}
+
+	names := make([]string, 0, algCount)
+	for _, a := range keys.allowed.algs() {
+		names = append(names, a.String())
+	}
+	jwksKeys := 0
+	if keys.jwks != nil {
+		jwksKeys = keys.jwks.Len()
+	}
+	log.Info("jwt verifier ready",
+		zap.Strings("algorithms", names),
+		zap.Int("static_keys", len(keys.static)),
+		zap.Int("jwks_file_keys", jwksKeys),
+		zap.Bool("jwks_source", o.JWKS != nil),
+		zap.Bool("verify_audience", v.verifyAud),
+		zap.Bool("issuer_checked", c.Issuer != ""),
+		zap.Bool("require_exp", c.RequiresExp()),
+		zap.Duration("leeway", c.Leeway.Duration))
+	if !v.checkSig {
+		log.Warn("JWT SIGNATURES ARE NOT VERIFIED (jwt.validate: false): anyone can forge a token with any identity and scopes; " +
+			"claims (exp, nbf, iat, audience, issuer) are still checked. Development only: never run this in production")
+	}
+	return v, nil
+}
+
+// Identity is what a valid token says about its caller.
+type Identity struct {
+	// UserID is the user id claim; "" when the token has none.
+	UserID string
+	// SessionID is the session id claim; "" when the token has none.
+	SessionID string
+	// Scopes is the scope claim in token order: a list (entries that are
+	// not strings, empty, or hold control characters are dropped) or one
+	// space-separated string. Nil when none.
+	Scopes []string
+	// Forward are the x-agentos-claim-<name> headers of the forward_claims
+	// present in the token, in configuration order: a string claim as is,
+	// anything else as compact JSON (a string with control characters too).
+	Forward []Header
+	// Expires is the token's exp; zero when it has none.
+	Expires time.Time
+}
+
+// Failure is why a token was refused: the decision reason and the
+// CONTRACT §5 detail. Details are our words; they never quote library
+// errors or any part of the token.
+type Failure struct {
+	Reason Reason
+	Detail string
+}
+
+// The CONTRACT §5 details.
+const (
+	detailExpired         = "Token has expired"
+	detailInvalidAudience = "Invalid token audience - token not valid for this AgentOS instance"
+	detailInvalidSubject  = "Invalid token subject"
+	detailInvalidPrefix   = "Invalid token: "
+)
+
+func invalid(reason string) *Failure {
+	return &Failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + reason}
+}
+
+// Verify checks raw, a compact JWS already stripped of "Bearer ": size and
+// shape, signature (unless validate: false), claims. A nil Failure means
+// the token is valid. ctx bounds any JWKS work and a cancelled ctx fails.
+func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, *Failure) {
+	if ctx.Err() != nil {
+		return Identity{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+	}
+	if len(raw) > MaxTokenBytes {
+		return Identity{}, invalid("token is larger than 8 KiB")
+	}
+	if msg := compactShape(raw); msg != "" {
+		return Identity{}, invalid(msg)
+	}
+
+	var payload []byte
+	if v.checkSig {
+		p, err := jws.Verify([]byte(raw), v.verifyOpt, jws.WithCompact(), jws.WithContext(ctx))
+		if err != nil {
+			return Identity{}, verifyFailure(err)
+		}
+		payload = p
+	} else {
+		// validate: false: the signature is skipped, the rest is not —
+		// the alg must still be allowlisted (so "none" never passes).
+		msg, err := jws.Parse([]byte(raw), jws.WithCompact())
+		if err != nil {
+			return Identity{}, invalid("malformed token")
+		}
+		sigs := msg.Signatures()
+		if len(sigs) != 1 {
+			return Identity{}, invalid("malformed token")
+		}
+		a, ok := parseAlg(string(sigs[0].ProtectedHeaders().Algorithm()))
+		if !ok || !v.ring.allowed.has(a) {
+			return Identity{}, invalid("signing algorithm not allowed")
+		}
+		payload = msg.Payload()
+	}
+	return v.validate(payload)
+}
+
+// compactShape checks that raw is header.payload.signature, each part
+// non-empty, canonical unpadded base64url: the only form accepted (no JSON
+// serialization, no unsigned token). Canonical matters: jws re-encodes what
+// it decoded to compute the signing input, so a part whose unused low bits
+// were changed would otherwise verify as a second spelling of the same
+// token. It returns "" or the reason.
+func compactShape(raw string) string {
+	if raw == "" {
+		return "empty token"
+	}
+	parts, start := 0, 0
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '.' {
+			continue
+		}
+		parts++
+		if parts > 3 {
+			return "not a JWT (expected three dot-separated parts)"
+		}
+		if i == start {
+			if parts == 3 && i == len(raw) {
+				return "token is not signed"
+			}
+			return "not a JWT (empty part)"
+		}
+		if !canonicalBase64URL(raw[start:i]) {
+			return "not a JWT (not base64url)"
+		}
+		start = i + 1
+	}
+	if parts != 3 {
+		return "not a JWT (expected three dot-separated parts)"
+	}
+	return ""
+}
+
+// canonicalBase64URL reports whether s is unpadded base64url whose last
+// character carries no stray bits.
+func canonicalBase64URL(s string) bool {
+	var last byte
+	for i := 0; i < len(s); i++ {
+		v, ok := base64URLValue(s[i])
+		if !ok {
+			return false
+		}
+		last = v
+	}
+	switch len(s) % 4 {
+	case 1:
+		return false
+	case 2:
+		return last&0x0f == 0
+	case 3:
+		return last&0x03 == 0
+	}
+	return true
+}
+
+func base64URLValue(c byte) (byte, bool) {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A', true
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26, true
+	case '0' <= c && c <= '9':
+		return c - '0' + 52, true
+	case c == '-':
+		return 62, true
+	case c == '_':
+		return 63, true
+	}
+	return 0, false
+}
+
+// verifyFailure maps a jws.Verify error to the detail, by identity.
+func verifyFailure(err error) *Failure {
+	switch {
+	case errors.Is(err, errAlgNotAllowed):
+		return invalid("signing algorithm not allowed")
+	case errors.Is(err, errNoKey):
+		return invalid("no verification key for this token")
+	case errors.Is(err, errCritHeader):
+		return invalid("unsupported critical header")
+	case jws.IsVerificationError(err):
+		return invalid("signature verification failed")
+	}
+	return invalid("malformed token")
+}
+
+// validate decodes and checks the claims of a verified (or, with
+// validate: false, merely decoded) payload.
+//
+// The payload is decoded once, into raw claims, and only the claims we use
+// are read from it: jwx's own token decoding (a streaming decoder that
+// also decodes every private claim into interface values) cost more than
+// the RS256 signature check. The time and issuer claims are then handed to
+// jwt.Validate, so those rules and their errors stay jwx's.
+func (v *Verifier) validate(payload []byte) (Identity, *Failure) {
+	claims, ok := scanClaims(payload)
+	if !ok {
+		return Identity{}, invalid("malformed claims")
+	}
+
+	tok := jwt.New()
+	for _, name := range [...]string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
+		raw, ok := claims.get(name)
+		if !ok {
+			continue
+		}
+		t, ok := numericDate(raw)
+		if !ok {
+			return Identity{}, invalid(name + " claim is not a date")
+		}
+		if err := tok.Set(name, t); err != nil {
+			return Identity{}, invalid(name + " claim is not a date")
+		}
+	}
+	if raw, ok := claims.get(jwt.IssuerKey); ok {
+		iss, ok := jsonString(raw)
+		if !ok || tok.Set(jwt.IssuerKey, iss) != nil {
+			return Identity{}, invalid("iss claim is not a string")
+		}
+	}
+	// jwx treats exp 0 as "no exp"; for us it is a token that expired in
+	// 1970, like any exp before it.
+	_, hasExp := claims.get(jwt.ExpirationKey)
+	if hasExp && tok.Expiration().Unix() <= 0 {
+		return Identity{}, &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
+	}
+	audRaw, _ := claims.get(v.claims.Audience)
+	aud, hasAud, ok := audienceClaim(audRaw)
+	if !ok {
+		// CONTRACT §5: an empty or non-string aud is an invalid token.
+		return Identity{}, invalid("malformed audience claim")
+	}
+	if err := jwt.Validate(tok, v.validateOpts...); err != nil {
+		return Identity{}, validateFailure(err)
+	}
+	if v.verifyAud {
+		if !hasAud {
+			return Identity{}, invalid("missing audience claim")
+		}
+		if !anyIn(aud, v.audience) {
+			return Identity{}, &Failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
+		}
+	}
+
+	var id Identity
+	var f *Failure
+	if id.UserID, f = stringClaim(claims, v.claims.UserID, "user id"); f != nil {
+		return Identity{}, f
+	}
+	if reservedSubject(id.UserID) {
+		return Identity{}, &Failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
+	}
+	if id.SessionID, f = stringClaim(claims, v.claims.SessionID, "session id"); f != nil {
+		return Identity{}, f
+	}
+	scopesRaw, _ := claims.get(v.claims.Scopes)
+	id.Scopes = scopeList(scopesRaw)
+	if len(v.forward) > 0 {
+		id.Forward = v.forwardHeaders(claims)
+	}
+	if hasExp {
+		id.Expires = tok.Expiration()
+	}
+	return id, nil
+}
+
+// NumericDate bounds (RFC 7519 §2): years 1 to 9999.
+const (
+	minNumericDate = -62135596800
+	maxNumericDate = 253402300799
+)
+
+// numericDate reads a JSON number of seconds since the epoch (the fraction
+// is dropped, as jwx does). Strings, null and out-of-range values are not
+// dates.
+func numericDate(raw []byte) (time.Time, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return time.Time{}, false
+	}
+	// raw is a valid JSON number (scanClaims checked it), which ParseFloat
+	// reads exactly.
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f < minNumericDate || f > maxNumericDate {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0).UTC(), true
+}
+
+// validateFailure maps a jwt.Validate error to the detail, by identity.
+func validateFailure(err error) *Failure {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired()):
+		return &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
+	case errors.Is(err, jwt.ErrTokenNotYetValid()):
+		return invalid("token is not valid yet (nbf)")
+	case errors.Is(err, jwt.ErrInvalidIssuedAt()):
+		return invalid("token is issued in the future (iat)")
+	case errors.Is(err, jwt.ErrInvalidIssuer()):
+		return invalid("issuer missing or not accepted")
+	case errors.Is(err, jwt.ErrRequiredClaim()):
+		return invalid("token has no expiry (exp)")
+	}
+	return invalid("claims do not validate")
+}
+
+// audienceClaim reads the audience claim: a non-empty string or a
+// non-empty list of non-empty strings. ok is false for any other value
+// (null included); present is false when the claim is absent.
+func audienceClaim(raw []byte) (aud []string, present, ok bool) {
+	if raw == nil {
+		return nil, false, true
+	}
+	if s, isString := jsonString(raw); isString {
+		return []string{s}, true, s != ""
+	}
+	bad := false
+	isArray := arrayElems(raw, func(e []byte) {
+		s, isString := jsonString(e)
+		if !isString || s == "" {
+			bad = true
+			return
+		}
+		aud = append(aud, s)
+	})
+	return aud, true, isArray && !bad && len(aud) > 0
+}
+
+func anyIn(have, want []string) bool {
+	for _, h := range have {
+		for _, w := range want {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stringClaim reads an identity claim: absent or "" gives "", a string
+// with control characters or any other value (null included) is an invalid
+// token (it would go into an upstream header).
+func stringClaim(claims rawClaims, name, what string) (string, *Failure) {
+	raw, ok := claims.get(name)
+	if !ok {
+		return "", nil
+	}
+	s, isString := jsonString(raw)
+	if !isString {
+		return "", invalid(what + " claim is not a string")
+	}
+	if !headerSafe(s) {
+		return "", invalid(what + " claim has control characters")
+	}
+	return s, nil
+}
+
+// reservedSubject reports user ids AgentOS keeps for itself (CONTRACT §5).
+func reservedSubject(id string) bool {
+	return strings.HasPrefix(id, "sa:") || strings.HasPrefix(id, "__oauth__:") || id == "__scheduler__"
+}
+
+// scopeList reads the scope claim (CONTRACT §5): a list of strings (other
+// entries ignored) or one space-separated string. Empty entries and entries
+// with control characters (which no header can carry) are dropped too.
+func scopeList(raw []byte) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	var out []string
+	switch raw[0] {
+	case '"':
+		s, _ := jsonString(raw)
+		for _, f := range strings.Fields(s) {
+			if headerSafe(f) {
+				out = append(out, f)
+			}
+		}
+	case '[':
+		arrayElems(raw, func(e []byte) {
+			if s, ok := jsonString(e); ok && oneScope(s) {
+				out = append(out, s)
+			}
+		})
+	}
+	return out
+}
+
+// oneScope reports whether a list entry is kept as a scope: non-empty and
+// header-safe. An entry with a space stays one scope (CONTRACT §5: a
+// per-resource scope's id may hold one, "agents:sales bot:run").
+func oneScope(s string) bool {
+	return s != "" && headerSafe(s)
+}
+
+// headerSafe reports whether s can be an HTTP header value as is: valid
+// UTF-8 without control characters (tab aside).
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+// forwardHeaders builds the x-agentos-claim-* headers from the raw claims,
+// so values keep their exact JSON (large numbers included).
+func (v *Verifier) forwardHeaders(claims rawClaims) []Header {
+	var out []Header
+	for _, fc := range v.forward {
+		raw, ok := claims.get(fc.claim)
+		if !ok {
+			continue
+		}
+		if s, isString := jsonString(raw); isString && headerSafe(s) {
+			out = append(out, Header{Name: fc.header, Value: s})
+			continue
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil || !headerSafe(buf.String()) {
+			continue
+		}
+		out = append(out, Header{Name: fc.header, Value: buf.String()})
+	}
+	return out
+}

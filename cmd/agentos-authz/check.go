@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/agentos-authz/agentos-authz/authz"
+)
+
+// headerFlags collects repeated --header "name: value" flags.
+type headerFlags []authz.Header
+
+func (h *headerFlags) String() string { return fmt.Sprint(len(*h), " headers") }
+
+func (h *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	name = strings.ToLower(strings.TrimSpace(name))
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not \"name: value\"", v)
+	}
+	*h = append(*h, authz.Header{Name: name, Value: strings.TrimSpace(value)})
+	return nil
+}
+
+// checkTimeout bounds a --server check.
+const checkTimeout = 10 * time.Second
+
+// runCheck decides one request, offline through the same authz.Authorizer
+// as serve (--config), or by asking a running service over gRPC
+// (--server). Exit 0 allow, 1 deny, 2 when no decision could be made.
+func runCheck(ctx context.Context, args []string, s sys) int {
+	fset := newFlagSet("check", "[--config F | --server ADDR] --token T --method M --path P",
+		"Decides one request and prints the decision and why: the status, the detail, the\n"+
+			"route rule, and the required, matched and missing scopes. Offline by default, with\n"+
+			"the configuration of --config (or AUTHZ_CONFIG) and the environment, exactly as\n"+
+			"serve would; with --server it asks a running service over gRPC instead.\n"+
+			"Exit status: 0 allowed, 1 denied, 2 no decision (bad flags, invalid configuration,\n"+
+			"service unreachable). The token is never printed.",
+		s.stderr)
+	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
+	server := fset.String("server", "", "ask the service at this gRPC address instead of deciding offline")
+	token := fset.String("token", "", "the token, sent as the configured credential; - reads it from stdin")
+	method := fset.String("method", "GET", "HTTP method")
+	path := fset.String("path", "/", "request path as the proxy sends it, query included")
+	var extra headerFlags
+	fset.Var(&extra, "header", "extra request header \"name: value\" (repeatable), e.g. \"origin: https://app\"")
+	if code, ok := parseFlags(fset, args); !ok {
+		return code
+	}
+	if *server != "" && *cfgPath != "" {
+		return usageError(fset, "--config and --server are alternatives: give one")
+	}
+	tok := *token
+	if tok == "-" {
+		var err error
+		if tok, err = readToken(s.stdin); err != nil {
+			fmt.Fprintf(s.stderr, "agentos-authz check: --token -: %v\n", err)
+			return exitUsage
+		}
+	}
+	req := &authz.Request{Method: strings.ToUpper(*method), Path: *path}
+	if *server != "" {
+		return checkRemote(ctx, *server, req, tok, extra, s)
+	}
+	return checkOffline(ctx, configPath(*cfgPath, s.lookupEnv), req, tok, extra, s)
+}
+
+// readToken reads the first line of r, trimmed.
+func readToken(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1<<20)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	tok := strings.TrimSpace(line)
+	if tok == "" {
+		return "", errors.New("no token on standard input")
+	}
+	return tok, nil
+}
+
+func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok string, extra headerFlags, s sys) int {
+	cfg, err := loadConfig(cfgPath, s.lookupEnv, authz.Flags{})
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now})
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	req.Headers = requestHeaders(req, "localhost", extra)
+	if tok != "" {
+		// The token goes where the configuration looks for it: the header
+		// and the cookie (token_source header, cookie or both all find it).
+		header := strings.ToLower(cfg.JWT.Header)
+		if header == "" {
+			header = "authorization"
+		}
+		req.Headers[header] = "Bearer " + tok
+		cookie := cfg.JWT.Cookie
+		if cookie == "" {
+			cookie = "access_token"
+		}
+		if c := req.Headers["cookie"]; c != "" {
+			req.Headers["cookie"] = c + "; " + cookie + "=" + tok
+		} else {
+			req.Headers["cookie"] = cookie + "=" + tok
+		}
+	}
+	d := a.Explain(ctx, req)
+	printDecision(s.stdout, &d)
+	if d.Allowed() {
+		return exitOK
+	}
+	return exitDenied
+}
+
+// requestHeaders builds the headers Envoy would send: the pseudo-headers
+// and the extra ones (repeats joined with "," as Envoy does).
+func requestHeaders(req *authz.Request, host string, extra headerFlags) map[string]string {
+	h := map[string]string{
+		":method":    req.Method,
+		":path":      req.Path,
+		":authority": host,
+		":scheme":    "http",
+	}
+	for _, x := range extra {
+		if prev, ok := h[x.Name]; ok && !strings.HasPrefix(x.Name, ":") {
+			h[x.Name] = prev + "," + x.Value
+			continue
+		}
+		h[x.Name] = x.Value
+	}
+	return h
+}
+
+// printDecision writes the decision and its explanation, one "key: value"
+// per line. A Decision never holds the token.
+func printDecision(w io.Writer, d *authz.Decision) {
+	verdict := "deny"
+	if d.Allowed() {
+		verdict = "allow"
+	}
+	line := func(k, v string) { fmt.Fprintf(w, "%-9s %s\n", k+":", v) }
+	list := func(xs []string) string {
+		if len(xs) == 0 {
+			return "-"
+		}
+		return strings.Join(xs, ", ")
+	}
+	line("decision", verdict)
+	line("status", fmt.Sprint(d.Status))
+	if d.Detail != "" {
+		line("detail", d.Detail)
+	}
+	line("reason", d.Reason.String())
+	rule := d.Rule
+	if rule == "" {
+		rule = "- (no route rule applied)"
+	}
+	line("rule", rule)
+	line("required", list(d.Required))
+	matched := make([]string, len(d.Matched))
+	for i, m := range d.Matched {
+		// scopes.Result.Matched: "required=caller scope that met it".
+		if req, by, ok := strings.Cut(m, "="); ok {
+			m = req + " (by " + by + ")"
+		}
+		matched[i] = m
+	}
+	line("matched", list(matched))
+	line("missing", list(d.Missing))
+	if d.UserID != "" {
+		line("user", d.UserID)
+	}
+	if d.Auth != "" {
+		line("auth", d.Auth)
+	}
+	for _, h := range d.Upstream {
+		line("upstream", h.Name+": "+h.Value)
+	}
+	if len(d.Remove) > 0 {
+		line("removed", strings.Join(d.Remove, ", "))
+	}
+}
+
+// checkRemote sends the request as an Envoy CheckRequest to a running
+// service and prints its answer.
+func checkRemote(ctx context.Context, addr string, req *authz.Request, tok string, extra headerFlags, s sys) int {
+	headers := requestHeaders(req, "localhost", extra)
+	if tok != "" {
+		headers["authorization"] = "Bearer " + tok
+	}
+	if _, ok := headers["x-request-id"]; !ok {
+		// Envoy always sends one; it ties the service's log line to this run.
+		headers["x-request-id"] = "agentos-authz-check-" + randomHex(8)
+	}
+	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{
+			Method: req.Method, Path: req.Path, Host: "localhost", Scheme: "http", Protocol: "HTTP/1.1",
+			Headers: headers,
+		},
+	}}}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintf(s.stderr, "agentos-authz check: --server %s: %v\n", addr, err)
+		return exitUsage
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, cr)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "agentos-authz check: ask %s: %v\n", addr, err)
+		return exitUsage
+	}
+	return printCheckResponse(s.stdout, resp)
+}
+
+// printCheckResponse prints what Envoy would do with resp and returns the
+// exit status for it.
+func printCheckResponse(w io.Writer, resp *authv3.CheckResponse) int {
+	line := func(k, v string) { fmt.Fprintf(w, "%-9s %s\n", k+":", v) }
+	code := codes.Code(resp.GetStatus().GetCode())
+	if code == codes.OK {
+		line("decision", "allow")
+		line("status", "200")
+		for _, h := range resp.GetOkResponse().GetHeaders() {
+			line("upstream", h.GetHeader().GetKey()+": "+headerText(h.GetHeader().GetValue(), h.GetHeader().GetRawValue()))
+		}
+		if rm := resp.GetOkResponse().GetHeadersToRemove(); len(rm) > 0 {
+			line("removed", strings.Join(rm, ", "))
+		}
+		return exitOK
+	}
+	dr := resp.GetDeniedResponse()
+	line("decision", "deny")
+	status := int(dr.GetStatus().GetCode())
+	if status == 0 {
+		status = 403 // Envoy's default for a denial without a status
+	}
+	line("status", fmt.Sprint(status))
+	var body struct {
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(dr.GetBody()), &body); err == nil && body.Detail != "" {
+		line("detail", body.Detail)
+	} else if dr.GetBody() != "" {
+		line("body", dr.GetBody())
+	}
+	line("grpc", code.String())
+	for _, h := range dr.GetHeaders() {
+		line("header", h.GetHeader().GetKey()+": "+headerText(h.GetHeader().GetValue(), h.GetHeader().GetRawValue()))
+	}
+	return exitDenied
+}
+
+// randomHex returns 2n random hex digits.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+func headerText(value string, raw []byte) string {
+	if len(raw) > 0 {
+		return fmt.Sprintf("%q", raw)
+	}
+	return value
+}

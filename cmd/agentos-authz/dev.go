@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/agentos-authz/agentos-authz/authz"
+)
+
+// Development mode (serve --dev): an ephemeral key pair lives only in this
+// process; its public half configures the service, its private half signs
+// the example tokens printed on stdout. Never for production.
+const (
+	devOSID     = "dev-os"
+	devAlg      = "ES256"
+	devTokenTTL = 24 * time.Hour
+)
+
+// devToken is one printed example token.
+type devToken struct {
+	envVar string // shell variable the banner exports it as
+	note   string
+	token  string
+}
+
+// devKit is what the banner prints.
+type devKit struct {
+	alg    string
+	tokens []devToken
+}
+
+// devSetup generates the ephemeral key, builds the development
+// configuration (authorization on, the default route table, os_id dev-os,
+// the listeners of flags) and mints the example tokens. The environment is
+// not read: a stray OS_SECURITY_KEY or JWT_VERIFICATION_KEY must not change
+// what the banner promises.
+func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) {
+	spec, err := lookupAlg(devAlg)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := generateKey(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev key: %w", err)
+	}
+	_, pubPEM, err := encodeKeyPair(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev key: %w", err)
+	}
+	// JSON is YAML: the configuration file the --dev service would have.
+	text, err := json.Marshal(map[string]any{
+		"os_id":         devOSID,
+		"authorization": true,
+		"jwt": map[string]any{
+			"verification_keys": []string{string(pubPEM)},
+			"algorithms":        []string{devAlg},
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := authz.Load(text, nil, flags)
+	if err != nil {
+		return nil, nil, err
+	}
+	kit := &devKit{alg: devAlg}
+	for _, t := range []struct {
+		envVar, sub string
+		scopes      []string
+		ttl         time.Duration
+		note        string
+	}{
+		{"ADMIN_TOKEN", "dev-admin", []string{"agent_os:admin"}, devTokenTTL, "admin: every route"},
+		{"READER_TOKEN", "dev-reader", []string{"agents:read"}, devTokenTTL, "scopes: agents:read"},
+		{"RUNNER_TOKEN", "dev-runner", []string{"agents:demo:run"}, devTokenTTL, "scopes: agents:demo:run (runs of agent demo only)"},
+		{"EXPIRED_TOKEN", "dev-expired", []string{"agents:read"}, -time.Hour, "expired an hour ago"},
+	} {
+		tok, err := mintToken(spec, key, tokenSpec{
+			Subject: t.sub, Audience: []string{devOSID}, Scopes: t.scopes, TTL: t.ttl, Now: now,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("dev token %s: %w", t.sub, err)
+		}
+		kit.tokens = append(kit.tokens, devToken{envVar: t.envVar, note: t.note, token: tok})
+	}
+	return cfg, kit, nil
+}
+
+// dialAddr turns a listener address into one a local client can dial:
+// an unspecified host (":9191", "0.0.0.0", "::") becomes 127.0.0.1.
+func dialAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// printDevBanner prints the development-only warning, the example tokens
+// as shell exports, and commands that try them against this process.
+func printDevBanner(w io.Writer, kit *devKit, grpcAddr, adminAddr net.Addr) {
+	g, adm := dialAddr(grpcAddr), dialAddr(adminAddr)
+	rule := strings.Repeat("!", 78)
+	fmt.Fprintln(w, rule)
+	for _, line := range []string{
+		"DEVELOPMENT MODE - NOT FOR PRODUCTION",
+		"An ephemeral " + kit.alg + " key was made for this process only. The tokens",
+		"below work until they expire or this process stops. os_id: " + devOSID,
+	} {
+		fmt.Fprintf(w, "!!  %-72s!!\n", line)
+	}
+	fmt.Fprintf(w, "%s\n\n", rule)
+	fmt.Fprintf(w, "ext_authz gRPC: %s    ready: http://%s/readyz\n\n", g, adm)
+	fmt.Fprintln(w, "# Example tokens (paste into another shell):")
+	for _, t := range kit.tokens {
+		fmt.Fprintf(w, "export %s='%s'   # %s\n", t.envVar, t.token, t.note)
+	}
+	fmt.Fprintln(w, "\n# Try them (with go run, replace agentos-authz by: go run ./cmd/agentos-authz):")
+	for _, c := range []struct{ env, method, path, want string }{
+		{"READER_TOKEN", "GET", "/agents", "200"},
+		{"RUNNER_TOKEN", "POST", "/agents/demo/runs", "200"},
+		{"ADMIN_TOKEN", "DELETE", "/agents/demo", "200"},
+		{"", "GET", "/agents", "401 Authorization header missing"},
+		{"EXPIRED_TOKEN", "GET", "/agents", "401 Token has expired"},
+		{"READER_TOKEN", "POST", "/agents/demo/runs", "403 Required scope(s): agents:run"},
+		{"RUNNER_TOKEN", "POST", "/agents/other/runs", "403"},
+	} {
+		tok := ""
+		if c.env != "" {
+			tok = fmt.Sprintf(` --token "$%s"`, c.env)
+		}
+		fmt.Fprintf(w, "agentos-authz check --server %s%s --method %s --path %s   # %s\n", g, tok, c.method, c.path, c.want)
+	}
+	// HOOK(http-mode): when the HTTP ext_authz listener lands, print the
+	// same requests as curl commands against it here.
+	fmt.Fprintln(w)
+}

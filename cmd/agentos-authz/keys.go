@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// keyFamily is the kind of key an algorithm signs with.
+type keyFamily uint8
+
+const (
+	familyHMAC keyFamily = iota + 1
+	familyRSA
+	familyEC
+	familyEd25519
+)
+
+// algSpec describes one signing algorithm the tools support.
+type algSpec struct {
+	alg    jwa.SignatureAlgorithm
+	family keyFamily
+	curve  elliptic.Curve // EC only
+}
+
+// lookupAlg resolves an algorithm name (case-sensitive, as in a JOSE
+// header). "none" and unknown names are errors.
+func lookupAlg(name string) (algSpec, error) {
+	switch name {
+	case "HS256":
+		return algSpec{alg: jwa.HS256, family: familyHMAC}, nil
+	case "HS384":
+		return algSpec{alg: jwa.HS384, family: familyHMAC}, nil
+	case "HS512":
+		return algSpec{alg: jwa.HS512, family: familyHMAC}, nil
+	case "RS256":
+		return algSpec{alg: jwa.RS256, family: familyRSA}, nil
+	case "RS384":
+		return algSpec{alg: jwa.RS384, family: familyRSA}, nil
+	case "RS512":
+		return algSpec{alg: jwa.RS512, family: familyRSA}, nil
+	case "PS256":
+		return algSpec{alg: jwa.PS256, family: familyRSA}, nil
+	case "PS384":
+		return algSpec{alg: jwa.PS384, family: familyRSA}, nil
+	case "PS512":
+		return algSpec{alg: jwa.PS512, family: familyRSA}, nil
+	case "ES256":
+		return algSpec{alg: jwa.ES256, family: familyEC, curve: elliptic.P256()}, nil
+	case "ES384":
+		return algSpec{alg: jwa.ES384, family: familyEC, curve: elliptic.P384()}, nil
+	case "ES512":
+		return algSpec{alg: jwa.ES512, family: familyEC, curve: elliptic.P521()}, nil
+	case "EdDSA":
+		return algSpec{alg: jwa.EdDSA, family: familyEd25519}, nil
+	}
+	return algSpec{}, fmt.Errorf("unsupported algorithm %q (want HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", name)
+}
+
+// rsaBits is the size of generated RSA keys.
+const rsaBits = 2048
+
+// generateKey makes a fresh private key for an asymmetric algorithm.
+func generateKey(spec algSpec) (crypto.Signer, error) {
+	switch spec.family {
+	case familyRSA:
+		return rsa.GenerateKey(rand.Reader, rsaBits)
+	case familyEC:
+		return ecdsa.GenerateKey(spec.curve, rand.Reader)
+	case familyEd25519:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}
+	return nil, fmt.Errorf("%s uses a shared secret, not a key pair", spec.alg)
+}
+
+// encodeKeyPair renders a private key as PKCS#8 PEM and its public key as
+// SPKI PEM (what verification_keys and JWT_VERIFICATION_KEY accept).
+func encodeKeyPair(k crypto.Signer) (privPEM, pubPEM []byte, err error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode private key: %w", err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), nil
+}
+
+// parsePrivateKey reads a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+// Errors never quote the file's content.
+func parsePrivateKey(data []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found (want a PEM private key)")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block is %q, want a private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", block.Type, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("unsupported private key type %T", key)
+	}
+	return signer, nil
+}
+
+// signingKey reads the key file for spec: the HMAC secret (surrounding
+// whitespace trimmed) for HS*, else a private key of the algorithm's type.
+func signingKey(spec algSpec, path string) (any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if spec.family == familyHMAC {
+		secret := bytes.TrimSpace(data)
+		if len(secret) == 0 {
+			return nil, fmt.Errorf("%s: the secret file is empty", path)
+		}
+		return secret, nil
+	}
+	k, err := parsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := keyFits(spec, k); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// keyFits reports whether k can sign with spec's algorithm: the family and,
+// for ECDSA, the curve must match (ES256 is P-256 only).
+func keyFits(spec algSpec, k crypto.Signer) error {
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		if spec.family == familyRSA {
+			return nil
+		}
+	case *ecdsa.PrivateKey:
+		if spec.family == familyEC {
+			if k.Curve != spec.curve {
+				return fmt.Errorf("%s needs a %s key, this one is %s", spec.alg, spec.curve.Params().Name, k.Curve.Params().Name)
+			}
+			return nil
+		}
+	case ed25519.PrivateKey:
+		if spec.family == familyEd25519 {
+			return nil
+		}
+	}
+	return fmt.Errorf("a %s key cannot sign %s", keyTypeName(k), spec.alg)
+}
+
+func keyTypeName(k crypto.Signer) string {
+	switch k.(type) {
+	case *rsa.PrivateKey:
+		return "RSA"
+	case *ecdsa.PrivateKey:
+		return "ECDSA"
+	case ed25519.PrivateKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", k)
+}
+
+// tokenSpec is what a minted token says. Zero fields are left out; TTL 0
+// means no exp claim, a negative TTL an already expired token.
+type tokenSpec struct {
+	Subject   string
+	Audience  []string
+	Scopes    []string
+	Issuer    string
+	SessionID string
+	KeyID     string
+	TTL       time.Duration
+	Now       time.Time
+}
+
+// mintToken signs a JWT with jwx. The scopes go in the contract's default
+// "scopes" claim as a list of strings.
+func mintToken(spec algSpec, key any, ts tokenSpec) (string, error) {
+	t := jwt.New()
+	now := ts.Now.Truncate(time.Second)
+	set := func(name string, v any) error {
+		if err := t.Set(name, v); err != nil {
+			return fmt.Errorf("claim %s: %w", name, err)
+		}
+		return nil
+	}
+	claims := []struct {
+		name string
+		v    any
+		skip bool
+	}{
+		{jwt.SubjectKey, ts.Subject, ts.Subject == ""},
+		{jwt.AudienceKey, ts.Audience, len(ts.Audience) == 0},
+		{jwt.IssuerKey, ts.Issuer, ts.Issuer == ""},
+		{jwt.IssuedAtKey, now, false},
+		{jwt.ExpirationKey, now.Add(ts.TTL), ts.TTL == 0},
+		{"scopes", ts.Scopes, ts.Scopes == nil},
+		{"session_id", ts.SessionID, ts.SessionID == ""},
+	}
+	for _, c := range claims {
+		if c.skip {
+			continue
+		}
+		if err := set(c.name, c.v); err != nil {
+			return "", err
+		}
+	}
+	hdr := jws.NewHeaders()
+	if ts.KeyID != "" {
+		if err := hdr.Set(jws.KeyIDKey, ts.KeyID); err != nil {
+			return "", fmt.Errorf("kid: %w", err)
+		}
+	}
+	signed, err := jwt.Sign(t, jwt.WithKey(spec.alg, key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", fmt.Errorf("sign %s token: %w", spec.alg, err)
+	}
+	return string(signed), nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items;
+// nil when there is none.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

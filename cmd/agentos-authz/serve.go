@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/envoy"
+)
+
+// serveOptions are the serve flags that are not configuration, and the
+// authorizer constructor (authz.New; tests substitute a fake).
+type serveOptions struct {
+	dev          *devKit // non-nil with --dev: printed once serving
+	drainTimeout time.Duration
+	newAuthz     func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+}
+
+// authorizer is what serve needs of *authz.Authorizer.
+type authorizer interface {
+	envoy.Decider
+	Ready() bool
+}
+
+// newAuthorizer is authz.New behind the authorizer interface.
+func newAuthorizer(cfg *authz.Config, opts authz.Options) (authorizer, error) {
+	a, err := authz.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Timeouts of the lifecycle.
+const (
+	defaultDrainTimeout = 20 * time.Second
+	adminShutdownWait   = 5 * time.Second
+	readyPollInterval   = 100 * time.Millisecond
+	adminHeaderTimeout  = 5 * time.Second
+)
+
+// runServe parses the serve flags, loads the configuration (or builds the
+// --dev one) and serves until ctx is cancelled (SIGTERM/SIGINT): exit 0
+// after draining, 1 when a listener fails, 2 on a configuration error.
+func runServe(ctx context.Context, args []string, s sys) int {
+	fset := newFlagSet("serve", "[flags]",
+		"Runs the Envoy ext_authz service: envoy.service.auth.v3.Authorization/Check,\n"+
+			"grpc.health.v1 and reflection on --grpc-addr; /healthz and /readyz on --admin-addr.\n"+
+			"SIGTERM or SIGINT: health turns NOT_SERVING, in-flight checks drain, exit 0.\n"+
+			"--dev: ephemeral signing key, example tokens on stdout, readable logs;\n"+
+			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
+		s.stderr)
+	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
+	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
+	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
+	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz")
+	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
+	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
+	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
+	if code, ok := parseFlags(fset, args); !ok {
+		return code
+	}
+	level, err := zapcore.ParseLevel(*logLevel)
+	if err != nil {
+		return usageError(fset, "--log-level: %v", err)
+	}
+	if *dev && !isSet(fset, "log-level") {
+		level = zapcore.DebugLevel
+	}
+	if *drain <= 0 {
+		return usageError(fset, "--drain-timeout must be positive")
+	}
+	// Only the flags given override the file and the environment.
+	var flags authz.Flags
+	if isSet(fset, "grpc-addr") {
+		flags.GRPCAddr = grpcAddr
+	}
+	if isSet(fset, "http-addr") {
+		flags.HTTPAddr = httpAddr
+	}
+	if isSet(fset, "admin-addr") {
+		flags.AdminAddr = adminAddr
+	}
+
+	var cfg *authz.Config
+	var kit *devKit
+	if *dev {
+		if *cfgPath != "" {
+			return usageError(fset, "--dev builds its own configuration; drop --config")
+		}
+		cfg, kit, err = devSetup(s.now(), flags)
+	} else {
+		cfg, err = loadConfig(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags)
+	}
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	log := newLogger(s.stderr, *dev, level)
+	defer func() { _ = log.Sync() }()
+	if *dev {
+		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
+	}
+	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, newAuthz: newAuthorizer}, s)
+}
+
+// newLogger is zap's production JSON logger (sampled), or a readable
+// console logger for --dev, writing to w.
+func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
+	sink := zapcore.Lock(zapcore.AddSync(w))
+	if dev {
+		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+		return zap.New(zapcore.NewCore(enc, sink, level), zap.ErrorOutput(sink))
+	}
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, level), time.Second, 100, 100)
+	return zap.New(core, zap.ErrorOutput(sink))
+}
+
+// checkGate is the registered Check service: UNAVAILABLE until the
+// authorizer is built (health says NOT_SERVING meanwhile, so Envoy should
+// not ask), then the envoy adapter. A not-ready service is a fault of ours,
+// not a client-caused outcome, hence a gRPC error rather than a denial.
+type checkGate struct {
+	authv3.UnimplementedAuthorizationServer
+	srv atomic.Pointer[authv3.AuthorizationServer]
+}
+
+var _ authv3.AuthorizationServer = (*checkGate)(nil)
+
+func (g *checkGate) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	s := g.srv.Load()
+	if s == nil {
+		return nil, status.Error(codes.Unavailable, "agentos-authz is starting: configuration and keys not loaded yet")
+	}
+	return (*s).Check(ctx, req)
+}
+
+// serviceNames are the grpc.health.v1 services reported: the server as a
+// whole ("") and the Check service.
+func serviceNames() []string {
+	return []string{"", authv3.Authorization_ServiceDesc.ServiceName}
+}
+
+// serve runs the listeners until ctx is done or one fails.
+func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) int {
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for gRPC on %s: %v\n", cfg.GRPCAddr, err)
+		return exitFault
+	}
+	adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		grpcLis.Close()
+		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
+		return exitFault
+	}
+
+	hs := health.NewServer()
+	for _, name := range serviceNames() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	gate := &checkGate{}
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, gate)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	life := &lifecycle{}
+	admin := &http.Server{
+		Handler:           adminHandler(life.ready.Load, nil),
+		ReadHeaderTimeout: adminHeaderTimeout,
+		ErrorLog:          zap.NewStdLog(log.Named("admin")),
+	}
+
+	type served struct {
+		name string
+		err  error
+	}
+	done := make(chan served, 2)
+	go func() { done <- served{"grpc", gs.Serve(grpcLis)} }()
+	go func() { done <- served{"admin", admin.Serve(adminLis)} }()
+	log.Info("listening",
+		zap.String("grpc_addr", grpcLis.Addr().String()),
+		zap.String("admin_addr", adminLis.Addr().String()))
+
+	// HOOK(http-mode, CONTRACT §6): the HTTP ext_authz listener on
+	// cfg.HTTPAddr is a later issue (envoy/http*.go). Start it here, beside
+	// gRPC, with the same authorizer, and shut it down with the admin server.
+	if cfg.HTTPAddr != authz.HTTPAddrOff {
+		log.Warn("HTTP ext_authz mode is not implemented yet; not listening on http_addr",
+			zap.String("http_addr", cfg.HTTPAddr))
+	}
+
+	code := exitOK
+	stopping := false
+	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now})
+	if err != nil {
+		printConfigError(s.stderr, err)
+		code, stopping = exitUsage, true
+	} else {
+		// HOOK(metrics): envoy.WithObserver(...) here counts decisions by
+		// reason and status, their latency, and security-key use
+		// (Decision.Auth == "security-key", CONTRACT §7) for /metrics.
+		srv := envoy.NewServer(a)
+		gate.srv.Store(&srv)
+	}
+
+	if !stopping {
+		// waitReady ends with ctx, or with this function (listener failure).
+		readyCtx, cancelReady := context.WithCancel(ctx)
+		defer cancelReady()
+		go waitReady(readyCtx, a, readyPollInterval, func() {
+			if !life.serving(hs) {
+				return // already draining
+			}
+			log.Info("serving")
+			if opts.dev != nil {
+				printDevBanner(s.stdout, opts.dev, grpcLis.Addr(), adminLis.Addr())
+			}
+		})
+	}
+
+	for !stopping {
+		select {
+		case <-ctx.Done():
+			stopping = true
+		case r := <-done:
+			if r.name == "admin" && errors.Is(r.err, http.ErrServerClosed) {
+				continue
+			}
+			fmt.Fprintf(s.stderr, "agentos-authz serve: %s listener failed: %v\n", r.name, r.err)
+			log.Error("listener failed", zap.String("listener", r.name), zap.Error(r.err))
+			code, stopping = exitFault, true
+		}
+	}
+
+	shutdown(ctx, log, gs, admin, func() { life.drain(hs) }, opts.drainTimeout)
+	log.Info("stopped", zap.Int("exit_code", code))
+	return code
+}
+
+// shutdown drains: readiness off and health NOT_SERVING (notServing), then
+// GracefulStop lets in-flight checks finish within timeout (then Stop cuts
+// the rest), then the admin server stops.
+func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, admin *http.Server, notServing func(), timeout time.Duration) {
+	notServing()
+	log.Info("draining", zap.Duration("timeout", timeout))
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	timer := time.NewTimer(timeout)
+	select {
+	case <-stopped:
+		timer.Stop()
+	case <-timer.C:
+		log.Warn("drain timeout reached; closing the remaining connections")
+		gs.Stop()
+		<-stopped
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminShutdownWait)
+	defer cancel()
+	if err := admin.Shutdown(shutCtx); err != nil {
+		log.Warn("admin server shutdown", zap.Error(err))
+		_ = admin.Close()
+	}
+}
+
+// lifecycle orders the switch to serving against the switch to draining,
+// so a late "ready" can never undo a drain.
+type lifecycle struct {
+	mu       sync.Mutex
+	draining bool
+	ready    atomic.Bool // read by /readyz
+}
+
+// serving reports SERVING on health and readiness, unless draining began;
+// it reports whether it did.
+func (l *lifecycle) serving(hs *health.Server) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining {
+		return false
+	}
+	for _, name := range serviceNames() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	l.ready.Store(true)
+	return true
+}
+
+// drain turns readiness off and health NOT_SERVING for good (Shutdown
+// ignores later updates).
+func (l *lifecycle) drain(hs *health.Server) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.draining = true
+	l.ready.Store(false)
+	hs.Shutdown()
+}
+
+// readiness is what waitReady needs of the authorizer.
+type readiness interface{ Ready() bool }
+
+// waitReady calls onReady once r is ready (at once when it already is),
+// polling every interval; it gives up when ctx is done.
+func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady func()) {
+	if r.Ready() {
+		onReady()
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if r.Ready() {
+				onReady()
+				return
+			}
+		}
+	}
+}
+
+// adminHandler serves /healthz (200 while the process lives) and /readyz
+// (200 only while serving checks; 503 before and while draining).
+// HOOK(metrics): pass the Prometheus handler as metrics to expose /metrics
+// (CONTRACT §2); nil leaves it out.
+func adminHandler(ready func() bool, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	return mux
+}

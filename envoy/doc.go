@@ -1,0 +1,15 @@
+// Package envoy adapts Envoy's external-authorization protocol to the
+// transport-free decision pipeline in package authz.
+//
+// It owns the translation table in both directions and nothing more:
+// a CheckRequest becomes an authz.Request (FromCheckRequest), an
+// authz.Decision becomes a CheckResponse (ToCheckResponse), and Server
+// serves envoy.service.auth.v3.Authorization/Check by chaining the two
+// around a Decider.
+//
+// It never decides: no path rules, credentials or scopes live here, and
+// every client-caused outcome (allow, 400, 401, 403) is rendered as a
+// CheckResponse, never as a gRPC error (CONTRACT §5, ENVOY-NOTES §3: a
+// failed RPC is an error to Envoy, not a denial). It holds no global
+// state and does not log tokens or header values.
+package envoy

@@ -1,0 +1,118 @@
+package envoy
+
+import (
+	"sort"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/agentos-authz/agentos-authz/authz"
+)
+
+// FromCheckRequest translates an Envoy CheckRequest into the pipeline's
+// input. It reads only attributes.request.http, through the generated
+// nil-safe accessors, so a bare or partial request never panics.
+//
+// Without HTTP attributes the result is Request{Malformed: true}, which
+// Decide answers with 400 Malformed check request (CONTRACT §5 step 1).
+//
+// Path is http.path as Envoy sends it: the raw :path, query included,
+// undecoded (ENVOY-NOTES §1); authz normalises it. Headers come from
+// http.headers or, when Envoy runs with encode_raw_headers, from
+// http.header_map, whose repeated lines are joined with "," in order as
+// Envoy itself joins them in the default mode. Raw values are taken as
+// bytes: non-UTF-8 values are kept, not replaced.
+//
+// In the common case the headers map of the CheckRequest is used as is,
+// without a copy: Envoy's keys are already lower-case. The caller must not
+// modify the request while the returned Request is in use.
+func FromCheckRequest(cr *authv3.CheckRequest) authz.Request {
+	h := cr.GetAttributes().GetRequest().GetHttp()
+	if h == nil {
+		return authz.Request{Malformed: true}
+	}
+	r := authz.Request{
+		Method: h.GetMethod(),
+		Path:   h.GetPath(),
+	}
+	if lines := h.GetHeaderMap().GetHeaders(); len(lines) > 0 {
+		r.Headers = joinHeaderLines(lines)
+	} else {
+		r.Headers = lowerKeys(h.GetHeaders())
+	}
+	return r
+}
+
+// joinHeaderLines folds Envoy's raw header lines into one value per
+// lower-cased name, joining repeats with "," (no space) in arrival order,
+// empty values included, exactly as Envoy's default mode does
+// (check_request_utils_test.cc BasicHttpWithDuplicateHeaders).
+func joinHeaderLines(lines []*corev3.HeaderValue) map[string]string {
+	m := make(map[string]string, len(lines))
+	for _, hv := range lines {
+		key := strings.ToLower(hv.GetKey())
+		if key == "" {
+			continue
+		}
+		v := headerValue(hv)
+		if prev, ok := m[key]; ok {
+			m[key] = prev + "," + v
+			continue
+		}
+		m[key] = v
+	}
+	return m
+}
+
+// headerValue returns raw_value when set (the encode_raw_headers shape),
+// else value. The proto allows only one of them.
+func headerValue(hv *corev3.HeaderValue) string {
+	if raw := hv.GetRawValue(); len(raw) > 0 {
+		return string(raw)
+	}
+	return hv.GetValue()
+}
+
+// lowerKeys returns m itself when every key is already lower-case (always
+// so for Envoy), else a copy with lower-cased keys where keys that differ
+// only in case are joined with "," in sorted order of the original keys,
+// so the result does not depend on map iteration order.
+func lowerKeys(m map[string]string) map[string]string {
+	upper := false
+	for k := range m {
+		if hasUpper(k) {
+			upper = true
+			break
+		}
+	}
+	if !upper {
+		return m
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make(map[string]string, len(m))
+	for _, k := range keys {
+		lk := strings.ToLower(k)
+		if prev, ok := out[lk]; ok {
+			out[lk] = prev + "," + m[k]
+			continue
+		}
+		out[lk] = m[k]
+	}
+	return out
+}
+
+// hasUpper reports whether s holds a character strings.ToLower would change.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}

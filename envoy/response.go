@@ -1,0 +1,282 @@
+package envoy
+
+import (
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/agentos-authz/agentos-authz/authz"
+)
+
+// ToCheckResponse renders a decision as Envoy's CheckResponse.
+//
+// Allowed (Status 200): status OK and an OkHttpResponse that sets every
+// d.Upstream header with OVERWRITE_IF_EXISTS_OR_ADD (portable across Envoy
+// versions, ENVOY-NOTES §3) and lists d.Remove in headers_to_remove, so no
+// client-sent x-agentos-* value reaches the upstream; the same values go
+// into the response's dynamic_metadata, keyed by header name.
+//
+// Anything else denies (fail closed: the zero Decision denies): status
+// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, PERMISSION_DENIED
+// otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
+// body {"detail": ...}, content-type: application/json,
+// www-authenticate: Bearer on 401, and d.Response (CORS) headers
+// (CONTRACT §5). It never sets error_response.
+//
+// The returned message shares d's strings and slices; it is built with a
+// fixed, small number of allocations because it is on every check's path.
+func ToCheckResponse(d *authz.Decision) *authv3.CheckResponse {
+	if d.Allowed() {
+		return allowResponse(d)
+	}
+	return denyResponse(d)
+}
+
+const (
+	contentTypeJSON = "application/json"
+	bearerChallenge = "Bearer"
+)
+
+func allowResponse(d *authz.Decision) *authv3.CheckResponse {
+	ok := &authv3.OkHttpResponse{
+		Headers:         headerOptions(d.Upstream, nil),
+		HeadersToRemove: validNames(d.Remove),
+	}
+	return &authv3.CheckResponse{
+		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: metadata(d.Upstream),
+	}
+}
+
+func denyResponse(d *authz.Decision) *authv3.CheckResponse {
+	status := httpStatus(d.Status)
+	detail := d.Detail
+	if detail == "" {
+		detail = http.StatusText(status)
+	}
+	fixed := [2]authz.Header{{Name: "content-type", Value: contentTypeJSON}}
+	n := 1
+	if status == http.StatusUnauthorized {
+		fixed[1] = authz.Header{Name: "www-authenticate", Value: bearerChallenge}
+		n = 2
+	}
+	denied := &authv3.DeniedHttpResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
+		Headers: headerOptions(fixed[:n], d.Response),
+		Body:    detailBody(detail),
+	}
+	return &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(grpcCode(status)), Message: validUTF8(detail)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+	}
+}
+
+// httpStatus is the HTTP status of a denial: d.Status when Envoy's
+// StatusCode enum knows it as a client or server error, else 403 (the
+// zero Decision and any unexpected value deny as forbidden).
+func httpStatus(s int) int {
+	if s >= 400 && s <= 599 {
+		if _, known := typev3.StatusCode_name[int32(s)]; known {
+			return s
+		}
+	}
+	return http.StatusForbidden
+}
+
+// grpcCode maps a denial's HTTP status to the CheckResponse status code
+// (CONTRACT §5). Envoy reads any non-OK code as a denial.
+func grpcCode(status int) codes.Code {
+	switch status {
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	default:
+		return codes.PermissionDenied
+	}
+}
+
+// headerOptions builds one HeaderValueOption per header of a and then b,
+// all with OVERWRITE_IF_EXISTS_OR_ADD, in three allocations whatever the
+// count. It returns nil for no headers.
+func headerOptions(a, b []authz.Header) []*corev3.HeaderValueOption {
+	n := len(a) + len(b)
+	if n == 0 {
+		return nil
+	}
+	opts := make([]corev3.HeaderValueOption, n)
+	vals := make([]corev3.HeaderValue, n)
+	out := make([]*corev3.HeaderValueOption, n)
+	for i := range n {
+		h := headerAt(a, b, i)
+		vals[i].Key = validUTF8(h.Name)
+		if utf8.ValidString(h.Value) {
+			vals[i].Value = h.Value
+		} else {
+			// A proto3 string must be UTF-8; raw_value carries any bytes.
+			vals[i].RawValue = []byte(h.Value)
+		}
+		opts[i].Header = &vals[i]
+		opts[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		out[i] = &opts[i]
+	}
+	return out
+}
+
+func headerAt(a, b []authz.Header, i int) authz.Header {
+	if i < len(a) {
+		return a[i]
+	}
+	return b[i-len(a)]
+}
+
+// metadata renders the upstream headers as dynamic metadata: one string
+// value per header name (CONTRACT §5: the same values as the headers),
+// built directly as structpb values, not through a JSON round trip.
+func metadata(hs []authz.Header) *structpb.Struct {
+	if len(hs) == 0 {
+		return nil
+	}
+	vals := make([]structpb.Value, len(hs))
+	kinds := make([]structpb.Value_StringValue, len(hs))
+	fields := make(map[string]*structpb.Value, len(hs))
+	for i, h := range hs {
+		kinds[i].StringValue = validUTF8(h.Value)
+		vals[i].Kind = &kinds[i]
+		fields[validUTF8(h.Name)] = &vals[i]
+	}
+	return &structpb.Struct{Fields: fields}
+}
+
+// validNames returns names itself when every name is valid UTF-8 (always,
+// for names authz took from Envoy's headers), else a sanitised copy: a
+// response that fails to marshal would reach Envoy as an RPC error, and an
+// RPC error can mean "allow" under failure_mode_allow.
+func validNames(names []string) []string {
+	for i, n := range names {
+		if !utf8.ValidString(n) {
+			out := make([]string, len(names))
+			copy(out, names[:i])
+			for j := i; j < len(names); j++ {
+				out[j] = validUTF8(names[j])
+			}
+			return out
+		}
+	}
+	return names
+}
+
+// validUTF8 returns s, with invalid UTF-8 sequences replaced by U+FFFD when
+// there are any (proto3 strings must be UTF-8 to marshal).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// detailBody returns the JSON document {"detail": "<detail>"}, escaped as
+// encoding/json would escape the string (including <, > and &, U+2028,
+// U+2029, and invalid UTF-8 as U+FFFD), in a single allocation.
+func detailBody(detail string) string {
+	const prefix, suffix = `{"detail": "`, `"}`
+	var b strings.Builder
+	b.Grow(len(prefix) + len(detail) + len(suffix) + escapeSlack(detail))
+	b.WriteString(prefix)
+	writeJSONEscaped(&b, detail)
+	b.WriteString(suffix)
+	return b.String()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// escapeSlack is how many bytes escaping adds to s, so detailBody can size
+// its buffer exactly.
+func escapeSlack(s string) int {
+	extra := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
+				extra++
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				extra += 5
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			extra += 6 - size // \ufffd
+		case r == '\u2028' || r == '\u2029':
+			extra += 6 - size
+		}
+		i += size
+	}
+	return extra
+}
+
+// writeJSONEscaped writes s as the body of a JSON string literal.
+func writeJSONEscaped(b *strings.Builder, s string) {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			case '\b':
+				b.WriteString(`\b`)
+			case '\f':
+				b.WriteString(`\f`)
+			default:
+				b.WriteString(`\u00`)
+				b.WriteByte(hexDigits[c>>4])
+				b.WriteByte(hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(s[start:i])
+			b.WriteString(`\ufffd`)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b.WriteString(s[start:i])
+			b.WriteString(`\u202`)
+			b.WriteByte(hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b.WriteString(s[start:])
+}
