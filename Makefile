@@ -38,8 +38,12 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/test$$')
 	cd test && $(GO) test -race -count=1 -timeout 20m
 
-bench:
+# bench: the in-process Go benchmarks, then the side-by-side gRPC comparison of the
+# real service against a no-op ext_authz server (pinned with taskset when present).
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/ ./envoy/
+	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
+	bin/authz-bench compare --bin $(BIN) --duration 10s
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseScope$$' -fuzztime $(FUZZTIME) ./scopes/
