@@ -45,6 +45,11 @@ type Config struct {
 	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
 	SecurityKeyMigration bool `yaml:"security_key_migration"`
 
+	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
+	HTTP HTTPConfig `yaml:"http"`
+	// Log is the log: section (decision logging).
+	Log LogConfig `yaml:"log"`
+
 	// The serve listeners (CONTRACT §2: every serve flag is settable here).
 	GRPCAddr  string `yaml:"grpc_addr"`
 	HTTPAddr  string `yaml:"http_addr"` // "off" disables the HTTP mode
@@ -260,6 +265,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.JWT.Check()...)
+	errs = append(errs, c.HTTP.check()...)
+	errs = append(errs, c.Log.check()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool

@@ -147,6 +147,8 @@ func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 		switch {
 		case errors.As(err, &te) && kind == reflect.Bool:
 			d.fail(path, n, errors.New(strconv.Quote(n.Value)+" must be true or false"))
+		case errors.As(err, &te) && (kind == reflect.Float64 || kind == reflect.Float32):
+			d.fail(path, n, errors.New(strconv.Quote(n.Value)+" must be a number"))
 		case errors.As(err, &te):
 			d.fail(path, n, errors.New(typeErrorText(te)))
 		default:

@@ -21,6 +21,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Clock is the time source for token validation; nil means time.Now.
 	Clock func() time.Time
+	// Observer counts JWKS fetches and verified-token cache lookups; nil
+	// means NopJWKSObserver.
+	Observer JWKSObserver
 }
 
 // Authorizer decides requests (CONTRACT §5). Its configuration, keys and
@@ -31,6 +34,9 @@ type Options struct {
 type Authorizer struct {
 	snap atomic.Pointer[snapshot]
 	log  *zap.Logger
+	// allowed counts allowed decisions while log.allow_sample_rate > 0,
+	// for the deterministic sampling of their log lines (sampleAllowed).
+	allowed atomic.Uint64
 }
 
 // snapshot is everything a decision needs, compiled once by New and never
@@ -44,10 +50,17 @@ type snapshot struct {
 	cors      []string
 	creds     credentials
 	key       securityKey
-	// keyScopes / keySet are the security-key principal's scopes: the admin
-	// scope (CONTRACT §7).
-	keyScopes []string
-	keySet    scopes.Set
+	// keyPrincipal / keySet are the security key's principal and its
+	// parsed scopes: the admin scope (CONTRACT §7).
+	keyPrincipal principal
+	keySet       scopes.Set
+	// cache remembers verified tokens (nil: jwt.cache_size or
+	// jwt.cache_ttl is 0, or no verifier).
+	cache *tokenCache
+	clock func() time.Time
+	obs   JWKSObserver
+	// allowSample is log.allow_sample_rate in millionths (0: none).
+	allowSample uint64
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -98,9 +111,18 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 		excluded:  excluded,
 		creds:     newCredentials(source, cfg.JWT.Header, cfg.JWT.Cookie),
 		key:       newSecurityKey(cfg.SecurityKey, jwtSource),
-		keyScopes: []string{table.AdminScope()},
+		clock:     opts.Clock,
+		obs:       opts.Observer,
 	}
-	s.keySet = table.Parse(s.keyScopes)
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.obs == nil {
+		s.obs = NopJWKSObserver{}
+	}
+	s.keyPrincipal = newPrincipal(&Identity{Scopes: []string{table.AdminScope()}})
+	s.keySet = s.keyPrincipal.parseScopes(table)
+	s.allowSample = cfg.Log.samplePPM()
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -110,16 +132,47 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.corsAny = s.corsAny || len(s.cors) == 0
 	if jwtSource {
 		aud := cfg.ExpectedAudience()
-		s.verifier, err = NewVerifier(&cfg.JWT, VerifierOptions{Audience: aud, Clock: opts.Clock, Logger: log})
+		s.verifier, err = NewVerifier(&cfg.JWT, VerifierOptions{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
 		if err != nil {
 			return nil, err
 		}
+		s.cache = newTokenCache(cfg.JWT.TokenCacheSize(), cfg.JWT.CacheTTL.Duration, cfg.JWT.Leeway.Duration)
 	}
 	return s, nil
 }
 
-// Ready reports whether a configuration is loaded, so checks can be served.
-func (a *Authorizer) Ready() bool { return a.snap.Load() != nil }
+// Ready reports whether checks can be served: a configuration is loaded
+// and, with a JWKS URL, its first key set is.
+func (a *Authorizer) Ready() bool {
+	s := a.snap.Load()
+	return s != nil && (s.verifier == nil || s.verifier.Ready())
+}
+
+// Start begins the background work of the current snapshot (fetching and
+// refreshing a JWKS URL) under ctx, and returns at once; Ready turns true
+// when the first key set is loaded. A second call does nothing.
+func (a *Authorizer) Start(ctx context.Context) {
+	if s := a.snap.Load(); s != nil && s.verifier != nil {
+		s.verifier.Start(ctx)
+	}
+}
+
+// Close stops the background work and waits for it. Decide keeps
+// answering, with the last key set loaded.
+func (a *Authorizer) Close() {
+	if s := a.snap.Load(); s != nil && s.verifier != nil {
+		s.verifier.Close()
+	}
+}
+
+// CacheLen returns the number of verified tokens cached now (0 without a
+// cache), for the cache-size gauge. Safe for concurrent use.
+func (a *Authorizer) CacheLen() int {
+	if s := a.snap.Load(); s != nil && s.cache != nil {
+		return s.cache.len()
+	}
+	return 0
+}
 
 // Decide authorizes r (CONTRACT §5). Every outcome is a Decision, never an
 // error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden. A
@@ -154,7 +207,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 		// hand out an allow nobody asked for any more.
 		d = canceledDecision(detailCanceled)
 	}
-	logDecision(a.log, r, path, &d)
+	logDecision(a.log, r, path, &d, a.sampleAllowed(s, &d))
 	return d
 }
 
@@ -226,7 +279,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 			zap.String("method", r.Method), zap.String("path", path),
 			zap.String("request_id", r.Headers["x-request-id"]))
 	}
-	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.UserID}
+	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
 	var res scopes.Result
 	if s.authorize {
@@ -234,7 +287,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 		if auth == AuthSecurityKey {
 			set = s.keySet
 		} else {
-			set = s.table.Parse(id.Scopes)
+			set = id.parseScopes(s.table)
 		}
 		res = s.table.Check(r.Method, path, &set)
 		if res.Rule != nil {
@@ -273,38 +326,72 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 }
 
 // authenticate finds and checks the credential (CONTRACT §5 step 4, §7). It
-// returns the identity and the x-agentos-auth value, or a 401 failure.
-func (s *snapshot) authenticate(ctx context.Context, r *Request) (Identity, string, *Failure) {
+// returns the principal and the x-agentos-auth value, or a 401 failure.
+func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, string, *Failure) {
 	switch s.key.mode {
 	case keyOnly:
 		tok, ok := s.creds.headerToken(r.Headers)
 		if !ok {
-			return Identity{}, "", &Failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
+			return principal{}, "", &Failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
 		}
 		if !s.key.matches(tok) {
-			return Identity{}, "", &Failure{Reason: ReasonInvalidSecurityKey, Detail: detailKeyInvalid}
+			return principal{}, "", &Failure{Reason: ReasonInvalidSecurityKey, Detail: detailKeyInvalid}
 		}
-		return Identity{Scopes: s.keyScopes}, AuthSecurityKey, nil
+		return s.keyPrincipal, AuthSecurityKey, nil
 	case keyMigration:
 		// A bearer equal to the key passes as the key; anything else is a
 		// JWT, with the JWT messages.
 		if tok, ok := s.creds.headerToken(r.Headers); ok && s.key.matches(tok) {
-			return Identity{Scopes: s.keyScopes}, AuthSecurityKey, nil
+			return s.keyPrincipal, AuthSecurityKey, nil
 		}
 	}
 	tok, ok := s.creds.token(r.Headers)
 	if !ok {
-		return Identity{}, "", &Failure{Reason: ReasonMissingCredential, Detail: s.creds.missing}
+		return principal{}, "", &Failure{Reason: ReasonMissingCredential, Detail: s.creds.missing}
 	}
 	if s.verifier == nil {
 		// Unreachable with a validated configuration: fail closed.
-		return Identity{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
+		return principal{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
 	}
-	id, fail := s.verifier.Verify(ctx, tok)
+	p, fail := s.verifyToken(ctx, tok)
 	if fail != nil {
-		return Identity{}, "", fail
+		return principal{}, "", fail
 	}
-	return id, AuthJWT, nil
+	return p, AuthJWT, nil
+}
+
+// verifyToken verifies tok, or finds it in the verified-token cache. A hit
+// is exactly what a verification would say now (see tokencache.go): the
+// same key set, the clock inside the token's validity. Only a valid token
+// is remembered.
+func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Failure) {
+	if s.cache == nil {
+		id, _, fail := s.verifier.verify(ctx, tok)
+		if fail != nil {
+			return principal{}, fail
+		}
+		return newPrincipal(&id), nil
+	}
+	if ctx.Err() != nil {
+		return principal{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+	}
+	// The key set is read before verifying: should it change meanwhile,
+	// the entry is stored under the older set and is never served.
+	keys := s.verifier.jwksKeys(ctx)
+	d := s.cache.digest(tok)
+	now := s.clock()
+	if p, ok := s.cache.get(&d, keys, now); ok {
+		s.obs.CacheHit()
+		return p, nil
+	}
+	s.obs.CacheMiss()
+	id, from, fail := s.verifier.verify(ctx, tok)
+	if fail != nil {
+		return principal{}, fail
+	}
+	p := newPrincipal(&id)
+	s.cache.put(&d, keys, now, &id, from, p)
+	return p, nil
 }
 
 // deny builds a denial with the CORS headers an accepted Origin gets.
@@ -343,22 +430,23 @@ func corsHeaders(origin string) []Header {
 
 // upstream builds the CONTRACT §5 headers of an allowed request, in the
 // table's order.
-func upstream(id *Identity, auth string, res *scopes.Result) []Header {
-	up := make([]Header, 0, 5+len(id.Forward))
-	if id.UserID != "" {
-		up = append(up, Header{Name: HeaderUserID, Value: id.UserID})
+func upstream(id *principal, auth string, res *scopes.Result) []Header {
+	fwd := id.forward()
+	up := make([]Header, 0, 5+len(fwd))
+	if id.userID != "" {
+		up = append(up, Header{Name: HeaderUserID, Value: id.userID})
 	}
-	if id.SessionID != "" {
-		up = append(up, Header{Name: HeaderSessionID, Value: id.SessionID})
+	if id.sessionID != "" {
+		up = append(up, Header{Name: HeaderSessionID, Value: id.sessionID})
 	}
-	if len(id.Scopes) > 0 {
-		up = append(up, Header{Name: HeaderScopes, Value: strings.Join(id.Scopes, " ")})
+	if id.scopes != "" {
+		up = append(up, Header{Name: HeaderScopes, Value: id.scopes})
 	}
 	up = append(up, Header{Name: HeaderAuth, Value: auth})
 	if res.Listing {
 		up = append(up, Header{Name: HeaderAccessibleIDs, Value: jsonStrings(res.AccessibleIDs)})
 	}
-	return append(up, id.Forward...)
+	return append(up, fwd...)
 }
 
 // jsonStrings renders ids as a JSON array.

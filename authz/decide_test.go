@@ -530,8 +530,10 @@ func BenchmarkDecide(b *testing.B) {
 		yaml string
 		tok  string
 	}{
-		{name: "HS256", yaml: hsConfig(""), tok: mintHS(b, user("agents:a1:run", "agents:read"))},
-		{name: "RS256", yaml: "os_id: test-os\njwt:\n  algorithms: [RS256]\n  verification_keys:\n    - |\n" +
+		// cache_size: 0: every decision verifies (BenchmarkDecideCached
+		// measures the cached path).
+		{name: "HS256", yaml: hsConfig("  cache_size: 0\n"), tok: mintHS(b, user("agents:a1:run", "agents:read"))},
+		{name: "RS256", yaml: "os_id: test-os\njwt:\n  cache_size: 0\n  algorithms: [RS256]\n  verification_keys:\n    - |\n" +
 			indent(rsaPEM, "      "), tok: mint(b, jwa.RS256, rsaKey, user("agents:a1:run", "agents:read"))},
 	}
 	for _, c := range cases {

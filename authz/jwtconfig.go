@@ -22,13 +22,31 @@ type JWTConfig struct {
 	// JWKSURL is a JWKS document fetched and refreshed in the background
 	// (JWT_JWKS_URL); served by a JWKSource given to NewVerifier.
 	JWKSURL string `yaml:"jwks_url"`
-	// JWKSRefresh is the JWKS URL refresh interval (default 5m).
+	// JWKSRefresh is the JWKS URL refresh interval (default 5m, also when
+	// 0; at least 1s); a
+	// Cache-Control max-age sent by the JWKS server replaces it, kept
+	// within [1m, 24h].
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
+	// JWKSCAFile is a PEM file of CA certificates trusted for the JWKS URL
+	// (and OIDC discovery) beside the system roots.
+	JWKSCAFile string `yaml:"jwks_ca_file"`
+	// JWKSAllowInsecure allows a plain-HTTP JWKS URL (or issuer) that is
+	// not on loopback. Development only.
+	JWKSAllowInsecure bool `yaml:"jwks_allow_insecure"`
+	// CacheTTL bounds how long a verified token is remembered (default
+	// 5m; never past the token's exp). 0 disables the cache.
+	CacheTTL Duration `yaml:"cache_ttl"`
+	// CacheSize bounds the verified-token cache in entries (nil: 100000).
+	// 0 disables the cache.
+	CacheSize *int `yaml:"cache_size"`
 	// Algorithms are the accepted signature algorithms (default [RS256]).
 	Algorithms []string `yaml:"algorithms"`
 	// Algorithm is the single-algorithm form, added to Algorithms.
 	Algorithm string `yaml:"algorithm"`
-	// Issuer, when set, must equal the token's iss.
+	// Issuer, when set, must equal the token's iss. With no other key
+	// source (no verification_keys, jwks_file or jwks_url), the JWKS is
+	// found by OIDC discovery: jwks_uri of
+	// <issuer>/.well-known/openid-configuration.
 	Issuer string `yaml:"issuer"`
 	// VerifyAudience checks the audience claim against the expected
 	// audiences (Audience, by default [os_id]).
@@ -68,8 +86,15 @@ const (
 	DefaultAlgorithm   = "RS256"
 	DefaultLeeway      = 10 * time.Second
 	DefaultJWKSRefresh = 5 * time.Minute
-	DefaultHeader      = "Authorization"
-	DefaultCookie      = "access_token"
+	DefaultCacheTTL    = 5 * time.Minute
+	DefaultCacheSize   = 100000
+	// MinJWKSRefresh is the shortest jwt.jwks_refresh accepted.
+	MinJWKSRefresh = time.Second
+	// maxCacheSize bounds jwt.cache_size (about 50 GiB of entries would
+	// be needed beyond it: a typo, not a plan).
+	maxCacheSize  = 100_000_000
+	DefaultHeader = "Authorization"
+	DefaultCookie = "access_token"
 	// MaxTokenBytes is the largest token Verify parses (CONTRACT §5: over
 	// 8 KiB is an invalid token).
 	MaxTokenBytes = 8 << 10
@@ -81,6 +106,7 @@ func DefaultJWTConfig() JWTConfig {
 	return JWTConfig{
 		Leeway:      Duration{DefaultLeeway},
 		JWKSRefresh: Duration{DefaultJWKSRefresh},
+		CacheTTL:    Duration{DefaultCacheTTL},
 	}
 }
 
@@ -124,9 +150,30 @@ func (c *JWTConfig) ValidatesSignature() bool { return c.Validate == nil || *c.V
 func (c *JWTConfig) RequiresExp() bool { return c.RequireExp == nil || *c.RequireExp }
 
 // HasSource reports whether a JWT source is configured: a key, a JWKS file
-// or URL, or validate: false (CONTRACT §4).
+// or URL, an issuer to discover the JWKS from, or validate: false
+// (CONTRACT §4).
 func (c *JWTConfig) HasSource() bool {
-	return len(c.VerificationKeys) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.ValidatesSignature()
+	return len(c.VerificationKeys) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.ValidatesSignature() || c.DiscoversJWKS()
+}
+
+// DiscoversJWKS reports whether the JWKS URL comes from OIDC discovery:
+// an issuer is set and no other key source is (a verification key, a JWKS
+// file or URL), and signatures are verified. An issuer beside configured
+// keys only checks iss: it never makes the service fetch anything.
+func (c *JWTConfig) DiscoversJWKS() bool {
+	return c.Issuer != "" && c.JWKSURL == "" && c.JWKSFile == "" && len(c.VerificationKeys) == 0 && c.ValidatesSignature()
+}
+
+// RemoteJWKS reports whether keys are fetched over HTTP: jwks_url, or
+// discovery.
+func (c *JWTConfig) RemoteJWKS() bool { return c.JWKSURL != "" || c.DiscoversJWKS() }
+
+// TokenCacheSize is the effective jwt.cache_size; 0 means no cache.
+func (c *JWTConfig) TokenCacheSize() int {
+	if c.CacheSize == nil {
+		return DefaultCacheSize
+	}
+	return *c.CacheSize
 }
 
 // Check returns every problem of the section, each prefixed by its YAML
@@ -135,7 +182,7 @@ func (c *JWTConfig) HasSource() bool {
 // needs os_id, which Check does not know). Messages never quote key
 // material.
 func (c *JWTConfig) Check() []error {
-	_, errs := c.compile(c.JWKSURL == "", nil)
+	_, errs := c.compile(!c.RemoteJWKS(), nil)
 	return errs
 }
 
@@ -213,6 +260,15 @@ func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 	}
 	if c.JWKSRefresh.Duration < 0 {
 		fail("jwks_refresh", "must not be negative")
+	} else if c.JWKSRefresh.Duration > 0 && c.JWKSRefresh.Duration < MinJWKSRefresh {
+		fail("jwks_refresh", "%s is too short: the JWKS is refreshed at most every %s", c.JWKSRefresh.Duration, MinJWKSRefresh)
+	}
+	errs = append(errs, c.checkRemote()...)
+	if c.CacheTTL.Duration < 0 {
+		fail("cache_ttl", "must not be negative (0s disables the verified-token cache)")
+	}
+	if n := c.TokenCacheSize(); n < 0 || n > maxCacheSize {
+		fail("cache_size", "%d must be between 0 (no cache) and %d", n, maxCacheSize)
 	}
 	switch c.TokenSource {
 	case "", "header", "cookie", "both":

@@ -165,8 +165,8 @@ func TestNewVerifierErrors(t *testing.T) {
 			want: []string{"jwt.audience: verify_audience is true but no audience is expected"}},
 		{name: "empty expected audience", cfg: JWTConfig{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
 			opts: VerifierOptions{Audience: []string{""}}, want: []string{"jwt.audience: an expected audience is empty"}},
-		{name: "jwks url without a source", cfg: JWTConfig{JWKSURL: "https://idp.example/jwks.json"},
-			want: []string{"jwt.jwks_url: this verifier has no JWKS URL source"}},
+		{name: "jwks url over plain http", cfg: JWTConfig{JWKSURL: "http://idp.example/jwks.json"},
+			want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP to a host that is not loopback"}},
 		{name: "problems joined", cfg: JWTConfig{Algorithms: []string{"none"}, VerificationKeys: []string{""}, VerifyAudience: true},
 			want: []string{`jwt.algorithms[0]: "none" is not allowed`, "jwt.verification_keys[0]: is empty", "jwt.audience"}},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -25,9 +26,22 @@ type VerifierOptions struct {
 	// Logger receives the construction messages (never key material);
 	// nil means zap.NewNop(). Verify itself does not log.
 	Logger *zap.Logger
-	// JWKS, when set, is the JWKS source (a refreshing JWKS URL) and
-	// replaces jwt.jwks_file. Nil: jwt.jwks_file, read once here.
+	// JWKS, when set, is the JWKS source and replaces jwt.jwks_file and
+	// jwt.jwks_url. Nil: jwt.jwks_file, read once here, or for
+	// jwt.jwks_url (or OIDC discovery from jwt.issuer) a RemoteJWKS that
+	// Start starts.
 	JWKS JWKSource
+	// Observer counts the fetches of a RemoteJWKS built here; nil means
+	// NopJWKSObserver.
+	Observer JWKSObserver
+}
+
+// backgroundSource is a JWKSource with work of its own (a RemoteJWKS).
+type backgroundSource interface {
+	JWKSource
+	Start(ctx context.Context)
+	Close()
+	Ready() bool
 }
 
 // Verifier verifies (signature) and validates (claims) tokens — the
@@ -61,9 +75,20 @@ func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
 	if clock == nil {
 		clock = time.Now
 	}
-	keys, errs := c.compile(true, o.JWKS)
-	if c.JWKSURL != "" && o.JWKS == nil {
-		errs = append(errs, errors.New("jwt.jwks_url: this verifier has no JWKS URL source: fetching a JWKS URL is not available yet"))
+	jwks := o.JWKS
+	var remoteErr error
+	if jwks == nil && c.RemoteJWKS() {
+		// Checked by compile below; a failure here repeats its message.
+		remote, err := NewRemoteJWKS(c.remoteOptions(clock, log, o.Observer))
+		if err != nil {
+			remoteErr = err
+		} else {
+			jwks = remote
+		}
+	}
+	keys, errs := c.compile(true, jwks)
+	if remoteErr != nil && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("jwt.%w", remoteErr))
 	}
 	if c.VerifyAudience && len(o.Audience) == 0 {
 		errs = append(errs, errors.New("jwt.audience: verify_audience is true but no audience is expected: set jwt.audience or os_id"))
@@ -78,7 +103,7 @@ func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	ring := &keyRing{allowed: keys.allowed, static: keys.static, jwks: o.JWKS}
+	ring := &keyRing{allowed: keys.allowed, static: keys.static, jwks: jwks}
 	if ring.jwks == nil && keys.jwks != nil {
 		ring.jwks = NewStaticJWKS(keys.jwks)
 	}
@@ -116,7 +141,7 @@ func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
 		zap.Strings("algorithms", names),
 		zap.Int("static_keys", len(keys.static)),
 		zap.Int("jwks_file_keys", jwksKeys),
-		zap.Bool("jwks_source", o.JWKS != nil),
+		zap.Bool("jwks_source", jwks != nil),
 		zap.Bool("verify_audience", v.verifyAud),
 		zap.Bool("issuer_checked", c.Issuer != ""),
 		zap.Bool("require_exp", c.RequiresExp()),
@@ -126,6 +151,61 @@ func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
 			"claims (exp, nbf, iat, audience, issuer) are still checked. Development only: never run this in production")
 	}
 	return v, nil
+}
+
+// Start starts the background work of the JWKS source (fetching and
+// refreshing a JWKS URL) under ctx; nothing for other sources.
+func (v *Verifier) Start(ctx context.Context) {
+	if bg, ok := v.ring.jwks.(backgroundSource); ok {
+		bg.Start(ctx)
+	}
+}
+
+// Close stops the background work of the JWKS source.
+func (v *Verifier) Close() {
+	if bg, ok := v.ring.jwks.(backgroundSource); ok {
+		bg.Close()
+	}
+}
+
+// Ready reports whether the JWKS source has loaded its first key set
+// (always true without a fetched JWKS).
+func (v *Verifier) Ready() bool {
+	if bg, ok := v.ring.jwks.(backgroundSource); ok {
+		return bg.Ready()
+	}
+	return true
+}
+
+// jwksKeys is the current JWKS key set (nil without a JWKS or before the
+// first load): its identity is the generation the token cache keys on,
+// since a source replaces the set only when its keys change.
+func (v *Verifier) jwksKeys(ctx context.Context) *KeySet {
+	if v.ring.jwks == nil {
+		return nil
+	}
+	ks, err := v.ring.jwks.Keys(ctx)
+	if err != nil {
+		return nil
+	}
+	return ks
+}
+
+// remoteOptions are the RemoteJWKS options of c.
+func (c *JWTConfig) remoteOptions(clock func() time.Time, log *zap.Logger, obs JWKSObserver) RemoteJWKSOptions {
+	o := RemoteJWKSOptions{
+		URL:           c.JWKSURL,
+		Refresh:       c.JWKSRefresh.Duration,
+		CAFile:        c.JWKSCAFile,
+		AllowInsecure: c.JWKSAllowInsecure,
+		Clock:         clock,
+		Logger:        log,
+		Observer:      obs,
+	}
+	if c.JWKSURL == "" {
+		o.Issuer = c.Issuer
+	}
+	return o
 }
 
 // Identity is what a valid token says about its caller.
@@ -170,21 +250,29 @@ func invalid(reason string) *Failure {
 // shape, signature (unless validate: false), claims. A nil Failure means
 // the token is valid. ctx bounds any JWKS work and a cancelled ctx fails.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, *Failure) {
+	id, _, f := v.verify(ctx, raw)
+	return id, f
+}
+
+// verify is Verify, also returning when the token became valid: the later
+// of its nbf and iat (zero when it has neither), which the token cache
+// needs to re-check a remembered token against the clock.
+func (v *Verifier) verify(ctx context.Context, raw string) (Identity, time.Time, *Failure) {
 	if ctx.Err() != nil {
-		return Identity{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+		return Identity{}, time.Time{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
 	}
 	if len(raw) > MaxTokenBytes {
-		return Identity{}, invalid("token is larger than 8 KiB")
+		return Identity{}, time.Time{}, invalid("token is larger than 8 KiB")
 	}
 	if msg := compactShape(raw); msg != "" {
-		return Identity{}, invalid(msg)
+		return Identity{}, time.Time{}, invalid(msg)
 	}
 
 	var payload []byte
 	if v.checkSig {
 		p, err := jws.Verify([]byte(raw), v.verifyOpt, jws.WithCompact(), jws.WithContext(ctx))
 		if err != nil {
-			return Identity{}, verifyFailure(err)
+			return Identity{}, time.Time{}, verifyFailure(err)
 		}
 		payload = p
 	} else {
@@ -192,15 +280,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, *Failure) 
 		// the alg must still be allowlisted (so "none" never passes).
 		msg, err := jws.Parse([]byte(raw), jws.WithCompact())
 		if err != nil {
-			return Identity{}, invalid("malformed token")
+			return Identity{}, time.Time{}, invalid("malformed token")
 		}
 		sigs := msg.Signatures()
 		if len(sigs) != 1 {
-			return Identity{}, invalid("malformed token")
+			return Identity{}, time.Time{}, invalid("malformed token")
 		}
 		a, ok := parseAlg(string(sigs[0].ProtectedHeaders().Algorithm()))
 		if !ok || !v.ring.allowed.has(a) {
-			return Identity{}, invalid("signing algorithm not allowed")
+			return Identity{}, time.Time{}, invalid("signing algorithm not allowed")
 		}
 		payload = msg.Payload()
 	}
@@ -304,10 +392,10 @@ func verifyFailure(err error) *Failure {
 // also decodes every private claim into interface values) cost more than
 // the RS256 signature check. The time and issuer claims are then handed to
 // jwt.Validate, so those rules and their errors stay jwx's.
-func (v *Verifier) validate(payload []byte) (Identity, *Failure) {
+func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
 	claims, ok := scanClaims(payload)
 	if !ok {
-		return Identity{}, invalid("malformed claims")
+		return Identity{}, time.Time{}, invalid("malformed claims")
 	}
 
 	tok := jwt.New()
@@ -318,52 +406,52 @@ func (v *Verifier) validate(payload []byte) (Identity, *Failure) {
 		}
 		t, ok := numericDate(raw)
 		if !ok {
-			return Identity{}, invalid(name + " claim is not a date")
+			return Identity{}, time.Time{}, invalid(name + " claim is not a date")
 		}
 		if err := tok.Set(name, t); err != nil {
-			return Identity{}, invalid(name + " claim is not a date")
+			return Identity{}, time.Time{}, invalid(name + " claim is not a date")
 		}
 	}
 	if raw, ok := claims.get(jwt.IssuerKey); ok {
 		iss, ok := jsonString(raw)
 		if !ok || tok.Set(jwt.IssuerKey, iss) != nil {
-			return Identity{}, invalid("iss claim is not a string")
+			return Identity{}, time.Time{}, invalid("iss claim is not a string")
 		}
 	}
 	// jwx treats exp 0 as "no exp"; for us it is a token that expired in
 	// 1970, like any exp before it.
 	_, hasExp := claims.get(jwt.ExpirationKey)
 	if hasExp && tok.Expiration().Unix() <= 0 {
-		return Identity{}, &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
+		return Identity{}, time.Time{}, &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
 	}
 	audRaw, _ := claims.get(v.claims.Audience)
 	aud, hasAud, ok := audienceClaim(audRaw)
 	if !ok {
 		// CONTRACT §5: an empty or non-string aud is an invalid token.
-		return Identity{}, invalid("malformed audience claim")
+		return Identity{}, time.Time{}, invalid("malformed audience claim")
 	}
 	if err := jwt.Validate(tok, v.validateOpts...); err != nil {
-		return Identity{}, validateFailure(err)
+		return Identity{}, time.Time{}, validateFailure(err)
 	}
 	if v.verifyAud {
 		if !hasAud {
-			return Identity{}, invalid("missing audience claim")
+			return Identity{}, time.Time{}, invalid("missing audience claim")
 		}
 		if !anyIn(aud, v.audience) {
-			return Identity{}, &Failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
+			return Identity{}, time.Time{}, &Failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
 		}
 	}
 
 	var id Identity
 	var f *Failure
 	if id.UserID, f = stringClaim(claims, v.claims.UserID, "user id"); f != nil {
-		return Identity{}, f
+		return Identity{}, time.Time{}, f
 	}
 	if reservedSubject(id.UserID) {
-		return Identity{}, &Failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
+		return Identity{}, time.Time{}, &Failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
 	}
 	if id.SessionID, f = stringClaim(claims, v.claims.SessionID, "session id"); f != nil {
-		return Identity{}, f
+		return Identity{}, time.Time{}, f
 	}
 	scopesRaw, _ := claims.get(v.claims.Scopes)
 	id.Scopes = scopeList(scopesRaw)
@@ -373,7 +461,14 @@ func (v *Verifier) validate(payload []byte) (Identity, *Failure) {
 	if hasExp {
 		id.Expires = tok.Expiration()
 	}
-	return id, nil
+	// jwx ignores an nbf or iat of 0, as it does exp.
+	var from time.Time
+	for _, t := range [...]time.Time{tok.NotBefore(), tok.IssuedAt()} {
+		if t.Unix() != 0 && t.After(from) {
+			from = t
+		}
+	}
+	return id, from, nil
 }
 
 // NumericDate bounds (RFC 7519 §2): years 1 to 9999.

@@ -5,7 +5,12 @@
 // a CheckRequest becomes an authz.Request (FromCheckRequest), an
 // authz.Decision becomes a CheckResponse (ToCheckResponse), and Server
 // serves envoy.service.auth.v3.Authorization/Check by chaining the two
-// around a Decider.
+// around a Decider. The HTTP ext_authz mode (CONTRACT §6) does the same
+// for an http.Request (FromHTTPRequest, WriteDecision, NewHTTPHandler):
+// Envoy's HTTP service mode, nginx auth_request and Traefik ForwardAuth.
+// Metrics wraps a Decider to count every decision of both transports in
+// one place, and counts JWKS fetches and token-cache lookups, on a
+// Prometheus registry it is given.
 //
 // It never decides: no path rules, credentials or scopes live here, and
 // every client-caused outcome (allow, 400, 401, 403) is rendered as a

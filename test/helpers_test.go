@@ -14,14 +14,15 @@ import (
 
 // hsServer is the binary serving an HS256 configuration whose secret the
 // test generated itself, so these tests need nothing from the shared
-// directory.
+// directory. args are extra serve flags (after the harness's own, so they
+// win: "--http-addr", "127.0.0.1:0" turns the HTTP listener on).
 type hsServer struct {
 	srv    *harness.Server
 	minter harness.Minter
 	secret string
 }
 
-func startHS256(t *testing.T) hsServer {
+func startHS256(t *testing.T, args ...string) hsServer {
 	t.Helper()
 	bin := binary(t)
 	var raw [24]byte
@@ -38,7 +39,7 @@ func startHS256(t *testing.T) hsServer {
 	if err := os.WriteFile(path, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := harness.Start(t.Context(), harness.Options{Binary: bin, ConfigPath: path})
+	srv, err := harness.Start(t.Context(), harness.Options{Binary: bin, ConfigPath: path, Args: args})
 	if err != nil {
 		t.Fatalf("the server did not start: %v", err)
 	}

@@ -92,6 +92,10 @@ func readToken(r io.Reader) (string, error) {
 	return tok, nil
 }
 
+// checkJWKSWait bounds how long check waits for a JWKS URL (one fetch
+// times out after 5 s; discovery adds one more).
+const checkJWKSWait = 12 * time.Second
+
 func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok string, extra headerFlags, s sys) int {
 	cfg, err := loadConfig(cfgPath, s.lookupEnv, authz.Flags{})
 	if err != nil {
@@ -102,6 +106,17 @@ func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok s
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
+	}
+	if cfg.JWT.RemoteJWKS() {
+		// A JWKS URL (or OIDC discovery) is fetched for this one decision.
+		a.Start(ctx)
+		defer a.Close()
+		wait, cancel := context.WithTimeout(ctx, checkJWKSWait)
+		waitReady(wait, a, readyPollInterval, func() {})
+		cancel()
+		if !a.Ready() {
+			fmt.Fprintf(s.stderr, "agentos-authz check: the JWKS was not loaded within %s; deciding with the static keys only\n", checkJWKSWait)
+		}
 	}
 	req.Headers = requestHeaders(req, "localhost", extra)
 	if tok != "" {

@@ -104,8 +104,10 @@ func dialAddr(a net.Addr) string {
 }
 
 // printDevBanner prints the development-only warning, the example tokens
-// as shell exports, and commands that try them against this process.
-func printDevBanner(w io.Writer, kit *devKit, grpcAddr, adminAddr net.Addr) {
+// as shell exports, and commands that try them against this process: check
+// commands over gRPC and, unless the HTTP listener is off (httpAddr nil),
+// the same requests as curl commands against the HTTP ext_authz mode.
+func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.Addr) {
 	g, adm := dialAddr(grpcAddr), dialAddr(adminAddr)
 	rule := strings.Repeat("!", 78)
 	fmt.Fprintln(w, rule)
@@ -117,13 +119,16 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, adminAddr net.Addr) {
 		fmt.Fprintf(w, "!!  %-72s!!\n", line)
 	}
 	fmt.Fprintf(w, "%s\n\n", rule)
-	fmt.Fprintf(w, "ext_authz gRPC: %s    ready: http://%s/readyz\n\n", g, adm)
+	fmt.Fprintf(w, "ext_authz gRPC: %s    ready: http://%s/readyz    metrics: http://%s/metrics\n", g, adm, adm)
+	if httpAddr != nil {
+		fmt.Fprintf(w, "ext_authz HTTP: http://%s\n", dialAddr(httpAddr))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "# Example tokens (paste into another shell):")
 	for _, t := range kit.tokens {
 		fmt.Fprintf(w, "export %s='%s'   # %s\n", t.envVar, t.token, t.note)
 	}
-	fmt.Fprintln(w, "\n# Try them (with go run, replace agentos-authz by: go run ./cmd/agentos-authz):")
-	for _, c := range []struct{ env, method, path, want string }{
+	tries := []struct{ env, method, path, want string }{
 		{"READER_TOKEN", "GET", "/agents", "200"},
 		{"RUNNER_TOKEN", "POST", "/agents/demo/runs", "200"},
 		{"ADMIN_TOKEN", "DELETE", "/agents/demo", "200"},
@@ -131,14 +136,27 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, adminAddr net.Addr) {
 		{"EXPIRED_TOKEN", "GET", "/agents", "401 Token has expired"},
 		{"READER_TOKEN", "POST", "/agents/demo/runs", "403 Required scope(s): agents:run"},
 		{"RUNNER_TOKEN", "POST", "/agents/other/runs", "403"},
-	} {
+	}
+	fmt.Fprintln(w, "\n# Try them (with go run, replace agentos-authz by: go run ./cmd/agentos-authz):")
+	for _, c := range tries {
 		tok := ""
 		if c.env != "" {
 			tok = fmt.Sprintf(` --token "$%s"`, c.env)
 		}
 		fmt.Fprintf(w, "agentos-authz check --server %s%s --method %s --path %s   # %s\n", g, tok, c.method, c.path, c.want)
 	}
-	// HOOK(http-mode): when the HTTP ext_authz listener lands, print the
-	// same requests as curl commands against it here.
+	if httpAddr != nil {
+		// The HTTP ext_authz mode answers each request as a check of itself
+		// (CONTRACT §6): 200 with the x-agentos-* headers, or the denial.
+		h := dialAddr(httpAddr)
+		fmt.Fprintln(w, "\n# The same over HTTP (Envoy HTTP mode, nginx auth_request, Traefik ForwardAuth):")
+		for _, c := range tries {
+			auth := ""
+			if c.env != "" {
+				auth = fmt.Sprintf(` -H "Authorization: Bearer $%s"`, c.env)
+			}
+			fmt.Fprintf(w, "curl -i -X %s%s http://%s%s   # %s\n", c.method, auth, h, c.path, c.want)
+		}
+	}
 	fmt.Fprintln(w)
 }

@@ -39,6 +39,19 @@ type authorizer interface {
 	Ready() bool
 }
 
+// cacheSizer is the authorizer's verified-token cache size
+// (*authz.Authorizer), exported as a gauge on /metrics.
+type cacheSizer interface {
+	CacheLen() int
+}
+
+// background is the authorizer's background work (*authz.Authorizer: the
+// JWKS URL refresh), started with the service and closed when it stops.
+type background interface {
+	Start(ctx context.Context)
+	Close()
+}
+
 // newAuthorizer is authz.New behind the authorizer interface.
 func newAuthorizer(cfg *authz.Config, opts authz.Options) (authorizer, error) {
 	a, err := authz.New(cfg, opts)
@@ -54,6 +67,9 @@ const (
 	adminShutdownWait   = 5 * time.Second
 	readyPollInterval   = 100 * time.Millisecond
 	adminHeaderTimeout  = 5 * time.Second
+	// httpIdleTimeout closes idle keep-alive connections of the HTTP
+	// ext_authz listener (proxies keep pools open).
+	httpIdleTimeout = 2 * time.Minute
 )
 
 // runServe parses the serve flags, loads the configuration (or builds the
@@ -62,7 +78,9 @@ const (
 func runServe(ctx context.Context, args []string, s sys) int {
 	fset := newFlagSet("serve", "[flags]",
 		"Runs the Envoy ext_authz service: envoy.service.auth.v3.Authorization/Check,\n"+
-			"grpc.health.v1 and reflection on --grpc-addr; /healthz and /readyz on --admin-addr.\n"+
+			"grpc.health.v1 and reflection on --grpc-addr; the HTTP ext_authz service (Envoy HTTP mode,\n"+
+			"nginx auth_request, Traefik ForwardAuth) on --http-addr; /healthz, /readyz and /metrics\n"+
+			"on --admin-addr.\n"+
 			"SIGTERM or SIGINT: health turns NOT_SERVING, in-flight checks drain, exit 0.\n"+
 			"--dev: ephemeral signing key, example tokens on stdout, readable logs;\n"+
 			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
@@ -70,7 +88,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
 	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
 	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
-	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz")
+	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics")
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
@@ -172,6 +190,27 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
 		return exitFault
 	}
+	// CONTRACT §6: the HTTP ext_authz listener, unless http_addr is off.
+	var httpLis net.Listener
+	if cfg.HTTPAddr != authz.HTTPAddrOff {
+		httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			grpcLis.Close()
+			adminLis.Close()
+			fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for HTTP ext_authz on %s: %v\n", cfg.HTTPAddr, err)
+			return exitFault
+		}
+	}
+	reg, metrics, err := newMetrics()
+	if err != nil {
+		grpcLis.Close()
+		adminLis.Close()
+		if httpLis != nil {
+			httpLis.Close()
+		}
+		fmt.Fprintf(s.stderr, "agentos-authz serve: %v\n", err)
+		return exitFault
+	}
 
 	hs := health.NewServer()
 	for _, name := range serviceNames() {
@@ -185,42 +224,63 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 
 	life := &lifecycle{}
 	admin := &http.Server{
-		Handler:           adminHandler(life.ready.Load, nil),
+		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log)),
 		ReadHeaderTimeout: adminHeaderTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
+	}
+	gateHTTP := &httpGate{}
+	var checkHTTP *http.Server
+	if httpLis != nil {
+		checkHTTP = &http.Server{
+			Handler:           gateHTTP,
+			ReadHeaderTimeout: adminHeaderTimeout,
+			IdleTimeout:       httpIdleTimeout,
+			ErrorLog:          zap.NewStdLog(log.Named("http")),
+		}
 	}
 
 	type served struct {
 		name string
 		err  error
 	}
-	done := make(chan served, 2)
+	done := make(chan served, 3)
 	go func() { done <- served{"grpc", gs.Serve(grpcLis)} }()
 	go func() { done <- served{"admin", admin.Serve(adminLis)} }()
+	httpAddr := authz.HTTPAddrOff
+	if checkHTTP != nil {
+		httpAddr = httpLis.Addr().String()
+		go func() { done <- served{"http", checkHTTP.Serve(httpLis)} }()
+	}
 	log.Info("listening",
 		zap.String("grpc_addr", grpcLis.Addr().String()),
+		zap.String("http_addr", httpAddr),
 		zap.String("admin_addr", adminLis.Addr().String()))
-
-	// HOOK(http-mode, CONTRACT §6): the HTTP ext_authz listener on
-	// cfg.HTTPAddr is a later issue (envoy/http*.go). Start it here, beside
-	// gRPC, with the same authorizer, and shut it down with the admin server.
-	if cfg.HTTPAddr != authz.HTTPAddrOff {
-		log.Warn("HTTP ext_authz mode is not implemented yet; not listening on http_addr",
-			zap.String("http_addr", cfg.HTTPAddr))
-	}
 
 	code := exitOK
 	stopping := false
-	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now})
+	var checkHandler http.Handler
+	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics})
+	metrics.ConfigLoaded(err)
 	if err != nil {
 		printConfigError(s.stderr, err)
 		code, stopping = exitUsage, true
 	} else {
-		// HOOK(metrics): envoy.WithObserver(...) here counts decisions by
-		// reason and status, their latency, and security-key use
-		// (Decision.Auth == "security-key", CONTRACT §7) for /metrics.
-		srv := envoy.NewServer(a)
+		// The JWKS URL fetch and refresh run under ctx until serve
+		// returns; readiness (below) waits for the first key set.
+		if bg, ok := a.(background); ok {
+			bg.Start(ctx)
+			defer bg.Close()
+		}
+		if cs, ok := a.(cacheSizer); ok {
+			if err := metrics.TrackCacheSize(cs.CacheLen); err != nil {
+				log.Warn("cache size metric not registered", zap.Error(err))
+			}
+		}
+		// One Decider for both transports, measured once (/metrics).
+		dec := metrics.Decider(a)
+		srv := envoy.NewServer(dec)
 		gate.srv.Store(&srv)
+		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http")})
 	}
 
 	if !stopping {
@@ -228,12 +288,20 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		readyCtx, cancelReady := context.WithCancel(ctx)
 		defer cancelReady()
 		go waitReady(readyCtx, a, readyPollInterval, func() {
+			// HTTP checks are answered from here on: proxies do not
+			// consult health first, so 503 (an error, a denial) until
+			// the keys are loaded.
+			gateHTTP.set(checkHandler)
 			if !life.serving(hs) {
 				return // already draining
 			}
 			log.Info("serving")
 			if opts.dev != nil {
-				printDevBanner(s.stdout, opts.dev, grpcLis.Addr(), adminLis.Addr())
+				var httpNetAddr net.Addr
+				if httpLis != nil {
+					httpNetAddr = httpLis.Addr()
+				}
+				printDevBanner(s.stdout, opts.dev, grpcLis.Addr(), httpNetAddr, adminLis.Addr())
 			}
 		})
 	}
@@ -243,7 +311,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		case <-ctx.Done():
 			stopping = true
 		case r := <-done:
-			if r.name == "admin" && errors.Is(r.err, http.ErrServerClosed) {
+			if r.name != "grpc" && errors.Is(r.err, http.ErrServerClosed) {
 				continue
 			}
 			fmt.Fprintf(s.stderr, "agentos-authz serve: %s listener failed: %v\n", r.name, r.err)
@@ -252,15 +320,16 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		}
 	}
 
-	shutdown(ctx, log, gs, admin, func() { life.drain(hs) }, opts.drainTimeout)
+	shutdown(ctx, log, gs, checkHTTP, admin, func() { life.drain(hs) }, opts.drainTimeout)
 	log.Info("stopped", zap.Int("exit_code", code))
 	return code
 }
 
 // shutdown drains: readiness off and health NOT_SERVING (notServing), then
-// GracefulStop lets in-flight checks finish within timeout (then Stop cuts
-// the rest), then the admin server stops.
-func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, admin *http.Server, notServing func(), timeout time.Duration) {
+// GracefulStop and the HTTP ext_authz server's Shutdown (checkHTTP, nil
+// when off) let in-flight checks finish within timeout (then Stop and
+// Close cut the rest), then the admin server stops.
+func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, checkHTTP, admin *http.Server, notServing func(), timeout time.Duration) {
 	notServing()
 	log.Info("draining", zap.Duration("timeout", timeout))
 	stopped := make(chan struct{})
@@ -268,15 +337,26 @@ func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, admin *http
 		gs.GracefulStop()
 		close(stopped)
 	}()
-	timer := time.NewTimer(timeout)
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancelDrain()
+	httpStopped := make(chan struct{})
+	go func() {
+		defer close(httpStopped)
+		if checkHTTP == nil {
+			return
+		}
+		if err := checkHTTP.Shutdown(drainCtx); err != nil {
+			_ = checkHTTP.Close()
+		}
+	}()
 	select {
 	case <-stopped:
-		timer.Stop()
-	case <-timer.C:
+	case <-drainCtx.Done():
 		log.Warn("drain timeout reached; closing the remaining connections")
 		gs.Stop()
 		<-stopped
 	}
+	<-httpStopped
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminShutdownWait)
 	defer cancel()
 	if err := admin.Shutdown(shutCtx); err != nil {
@@ -343,10 +423,9 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 	}
 }
 
-// adminHandler serves /healthz (200 while the process lives) and /readyz
-// (200 only while serving checks; 503 before and while draining).
-// HOOK(metrics): pass the Prometheus handler as metrics to expose /metrics
-// (CONTRACT §2); nil leaves it out.
+// adminHandler serves /healthz (200 while the process lives), /readyz
+// (200 only while serving checks; 503 before and while draining) and,
+// when metrics is not nil, /metrics (CONTRACT §2).
 func adminHandler(ready func() bool, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
