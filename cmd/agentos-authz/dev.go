@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -137,7 +138,11 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 		{"READER_TOKEN", "POST", "/agents/demo/runs", "403 Required scope(s): agents:run"},
 		{"RUNNER_TOKEN", "POST", "/agents/other/runs", "403"},
 	}
-	fmt.Fprintln(w, "\n# Try them (with go run, replace agentos-authz by: go run ./cmd/agentos-authz):")
+	fmt.Fprintln(w, "\n# Try them:")
+	if exe, err := os.Executable(); err == nil {
+		// make run serves bin/agentos-authz, which is not on PATH.
+		fmt.Fprintf(w, "alias agentos-authz='%s'\n", exe)
+	}
 	for _, c := range tries {
 		tok := ""
 		if c.env != "" {
