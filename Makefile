@@ -45,10 +45,20 @@ bench: build
 	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
 	bin/authz-bench compare --bin $(BIN) --duration 10s
 
+# fuzz: every fuzz target for FUZZTIME each (go test -fuzz takes one target at a
+# time). Crashers land in the package's testdata/fuzz/ and become regression seeds.
+FUZZ_TARGETS := \
+	./scopes/:FuzzParseScope ./scopes/:FuzzGlob \
+	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/:FuzzVerify \
+	./authz/:FuzzClaimsScan ./authz/:FuzzDecide \
+	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseScope$$' -fuzztime $(FUZZTIME) ./scopes/
-	$(GO) test -run '^$$' -fuzz '^FuzzGlob$$' -fuzztime $(FUZZTIME) ./scopes/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./authz/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 lint: fmt-check vet
 
