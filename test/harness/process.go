@@ -154,7 +154,7 @@ func spawn(opts Options) (*Server, error) {
 	args = append(args, "--grpc-addr", addrs[0], "--http-addr", "off", "--admin-addr", addrs[1])
 	args = append(args, opts.Args...)
 	cmd := exec.Command(opts.Binary, args...)
-	cmd.Env = Environ(os.Environ(), opts.Env)
+	cmd.Env = quickExit(Environ(os.Environ(), opts.Env))
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -166,6 +166,18 @@ func spawn(opts Options) (*Server, error) {
 		close(s.done)
 	}()
 	return s, nil
+}
+
+// quickExit adds GORACE=atexit_sleep_ms=0 unless GORACE is set: a -race
+// build of the service otherwise sleeps a second before every successful
+// exit, and a run starts dozens of processes.
+func quickExit(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GORACE=") {
+			return env
+		}
+	}
+	return append(env, "GORACE=atexit_sleep_ms=0")
 }
 
 // Environ is base without ClearedEnv, plus extra.
