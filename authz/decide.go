@@ -54,6 +54,8 @@ type snapshot struct {
 	// parsed scopes: the admin scope (CONTRACT §7).
 	keyPrincipal principal
 	keySet       scopes.Set
+	// sets are the callers' parsed scopes, interned (scopesets.go).
+	sets *scopeSets
 	// cache remembers verified tokens (nil: jwt.cache_size or
 	// jwt.cache_ttl is 0, or no verifier).
 	cache *tokenCache
@@ -122,6 +124,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	}
 	s.keyPrincipal = newPrincipal(&Identity{Scopes: []string{table.AdminScope()}})
 	s.keySet = s.keyPrincipal.parseScopes(table)
+	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
@@ -283,13 +286,11 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 5. authorization.
 	var res scopes.Result
 	if s.authorize {
-		var set scopes.Set
-		if auth == AuthSecurityKey {
-			set = s.keySet
-		} else {
-			set = id.parseScopes(s.table)
+		set := &s.keySet
+		if auth != AuthSecurityKey {
+			set = s.sets.set(&id, s.table)
 		}
-		res = s.table.Check(r.Method, path, &set)
+		res = s.table.Check(r.Method, path, set)
 		if res.Rule != nil {
 			d.Rule, d.Required = res.Rule.Key, res.Rule.Scopes
 		}
@@ -389,7 +390,7 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 	if fail != nil {
 		return principal{}, fail
 	}
-	p := newPrincipal(&id)
+	p := s.sets.share(newPrincipal(&id), s.table)
 	s.cache.put(&d, keys, now, &id, from, p)
 	return p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentos-authz/agentos-authz/scopes"
@@ -35,7 +36,13 @@ import (
 // The cache is split in shards, each with its own mutex, a map from the
 // digest's first 8 bytes to a slot, and a CLOCK (second-chance) eviction:
 // a hit only sets a reference bit, and the hand skips referenced entries
-// once. No lock is shared by all requests.
+// once. No lock is shared by all requests. The bound is on the total:
+// tokens do not spread evenly over the shards (at 100 000 entries in 64
+// shards, half of them get more than their share), so a shard may hold
+// some entries beyond its share while the cache as a whole has room.
+// Without that room, a shard over its share evicts although the cache
+// is not full, and a token pool as large as the cache misses half the
+// time (issue 4, measured with authz-bench and 100 000 tokens).
 
 // principal is an authenticated caller as a decision uses it, small
 // enough to be remembered 100 000 times within the memory budget: its
@@ -100,9 +107,8 @@ func (p *principal) forward() []Header {
 	return p.extra.forward
 }
 
-// parseScopes parses the principal's scopes with t. For up to 16 scopes
-// the split list lives on the stack: the Set's array is the only
-// allocation.
+// parseScopes parses the principal's scopes with t (see parseScopeText).
+// Decisions take them from the snapshot's interned sets instead.
 func (p *principal) parseScopes(t *scopes.Table) scopes.Set {
 	if p.extra != nil && p.extra.list != nil {
 		return t.Parse(p.extra.list)
@@ -110,19 +116,7 @@ func (p *principal) parseScopes(t *scopes.Table) scopes.Set {
 	if p.scopes == "" {
 		return scopes.Set{}
 	}
-	var buf [16]string
-	raw := buf[:0]
-	rest := p.scopes
-	for {
-		i := strings.IndexByte(rest, ' ')
-		if i < 0 {
-			raw = append(raw, rest)
-			break
-		}
-		raw = append(raw, rest[:i])
-		rest = rest[i+1:]
-	}
-	return t.Parse(raw)
+	return parseScopeText(p.scopes, t)
 }
 
 // cacheEntry is a remembered valid token.
@@ -146,7 +140,10 @@ type cacheShard struct {
 	mu    sync.Mutex
 	index map[uint64]int32
 	slots []cacheEntry
+	// limit is the shard's share of the cache size; room, a few
+	// standard deviations above it, is how many slots it may use.
 	limit int
+	room  int
 	hand  int
 	// Keep two shards' mutexes off one cache line.
 	_ [64]byte
@@ -159,6 +156,9 @@ type tokenCache struct {
 	mask   uint64
 	ttl    time.Duration
 	leeway time.Duration
+	// size bounds count, the entries of all shards together.
+	size  int64
+	count atomic.Int64
 	// bufs holds token copies for hashing: sha256.Sum256 takes a []byte,
 	// and converting the token string would allocate on every request.
 	bufs sync.Pool
@@ -181,13 +181,21 @@ func newTokenCache(size int, ttl, leeway time.Duration) *tokenCache {
 	for n < cacheShardsMax && size/(n*2) >= cacheShardMinSlots {
 		n *= 2
 	}
-	c := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), ttl: ttl, leeway: leeway}
+	c := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), ttl: ttl, leeway: leeway, size: int64(size)}
 	for i := range c.shards {
 		limit := size / n
 		if i < size%n {
 			limit++
 		}
 		c.shards[i].limit = limit
+		c.shards[i].room = limit
+		if n > 1 {
+			// Four standard deviations of a shard's share of uniformly
+			// spread tokens (binomial): about 10% more slots at the
+			// default size, and a shard of a full cache passes it with
+			// a probability under 1e-4.
+			c.shards[i].room = min(size, limit+4*int(math.Sqrt(float64(limit))))
+		}
 		c.shards[i].index = make(map[uint64]int32)
 	}
 	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -237,6 +245,7 @@ func (c *tokenCache) get(d *[sha256.Size]byte, keys *KeySet, now time.Time) (pri
 		// yet. Drop it; the caller verifies afresh.
 		delete(s.index, k)
 		*e = cacheEntry{}
+		c.count.Add(-1)
 		s.mu.Unlock()
 		return principal{}, false
 	}
@@ -273,36 +282,49 @@ func (c *tokenCache) put(d *[sha256.Size]byte, keys *KeySet, now time.Time, id *
 		s.slots[i] = e
 		return
 	}
-	if len(s.slots) < s.limit {
+	if len(s.slots) < s.room && c.reserve() {
 		if s.slots == nil {
 			// All at once: growing by appends would leave garbage copies
 			// behind while a cache of 100k tokens fills up.
-			s.slots = make([]cacheEntry, 0, s.limit)
+			s.slots = make([]cacheEntry, 0, s.room)
 		}
 		s.slots = append(s.slots, e)
 		s.index[k] = int32(len(s.slots) - 1)
 		return
 	}
 	// CLOCK: take the first free or unreferenced slot, clearing the
-	// reference bits passed on the way (at most one full turn).
-	for {
+	// reference bits passed on the way. A free slot is taken only while
+	// the cache has room. Two turns at most: after one, no bit is set; a
+	// shard with nothing to give (all free, the cache full) does not
+	// remember the token.
+	for range 2 * len(s.slots) {
 		if s.hand >= len(s.slots) {
 			s.hand = 0
 		}
 		v := &s.slots[s.hand]
-		if v.used && v.ref {
+		switch {
+		case v.used && v.ref:
 			v.ref = false
+		case v.used || c.reserve():
+			if v.used {
+				delete(s.index, binary.LittleEndian.Uint64(v.digest[:8]))
+			}
+			*v = e
+			s.index[k] = int32(s.hand)
 			s.hand++
-			continue
+			return
 		}
-		if v.used {
-			delete(s.index, binary.LittleEndian.Uint64(v.digest[:8]))
-		}
-		*v = e
-		s.index[k] = int32(s.hand)
 		s.hand++
-		return
 	}
+}
+
+// reserve counts one more entry if the cache has room for it.
+func (c *tokenCache) reserve() bool {
+	if c.count.Add(1) > c.size {
+		c.count.Add(-1)
+		return false
+	}
+	return true
 }
 
 // len is the number of entries (tests and the cache-size gauge).

@@ -48,14 +48,23 @@ func FromCheckRequest(cr *authv3.CheckRequest) authz.Request {
 // lower-cased name, joining repeats with "," (no space) in arrival order,
 // empty values included, exactly as Envoy's default mode does
 // (check_request_utils_test.cc BasicHttpWithDuplicateHeaders).
+//
+// The raw values (bytes) are copied into one string, which the values
+// slice: one allocation for all of them rather than one per header.
 func joinHeaderLines(lines []*corev3.HeaderValue) map[string]string {
+	raw := rawValues(lines)
 	m := make(map[string]string, len(lines))
 	for _, hv := range lines {
+		var v string
+		if n := len(hv.GetRawValue()); n > 0 {
+			v, raw = raw[:n], raw[n:]
+		} else {
+			v = hv.GetValue()
+		}
 		key := strings.ToLower(hv.GetKey())
 		if key == "" {
 			continue
 		}
-		v := headerValue(hv)
 		if prev, ok := m[key]; ok {
 			m[key] = prev + "," + v
 			continue
@@ -65,13 +74,23 @@ func joinHeaderLines(lines []*corev3.HeaderValue) map[string]string {
 	return m
 }
 
-// headerValue returns raw_value when set (the encode_raw_headers shape),
-// else value. The proto allows only one of them.
-func headerValue(hv *corev3.HeaderValue) string {
-	if raw := hv.GetRawValue(); len(raw) > 0 {
-		return string(raw)
+// rawValues is the raw_value bytes of lines (the encode_raw_headers shape;
+// the proto allows raw_value or value, and raw_value wins when set),
+// concatenated in order into one string.
+func rawValues(lines []*corev3.HeaderValue) string {
+	n := 0
+	for _, hv := range lines {
+		n += len(hv.GetRawValue())
 	}
-	return hv.GetValue()
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, hv := range lines {
+		b.Write(hv.GetRawValue())
+	}
+	return b.String()
 }
 
 // lowerKeys returns m itself when every key is already lower-case (always

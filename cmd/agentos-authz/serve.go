@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,10 @@ import (
 type serveOptions struct {
 	dev          *devKit // non-nil with --dev: printed once serving
 	drainTimeout time.Duration
-	newAuthz     func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+	// pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener (--pprof; off by default).
+	pprof    bool
+	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
 }
 
 // authorizer is what serve needs of *authz.Authorizer.
@@ -92,6 +96,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
+	pprofOn := fset.Bool("pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin listener; keep that listener private")
 	if code, ok := parseFlags(fset, args); !ok {
 		return code
 	}
@@ -136,7 +141,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
 	}
-	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, newAuthz: newAuthorizer}, s)
+	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
 }
 
 // newLogger is zap's production JSON logger (sampled), or a readable
@@ -224,7 +229,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 
 	life := &lifecycle{}
 	admin := &http.Server{
-		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log)),
+		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof),
 		ReadHeaderTimeout: adminHeaderTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
@@ -424,9 +429,13 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 }
 
 // adminHandler serves /healthz (200 while the process lives), /readyz
-// (200 only while serving checks; 503 before and while draining) and,
-// when metrics is not nil, /metrics (CONTRACT §2).
-func adminHandler(ready func() bool, metrics http.Handler) http.Handler {
+// (200 only while serving checks; 503 before and while draining), when
+// metrics is not nil, /metrics (CONTRACT §2) and, with profiling on
+// (--pprof), the Go profiles of net/http/pprof under /debug/pprof/.
+// Profiles expose internals (goroutine stacks, heap contents by site) and
+// cost CPU while taken: they are off by default, and the admin listener
+// must stay private when they are on.
+func adminHandler(ready func() bool, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -443,6 +452,14 @@ func adminHandler(ready func() bool, metrics http.Handler) http.Handler {
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	if profiling {
+		// Registered on our mux, never on http.DefaultServeMux.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }
