@@ -247,14 +247,47 @@ func canceledDecision(detail string) Decision {
 	return Decision{Status: 403, Reason: ReasonCanceled, Detail: detail}
 }
 
+// routeMethod is the method the route table is searched with: the request's
+// method upper-cased. Methods are case-sensitive (RFC 9110 §9.1), but some
+// upstream frameworks route them case-insensitively, so "delete" must need
+// what DELETE needs rather than fall through to unmapped_routes. Only the
+// exact "OPTIONS" is a preflight. It reports false for an empty method or one
+// that is not an HTTP token. No allocation for an upper-case method.
+func routeMethod(m string) (string, bool) {
+	if m == "" {
+		return "", false
+	}
+	lower := false
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		switch {
+		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case 'a' <= c && c <= 'z':
+			lower = true
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return "", false
+		}
+	}
+	if lower {
+		return strings.ToUpper(m), true
+	}
+	return m, true
+}
+
 // decide runs the contract's steps in order; it returns the normalised path
 // ("" when it was not reached or is ambiguous) for the log line.
 func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *zap.Logger) (Decision, string) {
 	if ctx.Err() != nil {
 		return canceledDecision(detailCanceled), ""
 	}
-	// 1. a check request without HTTP attributes.
+	// 1. a check request without HTTP attributes, or whose method is not
+	// an HTTP token (RFC 9110 §9.1): nothing sensible can be matched.
 	if r == nil || r.Malformed {
+		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
+	}
+	method, ok := routeMethod(r.Method)
+	if !ok {
 		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
 	}
 	// 2. an ambiguous path, before any credential is looked at.
@@ -290,7 +323,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 		if auth != AuthSecurityKey {
 			set = s.sets.set(&id, s.table)
 		}
-		res = s.table.Check(r.Method, path, set)
+		res = s.table.Check(method, path, set)
 		if res.Rule != nil {
 			d.Rule, d.Required = res.Rule.Key, res.Rule.Scopes
 		}

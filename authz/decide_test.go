@@ -139,6 +139,28 @@ func TestDecide(t *testing.T) {
 			rule: "GET /config", missing: []string{"config:read"},
 		},
 		{
+			// A case-insensitive upstream would run "delete" as DELETE: it
+			// needs what DELETE needs, never unmapped_routes: allow.
+			name: "lower-case method checked as upper-case", method: "delete", path: "/agents/a1",
+			headers: bearerH(mintHS(t, user("agents:read"))),
+			status:  403, reason: ReasonInsufficientScopes, detail: "Insufficient permissions. Required scope(s): agents:delete",
+			rule: "DELETE /agents/*", missing: []string{"agents:delete"},
+		},
+		{
+			name: "lower-case options is no preflight", method: "options", path: "/agents",
+			status: 401, reason: ReasonMissingCredential, detail: "Authorization header missing",
+		},
+		{
+			name: "method not a token", method: "GE T", path: "/agents",
+			headers: bearerH(mintHS(t, user("agents:read"))),
+			status:  400, reason: ReasonMalformedRequest, detail: "Malformed check request",
+		},
+		{
+			name: "empty method", method: "", path: "/agents",
+			headers: bearerH(mintHS(t, user("agents:read"))),
+			status:  400, reason: ReasonMalformedRequest, detail: "Malformed check request",
+		},
+		{
 			name: "insufficient scopes", method: "POST", path: "/agents/a1/runs",
 			headers: with(bearerH(mintHS(t, user("agents:a2:run"))), "origin", "https://app.example.com"),
 			status:  403, reason: ReasonInsufficientScopes, detail: "Insufficient permissions. Required scope(s): agents:run",
