@@ -36,7 +36,7 @@ type devKit struct {
 
 // devSetup generates the ephemeral key, builds the development
 // configuration (authorization on, the default route table, os_id dev-os,
-// the listeners of flags) and mints the example tokens. The environment is
+// the listeners on loopback unless flags say otherwise) and mints the example tokens. The environment is
 // not read: a stray OS_SECURITY_KEY or JWT_VERIFICATION_KEY must not change
 // what the banner promises.
 func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) {
@@ -56,6 +56,11 @@ func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) 
 	text, err := json.Marshal(map[string]any{
 		"os_id":         devOSID,
 		"authorization": true,
+		// Loopback unless a flag says otherwise: the example tokens grant
+		// everything, so a development service does not face the network.
+		"grpc_addr":  "127.0.0.1" + authz.DefaultGRPCAddr,
+		"http_addr":  "127.0.0.1" + authz.DefaultHTTPAddr,
+		"admin_addr": "127.0.0.1" + authz.DefaultAdminAddr,
 		"jwt": map[string]any{
 			"verification_keys": []string{string(pubPEM)},
 			"algorithms":        []string{devAlg},
