@@ -16,19 +16,26 @@ import (
 const maxJSONDepth = 64
 
 // rawClaim is one top-level member: its (unescaped) name and raw value.
+// The name is a slice of the payload itself unless it had escapes, so
+// indexing a payload copies nothing.
 type rawClaim struct {
-	name string
+	name []byte
 	raw  []byte
 }
 
 // rawClaims are the members in document order.
 type rawClaims []rawClaim
 
+// claimsBuf is the member capacity scanClaims' callers keep on their stack:
+// more than any real token carries, so the index allocates nothing.
+const claimsBuf = 16
+
 // get returns the raw value of name; the last one wins if it repeats, as
 // in encoding/json.
 func (c rawClaims) get(name string) ([]byte, bool) {
 	for i := len(c) - 1; i >= 0; i-- {
-		if c[i].name == name {
+		// The first byte first: most claim names are three letters.
+		if n := c[i].name; len(n) == len(name) && (len(n) == 0 || n[0] == name[0]) && string(n) == name {
 			return c[i].raw, true
 		}
 	}
@@ -36,14 +43,14 @@ func (c rawClaims) get(name string) ([]byte, bool) {
 }
 
 // scanClaims indexes payload, which must be exactly one JSON object
-// (surrounding white space allowed).
-func scanClaims(payload []byte) (rawClaims, bool) {
+// (surrounding white space allowed), appending its members to dst[:0].
+func scanClaims(dst rawClaims, payload []byte) (rawClaims, bool) {
 	s := jsonScanner{b: payload}
 	s.ws()
 	if !s.consume('{') {
 		return nil, false
 	}
-	out := make(rawClaims, 0, 12)
+	out := dst[:0]
 	s.ws()
 	if s.consume('}') {
 		s.ws()
@@ -55,9 +62,13 @@ func scanClaims(payload []byte) (rawClaims, bool) {
 		if !s.str() {
 			return nil, false
 		}
-		name, ok := jsonString(s.b[start:s.i])
-		if !ok {
-			return nil, false
+		name := s.b[start+1 : s.i-1]
+		if !s.plain {
+			n, isString := jsonString(s.b[start:s.i])
+			if !isString {
+				return nil, false
+			}
+			name = []byte(n)
 		}
 		s.ws()
 		if !s.consume(':') {
@@ -82,8 +93,9 @@ func scanClaims(payload []byte) (rawClaims, bool) {
 }
 
 // arrayElems calls f with each element of the raw JSON array a (already
-// validated by scanClaims); it reports false when a is not an array.
-func arrayElems(a []byte, f func(elem []byte)) bool {
+// validated by scanClaims) and its offset in a; it reports false when a is
+// not an array.
+func arrayElems(a []byte, f func(elem []byte, at int)) bool {
 	s := jsonScanner{b: a}
 	if !s.consume('[') {
 		return false
@@ -98,7 +110,7 @@ func arrayElems(a []byte, f func(elem []byte)) bool {
 		if !s.value(1) {
 			return false
 		}
-		f(s.b[start:s.i])
+		f(s.b[start:s.i], start)
 		s.ws()
 		if s.consume(',') {
 			continue
@@ -108,8 +120,9 @@ func arrayElems(a []byte, f func(elem []byte)) bool {
 }
 
 type jsonScanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	plain bool // set by str
 }
 
 func (s *jsonScanner) ws() {
@@ -201,42 +214,53 @@ func (s *jsonScanner) literal(lit string) bool {
 	return true
 }
 
-// str skips a string: no raw control characters, valid escapes.
+// str skips a string: no raw control characters, valid escapes. It sets
+// s.plain to whether the string was printable ASCII without escapes (its
+// own value, as plainJSONString says).
 func (s *jsonScanner) str() bool {
 	if !s.consume('"') {
 		return false
 	}
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	// The common bytes in a local loop; the index goes back to s only at
+	// an escape or the end.
+	b, i, plain := s.b, s.i, true
+	for i < len(b) {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x7f {
+				plain = false
+			}
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
-			s.i++
+			s.i, s.plain = i+1, plain
 			return true
 		case c < 0x20:
 			return false
-		case c == '\\':
-			s.i++
-			if s.i >= len(s.b) {
+		}
+		// c == '\\'
+		plain = false
+		i++
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i++
+		case 'u':
+			if len(b)-i < 5 {
 				return false
 			}
-			switch s.b[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				if len(s.b)-s.i < 5 {
+			for _, h := range b[i+1 : i+5] {
+				if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
 					return false
 				}
-				for _, h := range s.b[s.i+1 : s.i+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return false
-					}
-				}
-				s.i += 5
-			default:
-				return false
 			}
+			i += 5
 		default:
-			s.i++
+			return false
 		}
 	}
 	return false
@@ -278,21 +302,28 @@ func (s *jsonScanner) digits() bool {
 	return s.i > start
 }
 
-// jsonString reads a JSON string value (raw includes the quotes).
-func jsonString(raw []byte) (string, bool) {
+// plainJSONString returns the bytes between the quotes of a JSON string
+// value that is printable ASCII without escapes, which is its own value;
+// ok is false for anything else (other strings need jsonString).
+func plainJSONString(raw []byte) (inner []byte, ok bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
+		return nil, false
 	}
-	// Fast path: printable ASCII without escapes is its own value.
-	plain := true
 	for _, c := range raw[1 : len(raw)-1] {
 		if c == '\\' || c == '"' || c < 0x20 || c >= 0x7f {
-			plain = false
-			break
+			return nil, false
 		}
 	}
-	if plain {
-		return string(raw[1 : len(raw)-1]), true
+	return raw[1 : len(raw)-1], true
+}
+
+// jsonString reads a JSON string value (raw includes the quotes).
+func jsonString(raw []byte) (string, bool) {
+	if inner, ok := plainJSONString(raw); ok {
+		return string(inner), true
+	}
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
 	}
 	var str string
 	if err := json.Unmarshal(raw, &str); err != nil {

@@ -2,9 +2,12 @@ package authz
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzVerify: whatever the token string, Verify does not panic, answers
@@ -82,7 +85,7 @@ func FuzzClaimsScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		got, ok := scanClaims(payload)
+		got, ok := scanClaims(nil, payload)
 		var want map[string]json.RawMessage
 		err := json.Unmarshal(payload, &want)
 		refOK := err == nil && want != nil && depthOK(payload)
@@ -94,7 +97,7 @@ func FuzzClaimsScan(f *testing.F) {
 		}
 		names := map[string]bool{}
 		for _, c := range got {
-			names[c.name] = true
+			names[string(c.name)] = true
 		}
 		if len(names) != len(want) {
 			t.Fatalf("scanClaims(%q) names %v, want %d", payload, names, len(want))
@@ -133,4 +136,64 @@ func depthOK(payload []byte) bool {
 		}
 	}
 	return true
+}
+
+// FuzzCompactShape: compactShape accepts exactly three non-empty parts that
+// strict unpadded base64url decodes and re-encodes to themselves.
+func FuzzCompactShape(f *testing.F) {
+	for _, s := range []string{
+		"a.b.c", "eyJh.eyJi.c2ln", "eyJh.eyJi.", "eyJh..c2ln", "eyJh.eyJi.c2ln.x", "eyJh.eyJi.c2lo", "eyJh.eyJi.c2l=",
+		"eyJh.eyJi.c2\nln", "QQ.QR.QQ", "QUE.QUF.QUE", "-_-_.AAAA.zzzz", "\x80AAA.AAAA.AAAA", "",
+	} {
+		f.Add(s)
+	}
+	strict := base64.RawURLEncoding.Strict()
+	f.Fuzz(func(t *testing.T, raw string) {
+		parts := strings.Split(raw, ".")
+		want := len(parts) == 3
+		for _, p := range parts {
+			b, err := strict.DecodeString(p)
+			if p == "" || err != nil || strict.EncodeToString(b) != p {
+				want = false
+			}
+		}
+		if got := compactShape(raw) == ""; got != want {
+			t.Fatalf("compactShape(%q) accepts = %v, want %v", raw, got, want)
+		}
+	})
+}
+
+func TestBase64URLChar(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for c := range 256 {
+		want := strings.IndexByte(alphabet, byte(c))
+		if got := base64URLChar(byte(c)); got != (want >= 0) {
+			t.Errorf("base64URLChar(%#x) = %v, want %v", c, got, want >= 0)
+		}
+		if v, ok := base64URLValue(byte(c)); ok != (want >= 0) || (ok && int(v) != want) {
+			t.Errorf("base64URLValue(%#x) = %d, %v, want %d", c, v, ok, want)
+		}
+	}
+}
+
+// FuzzNumericDate: numericDate's integer fast path gives what the general
+// ParseFloat path gives, for every JSON number.
+func FuzzNumericDate(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1700000000", "-62135596800", "-62135596801", "253402300799", "253402300800",
+		"999999999999999", "1000000000000000", "1.5", "-1.5e3", "1e10", "12345678901234567890", `"1"`, "null"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw := []byte(s)
+		sc := jsonScanner{b: raw}
+		if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) || !sc.value(1) || sc.i != len(raw) {
+			return // not a JSON number
+		}
+		got, ok := numericDate(raw)
+		fl, err := strconv.ParseFloat(s, 64)
+		wantOK := err == nil && fl >= minNumericDate && fl <= maxNumericDate
+		if ok != wantOK || (ok && !got.Equal(time.Unix(int64(fl), 0))) {
+			t.Fatalf("numericDate(%s) = %v, %v; ParseFloat gives %v, %v", s, got, ok, fl, wantOK)
+		}
+	})
 }

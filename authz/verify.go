@@ -48,14 +48,20 @@ type backgroundSource interface {
 // terminology of JWX docs/01-jwt.md. It is immutable after NewVerifier and
 // safe for concurrent use.
 type Verifier struct {
-	ring         *keyRing
-	verifyOpt    jws.VerifyOption // the ring, as a jws option (built once)
-	checkSig     bool             // false: validate: false
-	validateOpts []jwt.ValidateOption
-	verifyAud    bool
-	audience     []string
-	claims       ClaimNames // with defaults
-	forward      []forwardClaim
+	ring *keyRing
+	// verifyOpts are the jws.Verify options, built once: the ring as key
+	// provider, compact serialization only. jws.WithContext is added per
+	// call only with a JWKS source, the one user of the context.
+	verifyOpts []jws.VerifyOption
+	checkSig   bool // false: validate: false
+	clock      func() time.Time
+	leeway     time.Duration
+	requireExp bool
+	issuer     string // "": not checked
+	verifyAud  bool
+	audience   []string
+	claims     ClaimNames // with defaults
+	forward    []forwardClaim
 }
 
 type forwardClaim struct {
@@ -108,22 +114,16 @@ func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
 		ring.jwks = NewStaticJWKS(keys.jwks)
 	}
 	v := &Verifier{
-		ring:      ring,
-		verifyOpt: jws.WithKeyProvider(ring),
-		checkSig:  c.ValidatesSignature(),
-		verifyAud: c.VerifyAudience,
-		audience:  append([]string(nil), o.Audience...),
-		claims:    c.Claims.WithDefaults(),
-	}
-	v.validateOpts = []jwt.ValidateOption{
-		jwt.WithClock(jwt.ClockFunc(clock)),
-		jwt.WithAcceptableSkew(c.Leeway.Duration),
-	}
-	if c.RequiresExp() {
-		v.validateOpts = append(v.validateOpts, jwt.WithRequiredClaim(jwt.ExpirationKey))
-	}
-	if c.Issuer != "" {
-		v.validateOpts = append(v.validateOpts, jwt.WithIssuer(c.Issuer))
+		ring:       ring,
+		verifyOpts: []jws.VerifyOption{jws.WithKeyProvider(ring), jws.WithCompact()},
+		checkSig:   c.ValidatesSignature(),
+		clock:      clock,
+		leeway:     c.Leeway.Duration,
+		requireExp: c.RequiresExp(),
+		issuer:     c.Issuer,
+		verifyAud:  c.VerifyAudience,
+		audience:   append([]string(nil), o.Audience...),
+		claims:     c.Claims.WithDefaults(),
 	}
 	for _, name := range c.ForwardClaims {
 		v.forward = append(v.forward, forwardClaim{claim: name, header: "x-agentos-claim-" + strings.ToLower(name)})
@@ -270,7 +270,11 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, time.Time,
 
 	var payload []byte
 	if v.checkSig {
-		p, err := jws.Verify([]byte(raw), v.verifyOpt, jws.WithCompact(), jws.WithContext(ctx))
+		opts := v.verifyOpts
+		if v.ring.jwks != nil {
+			opts = append(opts[:len(opts):len(opts)], jws.WithContext(ctx))
+		}
+		p, err := jws.Verify([]byte(raw), opts...)
 		if err != nil {
 			return Identity{}, time.Time{}, verifyFailure(err)
 		}
@@ -305,43 +309,42 @@ func compactShape(raw string) string {
 	if raw == "" {
 		return "empty token"
 	}
-	parts, start := 0, 0
-	for i := 0; i <= len(raw); i++ {
-		if i < len(raw) && raw[i] != '.' {
-			continue
+	start := 0
+	for parts := 1; ; parts++ {
+		end := strings.IndexByte(raw[start:], '.')
+		last := end < 0
+		if last {
+			end = len(raw)
+		} else {
+			end += start
 		}
-		parts++
 		if parts > 3 {
 			return "not a JWT (expected three dot-separated parts)"
 		}
-		if i == start {
-			if parts == 3 && i == len(raw) {
+		if end == start {
+			if parts == 3 && last {
 				return "token is not signed"
 			}
 			return "not a JWT (empty part)"
 		}
-		if !canonicalBase64URL(raw[start:i]) {
+		if !base64URLChars(raw[start:end]) || !canonicalTail(raw[start:end]) {
 			return "not a JWT (not base64url)"
 		}
-		start = i + 1
+		if last {
+			if parts != 3 {
+				return "not a JWT (expected three dot-separated parts)"
+			}
+			return ""
+		}
+		start = end + 1
 	}
-	if parts != 3 {
-		return "not a JWT (expected three dot-separated parts)"
-	}
-	return ""
 }
 
-// canonicalBase64URL reports whether s is unpadded base64url whose last
-// character carries no stray bits.
-func canonicalBase64URL(s string) bool {
-	var last byte
-	for i := 0; i < len(s); i++ {
-		v, ok := base64URLValue(s[i])
-		if !ok {
-			return false
-		}
-		last = v
-	}
+// canonicalTail reports whether s, non-empty and all base64url
+// characters, has a length unpadded base64url can have and a last
+// character without stray bits.
+func canonicalTail(s string) bool {
+	last, _ := base64URLValue(s[len(s)-1])
 	switch len(s) % 4 {
 	case 1:
 		return false
@@ -351,6 +354,31 @@ func canonicalBase64URL(s string) bool {
 		return last&0x03 == 0
 	}
 	return true
+}
+
+// The base64url alphabet as a 256-bit set, in four words of 64: '-' and
+// '0'-'9' in the first; 'A'-'Z', '_' and 'a'-'z' in the second.
+const (
+	base64URLLow  uint64 = 1<<'-' | 0x3ff<<'0'
+	base64URLHigh uint64 = 0x3ffffff<<('A'-64) | 1<<('_'-64) | 0x3ffffff<<('a'-64)
+)
+
+// base64URLChar reports whether c is in the base64url alphabet.
+func base64URLChar(c byte) bool {
+	set := [4]uint64{base64URLLow, base64URLHigh}
+	return set[c>>6]>>(c&63)&1 != 0
+}
+
+// base64URLChars reports whether every byte of s is in the base64url
+// alphabet, without a branch per byte (tokens are checked whole on every
+// request).
+func base64URLChars(s string) bool {
+	set := [4]uint64{base64URLLow, base64URLHigh}
+	ok := uint64(1)
+	for i := 0; i < len(s); i++ {
+		ok &= set[s[i]>>6] >> (s[i] & 63)
+	}
+	return ok&1 != 0
 }
 
 func base64URLValue(c byte) (byte, bool) {
@@ -387,63 +415,65 @@ func verifyFailure(err error) *Failure {
 // validate decodes and checks the claims of a verified (or, with
 // validate: false, merely decoded) payload.
 //
-// The payload is decoded once, into raw claims, and only the claims we use
-// are read from it: jwx's own token decoding (a streaming decoder that
-// also decodes every private claim into interface values) cost more than
-// the RS256 signature check. The time and issuer claims are then handed to
-// jwt.Validate, so those rules and their errors stay jwx's.
+// The payload is indexed once, into raw claims on the stack, and only the
+// claims we use are read from it: jwx's own token decoding (a streaming
+// decoder that also decodes every private claim into interface values)
+// cost more than the RS256 signature check. exp, nbf, iat and iss are
+// checked here with jwt.Validate's rules (see checkTimes), on the values
+// already read, rather than by building a jwt.Token for it.
 func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
-	claims, ok := scanClaims(payload)
+	var buf [claimsBuf]rawClaim
+	claims, ok := scanClaims(buf[:0], payload)
 	if !ok {
 		return Identity{}, time.Time{}, invalid("malformed claims")
 	}
 
-	tok := jwt.New()
-	for _, name := range [...]string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
-		raw, ok := claims.get(name)
-		if !ok {
-			continue
-		}
-		t, ok := numericDate(raw)
-		if !ok {
-			return Identity{}, time.Time{}, invalid(name + " claim is not a date")
-		}
-		if err := tok.Set(name, t); err != nil {
-			return Identity{}, time.Time{}, invalid(name + " claim is not a date")
-		}
+	exp, hasExp, f := dateClaim(claims, jwt.ExpirationKey)
+	if f != nil {
+		return Identity{}, time.Time{}, f
 	}
-	if raw, ok := claims.get(jwt.IssuerKey); ok {
-		iss, ok := jsonString(raw)
-		if !ok || tok.Set(jwt.IssuerKey, iss) != nil {
-			return Identity{}, time.Time{}, invalid("iss claim is not a string")
-		}
+	nbf, _, f := dateClaim(claims, jwt.NotBeforeKey)
+	if f != nil {
+		return Identity{}, time.Time{}, f
+	}
+	iat, _, f := dateClaim(claims, jwt.IssuedAtKey)
+	if f != nil {
+		return Identity{}, time.Time{}, f
+	}
+	issRaw, hasIss := claims.get(jwt.IssuerKey)
+	if hasIss && (len(issRaw) == 0 || issRaw[0] != '"') {
+		return Identity{}, time.Time{}, invalid("iss claim is not a string")
 	}
 	// jwx treats exp 0 as "no exp"; for us it is a token that expired in
 	// 1970, like any exp before it.
-	_, hasExp := claims.get(jwt.ExpirationKey)
-	if hasExp && tok.Expiration().Unix() <= 0 {
+	if hasExp && exp.Unix() <= 0 {
 		return Identity{}, time.Time{}, &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
 	}
 	audRaw, _ := claims.get(v.claims.Audience)
-	aud, hasAud, ok := audienceClaim(audRaw)
-	if !ok {
+	hasAud, audOK, audMatch := audienceClaim(audRaw, v.audience)
+	if !audOK {
 		// CONTRACT §5: an empty or non-string aud is an invalid token.
 		return Identity{}, time.Time{}, invalid("malformed audience claim")
 	}
-	if err := jwt.Validate(tok, v.validateOpts...); err != nil {
-		return Identity{}, time.Time{}, validateFailure(err)
+	if f := v.checkTimes(exp, nbf, iat); f != nil {
+		return Identity{}, time.Time{}, f
+	}
+	if v.requireExp && !hasExp {
+		return Identity{}, time.Time{}, invalid("token has no expiry (exp)")
+	}
+	if v.issuer != "" && (!hasIss || !jsonStringIs(issRaw, v.issuer)) {
+		return Identity{}, time.Time{}, invalid("issuer missing or not accepted")
 	}
 	if v.verifyAud {
 		if !hasAud {
 			return Identity{}, time.Time{}, invalid("missing audience claim")
 		}
-		if !anyIn(aud, v.audience) {
+		if !audMatch {
 			return Identity{}, time.Time{}, &Failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
 		}
 	}
 
 	var id Identity
-	var f *Failure
 	if id.UserID, f = stringClaim(claims, v.claims.UserID, "user id"); f != nil {
 		return Identity{}, time.Time{}, f
 	}
@@ -459,16 +489,54 @@ func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
 		id.Forward = v.forwardHeaders(claims)
 	}
 	if hasExp {
-		id.Expires = tok.Expiration()
+		id.Expires = exp
 	}
 	// jwx ignores an nbf or iat of 0, as it does exp.
 	var from time.Time
-	for _, t := range [...]time.Time{tok.NotBefore(), tok.IssuedAt()} {
+	for _, t := range [...]time.Time{nbf, iat} {
 		if t.Unix() != 0 && t.After(from) {
 			from = t
 		}
 	}
 	return id, from, nil
+}
+
+// dateClaim reads the time claim name: absent gives the zero time (as a
+// jwt.Token's Expiration, NotBefore and IssuedAt do), anything but a
+// NumericDate is an invalid token.
+func dateClaim(claims rawClaims, name string) (time.Time, bool, *Failure) {
+	raw, ok := claims.get(name)
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	t, ok := numericDate(raw)
+	if !ok {
+		return time.Time{}, false, invalid(name + " claim is not a date")
+	}
+	return t, true, nil
+}
+
+// checkTimes applies jwt.Validate's default validators, in its order (iat,
+// exp, nbf), with its rules: jwt.WithClock(v.clock),
+// jwt.WithAcceptableSkew(v.leeway) and the default one-second truncation;
+// a zero time or one at the epoch is not checked. The dates are whole
+// seconds already (numericDate), so only the clock needs truncating.
+func (v *Verifier) checkTimes(exp, nbf, iat time.Time) *Failure {
+	unset := func(t time.Time) bool { return t.IsZero() || t.Unix() == 0 }
+	if unset(exp) && unset(nbf) && unset(iat) {
+		return nil
+	}
+	now := v.clock().Truncate(time.Second)
+	if !unset(iat) && now.Before(iat.Add(-v.leeway)) {
+		return invalid("token is issued in the future (iat)")
+	}
+	if !unset(exp) && !now.Before(exp.Add(v.leeway)) {
+		return &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
+	}
+	if !unset(nbf) && now.Before(nbf.Add(-v.leeway)) {
+		return invalid("token is not valid yet (nbf)")
+	}
+	return nil
 }
 
 // NumericDate bounds (RFC 7519 §2): years 1 to 9999.
@@ -484,6 +552,14 @@ func numericDate(raw []byte) (time.Time, bool) {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return time.Time{}, false
 	}
+	// Fast path: an integer of up to 15 digits, which a float64 holds
+	// exactly, so this is what ParseFloat and int64 below would give.
+	if n, ok := smallInt(raw); ok {
+		if n < minNumericDate || n > maxNumericDate {
+			return time.Time{}, false
+		}
+		return time.Unix(n, 0).UTC(), true
+	}
 	// raw is a valid JSON number (scanClaims checked it), which ParseFloat
 	// reads exactly.
 	f, err := strconv.ParseFloat(string(raw), 64)
@@ -493,54 +569,73 @@ func numericDate(raw []byte) (time.Time, bool) {
 	return time.Unix(int64(f), 0).UTC(), true
 }
 
-// validateFailure maps a jwt.Validate error to the detail, by identity.
-func validateFailure(err error) *Failure {
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired()):
-		return &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
-	case errors.Is(err, jwt.ErrTokenNotYetValid()):
-		return invalid("token is not valid yet (nbf)")
-	case errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return invalid("token is issued in the future (iat)")
-	case errors.Is(err, jwt.ErrInvalidIssuer()):
-		return invalid("issuer missing or not accepted")
-	case errors.Is(err, jwt.ErrRequiredClaim()):
-		return invalid("token has no expiry (exp)")
+// smallInt reads raw as -?[0-9]{1,15}; ok is false for anything else.
+func smallInt(raw []byte) (int64, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
 	}
-	return invalid("claims do not validate")
+	if len(digits) == 0 || len(digits) > 15 {
+		return 0, false
+	}
+	n := int64(0)
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if raw[0] == '-' {
+		n = -n
+	}
+	return n, true
 }
 
-// audienceClaim reads the audience claim: a non-empty string or a
-// non-empty list of non-empty strings. ok is false for any other value
-// (null included); present is false when the claim is absent.
-func audienceClaim(raw []byte) (aud []string, present, ok bool) {
+// audienceClaim reads the audience claim, a non-empty string or a
+// non-empty list of non-empty strings, and matches it against want. ok is
+// false for any other value (null included); present is false when the
+// claim is absent; match is whether an audience of the claim is in want.
+func audienceClaim(raw []byte, want []string) (present, ok, match bool) {
 	if raw == nil {
-		return nil, false, true
+		return false, true, false
 	}
-	if s, isString := jsonString(raw); isString {
-		return []string{s}, true, s != ""
+	if raw[0] == '"' {
+		// scanClaims checked the string; it is empty only as "".
+		return true, len(raw) > 2, audienceIn(raw, want)
 	}
-	bad := false
-	isArray := arrayElems(raw, func(e []byte) {
-		s, isString := jsonString(e)
-		if !isString || s == "" {
+	n, bad := 0, false
+	isArray := arrayElems(raw, func(e []byte, _ int) {
+		if e[0] != '"' || len(e) <= 2 {
 			bad = true
 			return
 		}
-		aud = append(aud, s)
+		n++
+		if !match && audienceIn(e, want) {
+			match = true
+		}
 	})
-	return aud, true, isArray && !bad && len(aud) > 0
+	return true, isArray && !bad && n > 0, match
 }
 
-func anyIn(have, want []string) bool {
-	for _, h := range have {
-		for _, w := range want {
-			if h == w {
-				return true
-			}
+// audienceIn reports whether the JSON string raw is one of want.
+func audienceIn(raw []byte, want []string) bool {
+	for _, w := range want {
+		if jsonStringIs(raw, w) {
+			return true
 		}
 	}
 	return false
+}
+
+// jsonStringIs reports whether raw, a JSON string validated by
+// scanClaims, has the value want; it unescapes (and allocates) only when
+// raw has escapes or non-ASCII.
+func jsonStringIs(raw []byte, want string) bool {
+	if inner, ok := plainJSONString(raw); ok {
+		return string(inner) == want
+	}
+	s, ok := jsonString(raw)
+	return ok && s == want
 }
 
 // stringClaim reads an identity claim: absent or "" gives "", a string
@@ -550,6 +645,9 @@ func stringClaim(claims rawClaims, name, what string) (string, *Failure) {
 	raw, ok := claims.get(name)
 	if !ok {
 		return "", nil
+	}
+	if inner, ok := plainJSONString(raw); ok {
+		return string(inner), nil // printable ASCII: header-safe
 	}
 	s, isString := jsonString(raw)
 	if !isString {
@@ -573,23 +671,47 @@ func scopeList(raw []byte) []string {
 	if len(raw) == 0 {
 		return nil
 	}
-	var out []string
 	switch raw[0] {
 	case '"':
 		s, _ := jsonString(raw)
-		for _, f := range strings.Fields(s) {
+		out := strings.Fields(s)
+		n := 0
+		for _, f := range out {
 			if headerSafe(f) {
-				out = append(out, f)
+				out[n] = f
+				n++
 			}
 		}
+		if n == 0 {
+			return nil
+		}
+		return out[:n]
 	case '[':
-		arrayElems(raw, func(e []byte) {
+		// One copy of the list; entries without escapes are slices of
+		// it, collected on the stack and then copied out at their size.
+		var list string
+		var buf [16]string
+		out := buf[:0]
+		arrayElems(raw, func(e []byte, at int) {
+			if inner, ok := plainJSONString(e); ok {
+				if len(inner) > 0 { // printable ASCII: header-safe
+					if list == "" {
+						list = string(raw)
+					}
+					out = append(out, list[at+1:at+1+len(inner)])
+				}
+				return
+			}
 			if s, ok := jsonString(e); ok && oneScope(s) {
 				out = append(out, s)
 			}
 		})
+		if len(out) == 0 {
+			return nil
+		}
+		return append([]string(nil), out...)
 	}
-	return out
+	return nil
 }
 
 // oneScope reports whether a list entry is kept as a scope: non-empty and
