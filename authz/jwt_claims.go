@@ -21,6 +21,11 @@ const maxJSONDepth = 64
 type rawClaim struct {
 	name []byte
 	raw  []byte
+	at   int // the offset of raw in the payload
+	// plain: raw is a string of printable ASCII without escapes, so its
+	// value is raw without the quotes (what plainJSONString would say,
+	// found while scanning).
+	plain bool
 }
 
 // rawClaims are the members in document order.
@@ -33,13 +38,21 @@ const claimsBuf = 16
 // get returns the raw value of name; the last one wins if it repeats, as
 // in encoding/json.
 func (c rawClaims) get(name string) ([]byte, bool) {
+	if m := c.find(name); m != nil {
+		return m.raw, true
+	}
+	return nil, false
+}
+
+// find returns the member name (the last one if it repeats), nil if absent.
+func (c rawClaims) find(name string) *rawClaim {
 	for i := len(c) - 1; i >= 0; i-- {
 		// The first byte first: most claim names are three letters.
 		if n := c[i].name; len(n) == len(name) && (len(n) == 0 || n[0] == name[0]) && string(n) == name {
-			return c[i].raw, true
+			return &c[i]
 		}
 	}
-	return nil, false
+	return nil
 }
 
 // scanClaims indexes payload, which must be exactly one JSON object
@@ -79,7 +92,7 @@ func scanClaims(dst rawClaims, payload []byte) (rawClaims, bool) {
 		if !s.value(1) {
 			return nil, false
 		}
-		out = append(out, rawClaim{name: name, raw: s.b[vstart:s.i]})
+		out = append(out, rawClaim{name: name, raw: s.b[vstart:s.i], at: vstart, plain: s.b[vstart] == '"' && s.plain})
 		s.ws()
 		if s.consume(',') {
 			continue
@@ -315,6 +328,22 @@ func plainJSONString(raw []byte) (inner []byte, ok bool) {
 		}
 	}
 	return raw[1 : len(raw)-1], true
+}
+
+// payloadText hands out the plain string values of a payload as slices of
+// one copy of it, made on first use: one allocation for the user id,
+// session id and scopes together rather than one each.
+type payloadText struct {
+	b []byte
+	s string
+}
+
+// slice returns payload[from:to] as a string.
+func (p *payloadText) slice(from, to int) string {
+	if p.s == "" {
+		p.s = string(p.b)
+	}
+	return p.s[from:to]
 }
 
 // jsonString reads a JSON string value (raw includes the quotes).

@@ -289,6 +289,8 @@ func verifyCases() []verifyCase {
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
 		{name: "crit header", tok: signed("HS256", hs, nil, map[string]any{"crit": []any{"exp"}, "exp": 1}), reason: ReasonInvalidToken, detail: "Invalid token: unsupported critical header"},
 		{name: "b64 false", tok: signed("HS256", hs, nil, map[string]any{"b64": false, "crit": []any{"b64"}}), reason: ReasonInvalidToken},
+		{name: "crit empty list", tok: signed("HS256", hs, nil, map[string]any{"crit": []any{}}), reason: ReasonInvalidToken, detail: "Invalid token: unsupported critical header"},
+		{name: "b64 without crit", tok: signed("HS256", hs, nil, map[string]any{"b64": true}), reason: ReasonInvalidToken, detail: "Invalid token: unsupported critical header"},
 
 		// Malformed tokens.
 		{name: "empty", tok: raw(""), reason: ReasonInvalidToken, detail: "Invalid token: empty token"},

@@ -475,10 +475,13 @@ func (r *keyRing) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Sign
 	}
 	// RFC 7515 §4.1.11: a crit extension we do not understand (b64 among
 	// them) makes the token invalid.
-	if _, crit := h.Get("crit"); crit {
+	// The accessors, not Get: no interface boxing and no string switch per
+	// call. Critical is non-nil exactly when Get("crit") reports the header
+	// present (an empty list included); b64 is a private parameter.
+	if h.Critical() != nil {
 		return errCritHeader
 	}
-	if _, b64 := h.Get("b64"); b64 {
+	if _, b64 := h.PrivateParams()["b64"]; b64 {
 		return errCritHeader
 	}
 	kid := h.KeyID()

@@ -474,17 +474,19 @@ func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
 	}
 
 	var id Identity
-	if id.UserID, f = stringClaim(claims, v.claims.UserID, "user id"); f != nil {
+	text := payloadText{b: payload}
+	if id.UserID, f = stringClaim(claims, &text, v.claims.UserID, "user id"); f != nil {
 		return Identity{}, time.Time{}, f
 	}
 	if reservedSubject(id.UserID) {
 		return Identity{}, time.Time{}, &Failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
 	}
-	if id.SessionID, f = stringClaim(claims, v.claims.SessionID, "session id"); f != nil {
+	if id.SessionID, f = stringClaim(claims, &text, v.claims.SessionID, "session id"); f != nil {
 		return Identity{}, time.Time{}, f
 	}
-	scopesRaw, _ := claims.get(v.claims.Scopes)
-	id.Scopes = scopeList(scopesRaw)
+	if c := claims.find(v.claims.Scopes); c != nil {
+		id.Scopes = scopeList(c, &text)
+	}
 	if len(v.forward) > 0 {
 		id.Forward = v.forwardHeaders(claims)
 	}
@@ -641,15 +643,15 @@ func jsonStringIs(raw []byte, want string) bool {
 // stringClaim reads an identity claim: absent or "" gives "", a string
 // with control characters or any other value (null included) is an invalid
 // token (it would go into an upstream header).
-func stringClaim(claims rawClaims, name, what string) (string, *Failure) {
-	raw, ok := claims.get(name)
-	if !ok {
+func stringClaim(claims rawClaims, text *payloadText, name, what string) (string, *Failure) {
+	c := claims.find(name)
+	if c == nil {
 		return "", nil
 	}
-	if inner, ok := plainJSONString(raw); ok {
-		return string(inner), nil // printable ASCII: header-safe
+	if c.plain {
+		return text.slice(c.at+1, c.at+len(c.raw)-1), nil // printable ASCII: header-safe
 	}
-	s, isString := jsonString(raw)
+	s, isString := jsonString(c.raw)
 	if !isString {
 		return "", invalid(what + " claim is not a string")
 	}
@@ -667,7 +669,8 @@ func reservedSubject(id string) bool {
 // scopeList reads the scope claim (CONTRACT §5): a list of strings (other
 // entries ignored) or one space-separated string. Empty entries and entries
 // with control characters (which no header can carry) are dropped too.
-func scopeList(raw []byte) []string {
+func scopeList(c *rawClaim, text *payloadText) []string {
+	raw := c.raw
 	if len(raw) == 0 {
 		return nil
 	}
@@ -687,25 +690,36 @@ func scopeList(raw []byte) []string {
 		}
 		return out[:n]
 	case '[':
-		// One copy of the list; entries without escapes are slices of
-		// it, collected on the stack and then copied out at their size.
-		var list string
+		// One pass over the list (scanClaims validated it): the scanner
+		// says which strings are plain. Plain entries are slices of the
+		// payload's one copy, collected on the stack and then copied out
+		// at their size.
 		var buf [16]string
 		out := buf[:0]
-		arrayElems(raw, func(e []byte, at int) {
-			if inner, ok := plainJSONString(e); ok {
-				if len(inner) > 0 { // printable ASCII: header-safe
-					if list == "" {
-						list = string(raw)
-					}
-					out = append(out, list[at+1:at+1+len(inner)])
+		sc := jsonScanner{b: raw, i: 1}
+		for {
+			sc.ws()
+			if sc.consume(']') {
+				break
+			}
+			start := sc.i
+			isString := sc.i < len(sc.b) && sc.b[sc.i] == '"'
+			if !sc.value(1) {
+				return nil // unreachable: scanClaims validated raw
+			}
+			switch {
+			case isString && sc.plain:
+				if sc.i-start > 2 { // printable ASCII: header-safe
+					out = append(out, text.slice(c.at+start+1, c.at+sc.i-1))
 				}
-				return
+			case isString:
+				if s, ok := jsonString(sc.b[start:sc.i]); ok && oneScope(s) {
+					out = append(out, s)
+				}
 			}
-			if s, ok := jsonString(e); ok && oneScope(s) {
-				out = append(out, s)
-			}
-		})
+			sc.ws()
+			sc.consume(',')
+		}
 		if len(out) == 0 {
 			return nil
 		}
