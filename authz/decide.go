@@ -254,23 +254,13 @@ func canceledDecision(detail string) Decision {
 // exact "OPTIONS" is a preflight. It reports false for an empty method or one
 // that is not an HTTP token. No allocation for an upper-case method.
 func routeMethod(m string) (string, bool) {
-	if m == "" {
+	if !IsHTTPToken(m) {
 		return "", false
 	}
-	lower := false
 	for i := 0; i < len(m); i++ {
-		c := m[i]
-		switch {
-		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case 'a' <= c && c <= 'z':
-			lower = true
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return "", false
+		if 'a' <= m[i] && m[i] <= 'z' {
+			return strings.ToUpper(m), true
 		}
-	}
-	if lower {
-		return strings.ToUpper(m), true
 	}
 	return m, true
 }

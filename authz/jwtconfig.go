@@ -275,10 +275,10 @@ func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 	default:
 		fail("token_source", "%q must be header, cookie or both", c.TokenSource)
 	}
-	if c.Header != "" && !isHTTPToken(c.Header) {
+	if c.Header != "" && !IsHTTPToken(c.Header) {
 		fail("header", "%q is not a valid HTTP header name", c.Header)
 	}
-	if c.Cookie != "" && !isHTTPToken(c.Cookie) {
+	if c.Cookie != "" && !IsHTTPToken(c.Cookie) {
 		fail("cookie", "%q is not a valid cookie name", c.Cookie)
 	}
 	for i, a := range c.Audience {
@@ -292,7 +292,7 @@ func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 		switch {
 		case name == "":
 			fail(path, "is empty")
-		case !isHTTPToken(name):
+		case !IsHTTPToken(name):
 			fail(path, "%q cannot be part of a header name (x-agentos-claim-<name>)", name)
 		default:
 			low := strings.ToLower(name)
@@ -324,21 +324,4 @@ func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 		}
 	}
 	return out, errs
-}
-
-// isToken reports whether s is an RFC 9110 token (header and cookie names).
-func isHTTPToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

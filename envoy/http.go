@@ -226,7 +226,7 @@ func writeAllow(w http.ResponseWriter, d *authz.Decision) error {
 	if len(d.Remove) > 0 {
 		names := make([]string, 0, len(d.Remove))
 		for _, n := range d.Remove {
-			if validName(n) {
+			if authz.IsHTTPToken(n) {
 				names = append(names, n)
 			}
 		}
@@ -252,7 +252,7 @@ func writeJSON(w http.ResponseWriter, status int, detail string) {
 // HTTP/1.1 carries unchanged (RFC 9110 §5.5): no control character other
 // than tab, and no white space at either end, which parsers strip.
 func carriable(name, value string) bool {
-	if !validName(name) {
+	if !authz.IsHTTPToken(name) {
 		return false
 	}
 	if value == "" {
@@ -266,23 +266,6 @@ func carriable(name, value string) bool {
 	}
 	for i := 0; i < len(value); i++ {
 		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validName reports whether s is an RFC 9110 token.
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
 			return false
 		}
 	}
