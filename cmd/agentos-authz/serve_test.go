@@ -471,30 +471,39 @@ func TestServeErrors(t *testing.T) {
 	}
 }
 
-// TestServeDev runs serve --dev and every command its banner prints: each
-// must end as the banner's comment says (# 200 → exit 0, # 401/403 → 1).
-func TestServeDev(t *testing.T) {
-	h := newHarness(t)
+// runDev starts serve --dev on loopback ports (httpAddr "off" or an
+// address) and waits until its banner shows marker; at the end of the test
+// the service is stopped and must exit 0.
+func runDev(t *testing.T, h *harness, httpAddr, marker string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	exit := make(chan int, 1)
 	s := h.sys("")
 	go func() {
-		exit <- run(ctx, []string{"serve", "--dev", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--http-addr", "off"}, s)
+		exit <- run(ctx, []string{"serve", "--dev", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--http-addr", httpAddr}, s)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if code := <-exit; code != 0 {
 			t.Errorf("serve --dev = exit %d, want 0", code)
 		}
-	}()
+	})
 	poll(t, "the dev banner", func() bool {
 		select {
 		case code := <-exit:
+			exit <- code // for the cleanup
 			t.Fatalf("serve --dev exited %d\nstderr: %s", code, h.stderr)
 		default:
 		}
-		return strings.Contains(h.stdout.String(), "# Try them")
+		return strings.Contains(h.stdout.String(), marker)
 	})
+}
+
+// TestServeDev runs serve --dev and every command its banner prints: each
+// must end as the banner's comment says (# 200 → exit 0, # 401/403 → 1).
+func TestServeDev(t *testing.T) {
+	h := newHarness(t)
+	runDev(t, h, "off", "# Try them")
 	out := h.stdout.String()
 	if !strings.Contains(out, "DEVELOPMENT MODE - NOT FOR PRODUCTION") {
 		t.Errorf("no development banner:\n%s", out)

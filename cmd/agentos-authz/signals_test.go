@@ -232,26 +232,7 @@ func TestHTTPGate(t *testing.T) {
 // curl commands; each, sent as written, gets the status its comment says.
 func TestServeDevHTTPBanner(t *testing.T) {
 	h := newHarness(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	exit := make(chan int, 1)
-	s := h.sys("")
-	go func() {
-		exit <- run(ctx, []string{"serve", "--dev", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, s)
-	}()
-	defer func() {
-		cancel()
-		if code := <-exit; code != 0 {
-			t.Errorf("serve --dev = exit %d, want 0", code)
-		}
-	}()
-	poll(t, "the dev banner", func() bool {
-		select {
-		case code := <-exit:
-			t.Fatalf("serve --dev exited %d\nstderr: %s", code, h.stderr)
-		default:
-		}
-		return strings.Contains(h.stdout.String(), "# The same over HTTP")
-	})
+	runDev(t, h, "127.0.0.1:0", "# The same over HTTP")
 	out := h.stdout.String()
 	vars := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^export (\w+)='([^']+)'`).FindAllStringSubmatch(out, -1) {
