@@ -141,6 +141,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
 	}
+	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize()); limit > 0 {
+		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
+	}
 	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
 }
 
