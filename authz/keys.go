@@ -449,6 +449,7 @@ var (
 	errAlgNotAllowed = errors.New("algorithm not allowed")
 	errNoKey         = errors.New("no key for this token")
 	errCritHeader    = errors.New("unsupported critical header")
+	errSignature     = errors.New("signature verification failed")
 )
 
 // keyRing is the one jws.KeyProvider of a Verifier. It pins the algorithm:
@@ -467,6 +468,9 @@ type keyRing struct {
 var _ jws.KeyProvider = (*keyRing)(nil)
 
 // FetchKeys sinks the candidate keys for sig, in the order they are tried.
+// It is the key selection of jws.Verify, which Verifier.verifySignature
+// uses only for the tokens its own header reading leaves to jwx (see
+// compactHeader); both select keys with appendKeys.
 func (r *keyRing) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 	h := sig.ProtectedHeaders()
 	alg, ok := parseAlg(string(h.Algorithm()))
@@ -484,13 +488,26 @@ func (r *keyRing) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Sign
 	if _, b64 := h.PrivateParams()["b64"]; b64 {
 		return errCritHeader
 	}
-	kid := h.KeyID()
-	n := 0
+	var buf [8]any
+	keys := r.appendKeys(ctx, buf[:0], alg, h.KeyID())
+	if len(keys) == 0 {
+		return errNoKey
+	}
+	for _, k := range keys {
+		sink.Key(alg.jwa(), k)
+	}
+	return nil
+}
+
+// appendKeys appends to dst the raw keys to try for a token of the
+// allowlisted alg naming kid ("" for none), in order: the JWKS candidates
+// (jwksCandidates, which may refetch once), then the static keys; only
+// keys whose type (and own alg) fit alg.
+func (r *keyRing) appendKeys(ctx context.Context, dst []any, alg sigAlg, kid string) []any {
 	if r.jwks != nil {
 		for _, k := range r.jwksCandidates(ctx, kid) {
 			if k.algs.has(alg) {
-				sink.Key(alg.jwa(), k.raw)
-				n++
+				dst = append(dst, k.raw)
 			}
 		}
 	}
@@ -501,14 +518,10 @@ func (r *keyRing) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Sign
 			continue
 		}
 		if k.algs.has(alg) {
-			sink.Key(alg.jwa(), k.raw)
-			n++
+			dst = append(dst, k.raw)
 		}
 	}
-	if n == 0 {
-		return errNoKey
-	}
-	return nil
+	return dst
 }
 
 // jwksCandidates picks the JWKS keys for a token's kid (CONTRACT §5): the

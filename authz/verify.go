@@ -3,6 +3,7 @@ package authz
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ type Verifier struct {
 	// provider, compact serialization only. jws.WithContext is added per
 	// call only with a JWKS source, the one user of the context.
 	verifyOpts []jws.VerifyOption
+	// sigs are jwx's per-algorithm signature verifiers (stateless, so
+	// shared), one for each allowed algorithm.
+	sigs       [algCount]jws.Verifier
 	checkSig   bool // false: validate: false
 	clock      func() time.Time
 	leeway     time.Duration
@@ -124,6 +128,13 @@ func NewVerifier(c *JWTConfig, o VerifierOptions) (*Verifier, error) {
 		verifyAud:  c.VerifyAudience,
 		audience:   append([]string(nil), o.Audience...),
 		claims:     c.Claims.WithDefaults(),
+	}
+	for _, a := range keys.allowed.algs() {
+		sv, err := jws.NewVerifier(a.jwa())
+		if err != nil {
+			return nil, fmt.Errorf("jwt.algorithms: %s has no verifier: %w", a, err)
+		}
+		v.sigs[a] = sv
 	}
 	for _, name := range c.ForwardClaims {
 		v.forward = append(v.forward, forwardClaim{claim: name, header: "x-agentos-claim-" + strings.ToLower(name)})
@@ -270,11 +281,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, time.Time,
 
 	var payload []byte
 	if v.checkSig {
-		opts := v.verifyOpts
-		if v.ring.jwks != nil {
-			opts = append(opts[:len(opts):len(opts)], jws.WithContext(ctx))
-		}
-		p, err := jws.Verify([]byte(raw), opts...)
+		p, err := v.verifySignature(ctx, raw)
 		if err != nil {
 			return Identity{}, time.Time{}, verifyFailure(err)
 		}
@@ -297,6 +304,120 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, time.Time,
 		payload = msg.Payload()
 	}
 	return v.validate(payload)
+}
+
+// verifySignature verifies raw, a token compactShape accepted, and returns
+// its payload; its errors are jws.Verify's (verifyFailure maps both). The
+// protected header is read here (compactHeader) rather than by jwx's
+// generic header decoding, which cost as much as the HS256 signature
+// itself; keys are selected by the same keyRing.appendKeys and checked
+// with jwx's verifier of the algorithm, over the token's own signing
+// input (the canonical base64url compactShape demands is what jws.Verify
+// re-encodes). A header compactHeader does not take goes to jws.Verify
+// whole, so both paths accept exactly the same tokens (FuzzVerifySignature).
+func (v *Verifier) verifySignature(ctx context.Context, raw string) ([]byte, error) {
+	hdrEnd := strings.IndexByte(raw, '.')
+	sigStart := strings.LastIndexByte(raw, '.') + 1
+	enc := base64.RawURLEncoding
+	hl := enc.DecodedLen(hdrEnd)
+	pl := enc.DecodedLen(sigStart - 1 - (hdrEnd + 1))
+	// One allocation: the token's bytes (the signing input is a prefix),
+	// then the decoded header, payload and signature.
+	buf := make([]byte, len(raw)+hl+pl+enc.DecodedLen(len(raw)-sigStart))
+	tok := buf[:copy(buf, raw)]
+	hdr, payload, sig := buf[len(raw):len(raw)+hl], buf[len(raw)+hl:len(raw)+hl+pl], buf[len(raw)+hl+pl:]
+	if _, err := enc.Decode(hdr, tok[:hdrEnd]); err != nil {
+		return v.verifyJWS(ctx, raw)
+	}
+	alg, kid, ok := compactHeader(hdr)
+	if !ok {
+		return v.verifyJWS(ctx, raw)
+	}
+	if !v.ring.allowed.has(alg) {
+		return nil, errAlgNotAllowed
+	}
+	input := tok[:sigStart-1]
+	if _, err := enc.Decode(payload, input[hdrEnd+1:]); err != nil {
+		return v.verifyJWS(ctx, raw)
+	}
+	if _, err := enc.Decode(sig, tok[sigStart:]); err != nil {
+		return v.verifyJWS(ctx, raw)
+	}
+	var kbuf [8]any
+	keys := v.ring.appendKeys(ctx, kbuf[:0], alg, kid)
+	if len(keys) == 0 {
+		return nil, errNoKey
+	}
+	sv := v.sigs[alg]
+	for _, k := range keys {
+		if sv.Verify(input, sig, k) == nil {
+			return payload, nil
+		}
+	}
+	return nil, errSignature
+}
+
+// verifyJWS is jws.Verify with the ring as key provider.
+func (v *Verifier) verifyJWS(ctx context.Context, raw string) ([]byte, error) {
+	opts := v.verifyOpts
+	if v.ring.jwks != nil {
+		opts = append(opts[:len(opts):len(opts)], jws.WithContext(ctx))
+	}
+	return jws.Verify([]byte(raw), opts...)
+}
+
+// compactHeader reads a decoded protected header of the common shape: a
+// JSON object whose members are all among alg, kid, typ, cty, jku, x5u,
+// x5t and x5t#S256, each a string, with an alg we implement. For such a
+// header jwx's decoding gives the same alg and kid (the last of a repeated
+// member, escapes decoded, invalid UTF-8 replaced as encoding/json does)
+// and no crit, b64, jwk or x5c. ok is false for any other header (crit,
+// b64, jwk, x5c, private parameters, a missing or unknown alg, a value of
+// another type, not an object): jws.Verify then decides, as before.
+// jku and x5u are read only to be ignored: keys are never fetched from them.
+//
+// White space around the object also sends the token to jws.Verify: jwx
+// signs over the header re-encoded from the bytes encoding/json hands its
+// decoder, which are the object without it, so it refuses such a token
+// that RFC 7515 would accept, and so must we.
+func compactHeader(hdr []byte) (alg sigAlg, kid string, ok bool) {
+	if len(hdr) < 2 || hdr[0] != '{' || hdr[len(hdr)-1] != '}' {
+		return 0, "", false
+	}
+	var buf [8]rawClaim
+	members, isObject := scanClaims(buf[:0], hdr)
+	if !isObject {
+		return 0, "", false
+	}
+	for _, m := range members {
+		switch string(m.name) {
+		case "alg", "kid", "typ", "cty", "jku", "x5u", "x5t", "x5t#S256":
+		default:
+			return 0, "", false
+		}
+		if m.raw[0] != '"' {
+			return 0, "", false
+		}
+	}
+	algRaw := members.find("alg")
+	if algRaw == nil {
+		return 0, "", false
+	}
+	if algRaw.plain {
+		alg, ok = parseAlg(string(algRaw.raw[1 : len(algRaw.raw)-1]))
+	} else {
+		name, _ := jsonString(algRaw.raw)
+		alg, ok = parseAlg(name)
+	}
+	if !ok {
+		return 0, "", false
+	}
+	if kidRaw := members.find("kid"); kidRaw != nil {
+		if kid, ok = jsonString(kidRaw.raw); !ok {
+			return 0, "", false
+		}
+	}
+	return alg, kid, true
 }
 
 // compactShape checks that raw is header.payload.signature, each part
@@ -406,7 +527,7 @@ func verifyFailure(err error) *Failure {
 		return invalid("no verification key for this token")
 	case errors.Is(err, errCritHeader):
 		return invalid("unsupported critical header")
-	case jws.IsVerificationError(err):
+	case errors.Is(err, errSignature), jws.IsVerificationError(err):
 		return invalid("signature verification failed")
 	}
 	return invalid("malformed token")

@@ -1,0 +1,199 @@
+package authz
+
+import (
+	"bytes"
+	"crypto"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// sigPathVerifier is a Verifier with keys of all four algorithm families:
+// static PEM keys and an HMAC secret, plus a JWKS with kids (rs, es) and a
+// kid-less Ed25519 key, so kid matches, kid misses and the kid-less
+// fallback are all reachable.
+func sigPathVerifier(t testing.TB, k *jtKeys) *Verifier {
+	t.Helper()
+	pub := func(p jtKeyPair) crypto.PublicKey { return p.priv.Public() }
+	ks, err := ParseJWKS(jtJWKS(t, []crypto.PublicKey{pub(k.rs2), pub(k.es), pub(k.ed)}, []string{"rs", "es", ""}, []string{"RS256", "ES256", ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jtBaseConfig(k)
+	return jtVerifier(t, c, VerifierOptions{Audience: []string{"test-os"}, JWKS: NewStaticJWKS(ks)})
+}
+
+// sigPathSeeds are valid and tampered tokens of all four algorithms and
+// headers of every shape verifySignature reads itself or hands to jwx.
+func sigPathSeeds(t testing.TB, k *jtKeys) []string {
+	t.Helper()
+	claims := jtClaims(nil)
+	signers := []struct {
+		alg string
+		key any
+	}{
+		{"HS256", k.hs}, {"RS256", k.rs.priv}, {"ES256", k.es.priv}, {"EdDSA", k.ed.priv},
+		{"RS256", k.rs2.priv}, {"PS256", k.rs.priv},
+	}
+	headers := []map[string]any{
+		nil,
+		{"kid": "rs"}, {"kid": "es"}, {"kid": "gone"}, {"kid": ""}, {"typ": nil},
+		{"kid": 7}, {"typ": 1}, {"cty": "JWT", "x5t": "abc", "x5t#S256": "abc"},
+		{"jku": "https://127.0.0.1:1/jwks", "x5u": "https://127.0.0.1:1/x5u"},
+		{"crit": []string{"exp"}}, {"crit": []string{}}, {"b64": true}, {"b64": false},
+		{"x5c": []string{"bm90LWEtY2VydA"}}, {"jwk": map[string]any{"kty": "oct", "k": "c2VjcmV0"}},
+		{"private": "x"}, {"kid": nil, "typ": nil, "cty": nil},
+	}
+	var out []string
+	for _, s := range signers {
+		for _, h := range headers {
+			tok := jtMint(t, jtToken{alg: s.alg, key: s.key, header: h, claims: claims})
+			out = append(out, tok, jtFlipSig(tok))
+		}
+	}
+	// Headers written by hand: escapes, repeats, odd alg names, not an
+	// object. Each is signed with the HMAC secret under its own bytes.
+	for _, hdr := range []string{
+		`{"alg":"HS256"}`, ` {"alg" : "HS256" } `, `{"\u0061lg":"HS256"}`, `{"alg":"HS\u0032\u0035\u0036"}`,
+		`{"alg":"RS256","alg":"HS256"}`, `{"alg":"HS256","alg":"RS256"}`, `{"alg":1,"alg":"HS256"}`,
+		`{"alg":"HS256","kid":"a","kid":"b"}`, `{"alg":"HS256","kid":"\u00e9"}`, "{\"alg\":\"HS256\",\"kid\":\"\xff\"}",
+		`{"alg":"none"}`, `{"alg":"None"}`, `{"alg":"hs256"}`, `{"alg":"ES256K"}`, `{"alg":""}`, `{}`, `{"typ":"JWT"}`,
+		`null`, `[]`, `"HS256"`, `{"alg":"HS256"`, `{"alg":"HS256"}x`, `{"alg":"HS256","typ":null}`,
+	} {
+		out = append(out, jtMintRawHeader(t, hdr, `{"sub":"x"}`, []byte(k.hs)))
+	}
+	return out
+}
+
+// jtMintRawHeader signs header.payload, both given as JSON text, with an
+// HMAC-SHA256 secret.
+func jtMintRawHeader(t testing.TB, header, payload string, secret []byte) string {
+	t.Helper()
+	input := jtB64.EncodeToString([]byte(header)) + "." + jtB64.EncodeToString([]byte(payload))
+	sv, err := jws.NewSigner("HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := sv.Sign([]byte(input), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + jtB64.EncodeToString(sig)
+}
+
+// sigPathCompare checks that verifySignature and jws.Verify with the same
+// key provider agree on raw: both accept it with the same payload, or both
+// refuse it with the same detail.
+func sigPathCompare(t *testing.T, v *Verifier, raw string) (accepted bool) {
+	t.Helper()
+	if len(raw) > MaxTokenBytes || compactShape(raw) != "" {
+		return false // verify never gets this far
+	}
+	got, gotErr := v.verifySignature(t.Context(), raw)
+	want, wantErr := jws.Verify([]byte(raw), jws.WithKeyProvider(v.ring), jws.WithCompact(), jws.WithContext(t.Context()))
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("verifySignature(%q) err = %v, jws.Verify err = %v", raw, gotErr, wantErr)
+	}
+	if gotErr != nil {
+		if g, w := verifyFailure(gotErr).Detail, verifyFailure(wantErr).Detail; g != w {
+			t.Fatalf("verifySignature(%q) detail %q, jws.Verify detail %q", raw, g, w)
+		}
+		return false
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("verifySignature(%q) payload %q, jws.Verify payload %q", raw, got, want)
+	}
+	return true
+}
+
+// TestVerifySignatureMatchesJWS runs the seeds of FuzzVerifySignature and
+// checks the expected ones verify, so the comparison is not vacuous.
+func TestVerifySignatureMatchesJWS(t *testing.T) {
+	k := jtLoadKeys(t)
+	v := sigPathVerifier(t, k)
+	n := 0
+	for _, raw := range sigPathSeeds(t, k) {
+		if sigPathCompare(t, v, raw) {
+			n++
+		}
+	}
+	// Per signer, the headers without crit/b64/jwk-mismatch problems that
+	// a key fits: counted from the seed table, asserted as a floor.
+	if n < 20 {
+		t.Fatalf("only %d seeds verified; the comparison is too weak", n)
+	}
+	// The fast path must refuse what it refused before, with the details.
+	for _, tc := range []struct {
+		name, raw, detail string
+	}{
+		{"none", jtMintRawHeader(t, `{"alg":"none"}`, `{}`, []byte(k.hs)), "Invalid token: signing algorithm not allowed"},
+		{"not allowed", jtMint(t, jtToken{alg: "HS512", key: k.hs, claims: jtClaims(nil)}), "Invalid token: signing algorithm not allowed"},
+		{"crit", jtMint(t, jtToken{alg: "HS256", key: k.hs, header: map[string]any{"crit": []string{"x"}}, claims: jtClaims(nil)}), "Invalid token: unsupported critical header"},
+		{"b64", jtMint(t, jtToken{alg: "HS256", key: k.hs, header: map[string]any{"b64": true}, claims: jtClaims(nil)}), "Invalid token: unsupported critical header"},
+		{"tampered", jtFlipSig(jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(nil)})), "Invalid token: signature verification failed"},
+		{"kid key is not the signer", jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "es"}, claims: jtClaims(nil)}), "Invalid token: signature verification failed"},
+		{"header not an object", jtMintRawHeader(t, `[]`, `{}`, []byte(k.hs)), "Invalid token: malformed token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.verifySignature(t.Context(), tc.raw)
+			if err == nil {
+				t.Fatal("verified")
+			}
+			if got := verifyFailure(err).Detail; got != tc.detail {
+				t.Fatalf("detail %q, want %q", got, tc.detail)
+			}
+			sigPathCompare(t, v, tc.raw)
+		})
+	}
+}
+
+// FuzzVerifySignature: verifySignature (our header reading, keyRing key
+// selection, jwx's per-algorithm verifier) accepts exactly the tokens
+// jws.Verify with the same key provider accepts, with the same payload,
+// and refuses the others with the same detail.
+func FuzzVerifySignature(f *testing.F) {
+	k := jtLoadKeys(f)
+	v := sigPathVerifier(f, k)
+	for _, raw := range sigPathSeeds(f, k) {
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		sigPathCompare(t, v, raw)
+	})
+}
+
+// TestCompactHeader: which headers verifySignature reads itself (ok) and
+// which it leaves to jws.Verify.
+func TestCompactHeader(t *testing.T) {
+	for _, tc := range []struct {
+		hdr string
+		alg sigAlg
+		kid string
+		ok  bool
+	}{
+		{hdr: `{"alg":"HS256","typ":"JWT"}`, alg: algHS256, ok: true},
+		{hdr: `{"typ":"JWT","kid":"k1","alg":"ES256"}`, alg: algES256, kid: "k1", ok: true},
+		{hdr: `{"alg":"RS256","kid":"a","kid":"b"}`, alg: algRS256, kid: "b", ok: true},
+		{hdr: `{"\u0061lg":"HS\u0032\u0035\u0036","kid":"\u00e9"}`, alg: algHS256, kid: "é", ok: true},
+		{hdr: `{"alg":"EdDSA","jku":"https://127.0.0.1:1/","x5u":"u","cty":"c","x5t":"t","x5t#S256":"s"}`, alg: algEdDSA, ok: true},
+		{hdr: ` {"alg":"HS256"}`},
+		{hdr: `{"alg":"HS256"} `},
+		{hdr: `{"alg":"none"}`},
+		{hdr: `{"alg":"hs256"}`},
+		{hdr: `{"typ":"JWT"}`},
+		{hdr: `{"alg":"HS256","kid":1}`},
+		{hdr: `{"alg":1,"alg":"HS256"}`},
+		{hdr: `{"alg":"HS256","crit":["b64"]}`},
+		{hdr: `{"alg":"HS256","b64":true}`},
+		{hdr: `{"alg":"HS256","jwk":{}}`},
+		{hdr: `{"alg":"HS256","x5c":[]}`},
+		{hdr: `{"alg":"HS256","other":"x"}`},
+		{hdr: `{"alg":"HS256",}`},
+		{hdr: `{}`},
+	} {
+		alg, kid, ok := compactHeader([]byte(tc.hdr))
+		if ok != tc.ok || (ok && (alg != tc.alg || kid != tc.kid)) {
+			t.Errorf("compactHeader(%s) = %v, %q, %v; want %v, %q, %v", tc.hdr, alg, kid, ok, tc.alg, tc.kid, tc.ok)
+		}
+	}
+}
