@@ -50,7 +50,8 @@ bench: build
 FUZZ_TARGETS := \
 	./scopes/:FuzzParseScope ./scopes/:FuzzGlob \
 	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/:FuzzVerify \
-	./authz/:FuzzClaimsScan ./authz/:FuzzDecide \
+	./authz/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/:FuzzVerifySignature \
+	./authz/:FuzzCompactShape ./authz/:FuzzNumericDate \
 	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody
 
 fuzz:
