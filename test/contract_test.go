@@ -401,7 +401,7 @@ func TestContractServeAddressPrecedence(t *testing.T) {
 	fileGRPC, fileHTTP, fileAdmin, flagGRPC := addrs[0], addrs[1], addrs[2], addrs[3]
 	cfg := writeFile(t, dir, "config.yaml", hsConfig(randomSecret("ap-"),
 		fmt.Sprintf("grpc_addr: %q\nhttp_addr: %q\nadmin_addr: %q", fileGRPC, fileHTTP, fileAdmin)))
-	out := &syncBuffer{}
+	out := &harness.LockedBuffer{}
 	cmd := exec.Command(binary(t), "serve", "--config", cfg, "--grpc-addr", flagGRPC, "--http-addr", "off")
 	cmd.Env = harness.Environ(os.Environ(), withQuickExit(nil))
 	cmd.Stdout, cmd.Stderr = out, out

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -179,7 +178,7 @@ func jwksOf(t *testing.T, signers ...signer) []byte {
 // it before it is ready (harness.Start waits for SERVING).
 type serveProc struct {
 	cmd   *exec.Cmd
-	out   *syncBuffer
+	out   *harness.LockedBuffer
 	grpc  string
 	admin string
 	conn  *grpc.ClientConn
@@ -188,30 +187,13 @@ type serveProc struct {
 	hc    healthpb.HealthClient
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startServe(t *testing.T, bin, cfg string) *serveProc {
 	t.Helper()
 	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProc{out: &syncBuffer{}, grpc: addrs[0], admin: addrs[1], done: make(chan struct{})}
+	p := &serveProc{out: &harness.LockedBuffer{}, grpc: addrs[0], admin: addrs[1], done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--config", cfg, "--grpc-addr", p.grpc, "--http-addr", "off", "--admin-addr", p.admin)
 	p.cmd.Env = harness.Environ(os.Environ(), nil)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

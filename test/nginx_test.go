@@ -135,25 +135,8 @@ type runningNginx struct {
 	addr   string
 	dir    string
 	cmd    *exec.Cmd
-	stderr *lockedBuf
+	stderr *harness.LockedBuffer
 	done   chan struct{}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // logs is nginx's stderr and error.log, for failure messages.
@@ -217,7 +200,7 @@ func tryNginx(t *testing.T, bin, addr, conf string) (*runningNginx, error) {
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	n := &runningNginx{addr: addr, dir: dir, stderr: &lockedBuf{}, done: make(chan struct{})}
+	n := &runningNginx{addr: addr, dir: dir, stderr: &harness.LockedBuffer{}, done: make(chan struct{})}
 	// -p: relative paths (logs/, temp/, the pid file) resolve in dir;
 	// -e: errors before the configuration is read go to stderr.
 	n.cmd = exec.Command(bin, "-p", dir+string(filepath.Separator), "-c", confPath, "-e", "stderr", "-g", "daemon off;")

@@ -73,7 +73,7 @@ type Server struct {
 	AdminAddr string
 
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *LockedBuffer
 	done chan struct{} // closed when the process has exited
 	conn *grpc.ClientConn
 }
@@ -155,7 +155,7 @@ func spawn(opts Options) (*Server, error) {
 	args = append(args, opts.Args...)
 	cmd := exec.Command(opts.Binary, args...)
 	cmd.Env = quickExit(Environ(os.Environ(), opts.Env))
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", opts.Binary, err)
@@ -408,15 +408,15 @@ func (s *Server) Tail(n int) string {
 	return "process output:\n\t" + strings.Join(lines, "\n\t")
 }
 
-// lockedBuffer collects a process's output from two pipes at once, up to
-// maxOutput bytes.
-type lockedBuffer struct {
+// LockedBuffer collects a process's output from two pipes at once, up to
+// maxOutput bytes; safe for concurrent Write and String.
+type LockedBuffer struct {
 	mu      sync.Mutex
 	b       bytes.Buffer
 	dropped int
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := len(p)
@@ -428,7 +428,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return n, nil // dropped bytes count as written: the process must never block on its output
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.dropped > 0 {
