@@ -34,6 +34,9 @@ type Config struct {
 	JWT JWTConfig `yaml:"jwt"`
 	// ScopeMappings are merged over the default route table, in file order.
 	ScopeMappings ScopeMappings `yaml:"scope_mappings"`
+	// Interfaces are the AgentOS interfaces mounted upstream: their routes
+	// join the table, or the excluded routes for webhook interfaces.
+	Interfaces []InterfaceConfig `yaml:"interfaces"`
 	// ExcludedRoutes are path globs allowed without a credential; nil is
 	// impossible after Load (the defaults), empty means none.
 	ExcludedRoutes []string `yaml:"excluded_routes"`
@@ -256,7 +259,8 @@ func (c *Config) Validate() error {
 	if _, err := c.compileTable(policy); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := compileExcluded(c.ExcludedRoutes); err != nil {
+	errs = append(errs, c.checkInterfacePrefixes()...)
+	if _, err := compileExcluded(c.excludedRoutes()); err != nil {
 		errs = append(errs, err)
 	}
 	for i, o := range c.CORSAllowedOrigins {
@@ -292,6 +296,7 @@ func (c *Config) compileTable(policy scopes.Policy) (*scopes.Table, error) {
 		AdminScope: c.AdminScope,
 		Unmapped:   policy,
 		Custom:     c.ScopeMappings,
+		Interfaces: c.interfaces(),
 	})
 	if err == nil {
 		return t, nil
@@ -304,7 +309,11 @@ func (c *Config) compileTable(policy scopes.Policy) (*scopes.Table, error) {
 	for _, e := range errs {
 		var me *scopes.MappingError
 		var oe *scopes.OptionError
+		var ie *scopes.InterfaceError
 		switch {
+		case errors.As(e, &ie):
+			out = append(out, &FieldError{Field: "interfaces[" + strconv.Itoa(ie.Index) + "]." + ie.Field, Err: errors.New(ie.Msg)})
+			continue
 		case errors.As(e, &me):
 			// HEAD keys, bad keys, patterns and scopes (CONTRACT §4, §5).
 			out = append(out, &FieldError{Field: mappingPath(me.Key, me.Index), Err: errors.New(me.Msg)})

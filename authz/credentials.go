@@ -73,17 +73,19 @@ func (c *credentials) headerToken(h map[string]string) (string, bool) {
 	return bearer(h[c.header])
 }
 
-// bearer reads a header credential: "Bearer <token>" with "Bearer" in any
-// case, or a bare token. An empty value, or "Bearer" followed by nothing but
-// spaces, is no credential. "Bearer<token>" (no space) is a bare token.
+// bearer reads a header credential (docs/CONTRACT.md §5): "Bearer <token>"
+// with "Bearer" in any case followed by one or more spaces (RFC 6750: a tab
+// is not a separator), or a bare token. An empty value, or "Bearer" followed
+// by nothing but spaces, is no credential. "Bearer<token>" (no space) and
+// "Bearer\t<token>" are bare tokens, which then fail verification.
 func bearer(v string) (string, bool) {
 	v = trimSpace(v)
 	if len(v) >= 6 && strings.EqualFold(v[:6], "bearer") {
 		if len(v) == 6 {
 			return "", false
 		}
-		if v[6] == ' ' || v[6] == '\t' {
-			v = trimSpace(v[7:])
+		if v[6] == ' ' {
+			v = strings.TrimLeft(v[7:], " ")
 		}
 	}
 	return v, v != ""

@@ -17,7 +17,9 @@ func TestCredentialsToken(t *testing.T) {
 		{name: "bearer lower", headers: map[string]string{"authorization": "bearer tok"}, want: "tok"},
 		{name: "bearer upper", headers: map[string]string{"authorization": "BEARER tok"}, want: "tok"},
 		{name: "bearer mixed", headers: map[string]string{"authorization": "bEaReR tok"}, want: "tok"},
-		{name: "bearer tab", headers: map[string]string{"authorization": "Bearer\ttok"}, want: "tok"},
+		// docs/CONTRACT.md §5: a tab is not a separator (RFC 6750), so the whole value is a bare token.
+		{name: "bearer tab", headers: map[string]string{"authorization": "Bearer\ttok"}, want: "Bearer\ttok"},
+		{name: "bearer spaces then tab", headers: map[string]string{"authorization": "Bearer  \ttok"}, want: "\ttok"},
 		{name: "bearer extra spaces", headers: map[string]string{"authorization": "  Bearer   tok  "}, want: "tok"},
 		{name: "bare token", headers: map[string]string{"authorization": "a.b.c"}, want: "a.b.c"},
 		{name: "no space is bare", headers: map[string]string{"authorization": "Bearertok"}, want: "Bearertok"},

@@ -98,7 +98,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	excluded, err := compileExcluded(cfg.ExcludedRoutes)
+	excluded, err := compileExcluded(cfg.excludedRoutes())
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	if r.Method == "OPTIONS" {
 		return s.allowNone(r, ReasonAllowedPreflight), path
 	}
-	if s.excluded.match(path) {
+	if s.excluded.match(path, hasTrailingSlash(r.Path)) {
 		return s.allowNone(r, ReasonAllowedExcluded), path
 	}
 	// 4. authentication.
@@ -504,10 +504,12 @@ func removals(h map[string]string, up []Header) []string {
 	return out
 }
 
-// excludedRoutes are the compiled excluded_routes globs. CONTRACT §5: a
-// glob is tried against the path with and without a trailing slash; the
-// normalised path has none, so the "with" variant is path + "/", built only
-// when some glob could match a string ending in "/".
+// excludedRoutes are the compiled excluded_routes globs. docs/CONTRACT.md
+// §5: a glob is tried against the normalised path and, when the request's own
+// path ended with "/", also against the normalised path with that "/" (AgentOS
+// tries the path as sent and without its trailing slash): "/public/*"
+// excludes "/public/" and "/public/x", never "/public". The "with" variant is
+// built only when some glob could match a string ending in "/".
 type excludedRoutes struct {
 	globs []excludedGlob
 }
@@ -542,15 +544,16 @@ func compileExcluded(patterns []string) (excludedRoutes, error) {
 	return ex, nil
 }
 
-// match reports whether path (normalised) is excluded.
-func (e *excludedRoutes) match(path string) bool {
-	slash := ""
+// match reports whether path (normalised) is excluded; slash says the
+// request's path ended with "/" before normalisation.
+func (e *excludedRoutes) match(path string, slash bool) bool {
+	withSlash := ""
 	for i := range e.globs {
 		g := &e.globs[i]
 		if g.glob.Match(path) {
 			return true
 		}
-		if !g.slash || path == "/" {
+		if !slash || !g.slash || path == "/" {
 			continue
 		}
 		if g.glob.Literal() {
@@ -561,10 +564,10 @@ func (e *excludedRoutes) match(path string) bool {
 			}
 			continue
 		}
-		if slash == "" {
-			slash = path + "/"
+		if withSlash == "" {
+			withSlash = path + "/"
 		}
-		if g.glob.Match(slash) {
+		if g.glob.Match(withSlash) {
 			return true
 		}
 	}

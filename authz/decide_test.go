@@ -211,13 +211,24 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "custom excluded slash pattern", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
-			method: "GET", path: "/public",
+			method: "GET", path: "/public/",
 			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
 		},
 		{
+			// docs/CONTRACT.md §5: the "/" variant only when the request had one.
+			name: "custom excluded slash pattern needs the slash", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
+			method: "GET", path: "/public",
+			status: 401, reason: ReasonMissingCredential, detail: "Authorization header missing",
+		},
+		{
 			name: "custom excluded glob with slash", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
-			method: "GET", path: "/sessions",
+			method: "GET", path: "/sessions/",
 			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+		},
+		{
+			name: "custom excluded glob never excludes its bare prefix", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
+			method: "GET", path: "/sessions?x=/",
+			status: 401, reason: ReasonMissingCredential, detail: "Authorization header missing",
 		},
 		{
 			name: "custom excluded glob crosses slash", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
@@ -326,6 +337,32 @@ func TestDecide(t *testing.T) {
 			name: "key only missing", yaml: "", env: map[string]string{EnvSecurityKey: key},
 			method: "GET", path: "/config",
 			status: 401, reason: ReasonMissingCredential, detail: "Authorization header required",
+		},
+		{
+			name: "a2a interface route needs its scope", yaml: "interfaces: [{type: a2a}]\n",
+			method: "POST", path: "/a2a/agents/web/v1/message:send", headers: bearerH(mintHS(t, user())),
+			status: 403, reason: ReasonInsufficientScopes, rule: "POST /a2a/agents/*/v1/message:send", detail: "Insufficient permissions. Required scope(s): agents:run", missing: []string{"agents:run"},
+		},
+		{
+			name: "a2a interface at a custom prefix, per-resource scope", yaml: "interfaces: [{type: a2a, prefix: /ext/a2a}]\n",
+			method: "POST", path: "/ext/a2a/agents/web/v1/message:send", headers: bearerH(mintHS(t, user("agents:web:run"))),
+			status: 200, reason: ReasonAllowed, rule: "POST /ext/a2a/agents/*/v1/message:send",
+			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:web:run"}, {HeaderAuth, AuthJWT}},
+		},
+		{
+			name: "agui interface", yaml: "interfaces: [{type: agui, family: teams}]\n",
+			method: "POST", path: "/agui", headers: bearerH(mintHS(t, user("agents:run"))),
+			status: 403, reason: ReasonInsufficientScopes, rule: "POST /agui", detail: "Insufficient permissions. Required scope(s): teams:run", missing: []string{"teams:run"},
+		},
+		{
+			name: "slack interface webhooks are excluded", yaml: "interfaces: [{type: slack}]\n",
+			method: "POST", path: "/slack/events",
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+		},
+		{
+			name: "slack interface prefix itself is not excluded", yaml: "interfaces: [{type: slack, prefix: /hooks/slack}]\n",
+			method: "POST", path: "/hooks/slack",
+			status: 401, reason: ReasonMissingCredential, detail: "Authorization header missing",
 		},
 		{
 			name: "key with custom admin scope", yaml: "admin_scope: platform:root\nsecurity_key: " + key + "\n",

@@ -139,3 +139,17 @@ func checkSegments(p string) (string, bool) {
 	}
 	return p, true
 }
+
+// hasTrailingSlash reports whether the path of the raw request target (the
+// query and fragment removed) ends with a "/" that NormalizePath drops: the
+// excluded routes try the path with it too (docs/CONTRACT.md §5).
+func hasTrailingSlash(raw string) bool {
+	end := len(raw)
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '?' || raw[i] == '#' {
+			end = i
+			break
+		}
+	}
+	return end > 1 && raw[end-1] == '/'
+}

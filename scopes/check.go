@@ -50,7 +50,7 @@ func (t *Table) Check(method, path string, s *Set) Result {
 	if method == "HEAD" {
 		method = "GET"
 	}
-	r.Family, r.ID, r.collection = resourceOf(path)
+	r.Family, r.ID, r.collection = t.resourceOf(path)
 	r.collection = r.collection && method == "GET"
 	e := t.lookup(method, path)
 	if e == nil {
@@ -116,14 +116,18 @@ func (t *Table) lookup(method, path string) *entry {
 	return nil
 }
 
-// resourceOf returns the resource family and id of path (CONTRACT §5: the
-// segment after /agents/, /teams/, /workflows/, also under /a2a/), and whether
-// path is the family's collection (/agents, /teams, /workflows, not under /a2a).
-// It does not allocate.
-func resourceOf(path string) (fam, id string, collection bool) {
-	p, a2a := strings.CutPrefix(path, "/a2a/")
-	if a2a {
-		p = path[len("/a2a"):]
+// resourceOf returns the resource family and id of path (docs/CONTRACT.md
+// §5: the segment after /agents/, /teams/, /workflows/, also under /a2a/ and
+// under the prefix of every a2a interface), and whether path is the family's
+// collection (/agents, /teams, /workflows, not under an a2a prefix). It does
+// not allocate.
+func (t *Table) resourceOf(path string) (fam, id string, collection bool) {
+	p, a2a := path, false
+	for _, pre := range t.a2a {
+		if len(path) > len(pre) && path[len(pre)] == '/' && strings.HasPrefix(path, pre) {
+			p, a2a = path[len(pre):], true
+			break
+		}
 	}
 	rest, ok := strings.CutPrefix(p, "/")
 	if !ok {

@@ -516,9 +516,17 @@ func TestResourceOf(t *testing.T) {
 		{path: "/"},
 		{path: ""},
 		{path: "agents/a1"},
+		// An a2a interface mounted elsewhere names resources too.
+		{path: "/x/a2a/agents/a1/v1/message:send", fam: "agents", id: "a1"},
+		{path: "/x/a2a/agents", fam: "agents"},
+		{path: "/x/a2ab/agents/a1"},
+	}
+	tab, err := Compile(Options{Interfaces: []Interface{{Type: InterfaceA2A, Prefix: "/x/a2a"}}})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
-		fam, id, collection := resourceOf(tt.path)
+		fam, id, collection := tab.resourceOf(tt.path)
 		if fam != tt.fam || id != tt.id || collection != tt.collection {
 			t.Errorf("resourceOf(%q) = %q, %q, %v; want %q, %q, %v", tt.path, fam, id, collection, tt.fam, tt.id, tt.collection)
 		}

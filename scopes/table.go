@@ -117,6 +117,9 @@ type Options struct {
 	AdminScope string    // the scope that grants everything; "" means DefaultAdminScope
 	Unmapped   Policy    // routes with no entry
 	Custom     []Mapping // scope_mappings, in the configuration file's order
+	// Interfaces are the AgentOS interfaces mounted upstream, prefixes
+	// resolved (DefaultPrefix): their routes follow the defaults.
+	Interfaces []Interface
 }
 
 // MappingError is one problem with one route-table entry.
@@ -158,6 +161,10 @@ type Rule struct {
 	Pattern string   // the glob
 	Scopes  []string // required scopes as written, in order; empty = none needed
 	Custom  bool     // from Options.Custom (a replaced default counts as custom)
+	// Interface is the type of the interface that added the rule ("" for a
+	// default or a new custom key); a custom mapping that replaces an
+	// interface route keeps it.
+	Interface string
 }
 
 // Table is a compiled route table with its admin scope and unmapped policy. It
@@ -167,6 +174,9 @@ type Table struct {
 	unmapped Policy
 	rules    []entry
 	methods  []methodIndex
+	// a2a are the prefixes under which /agents/<id>/... names a resource
+	// too: "/a2a" always, and each a2a interface's (resourceOf).
+	a2a []string
 }
 
 // entry is a Rule with its compiled scopes.
@@ -229,13 +239,33 @@ func Compile(o Options) (*Table, error) {
 		errs = append(errs, err)
 	}
 
+	// docs/CONTRACT.md §5: the defaults, then the interfaces' routes as
+	// AgentOS merges them, then the new custom keys; a custom key equal to
+	// an earlier one replaces it in place.
 	merged := make([]Mapping, len(defaults), len(defaults)+len(o.Custom))
 	copy(merged, defaults)
-	custom := make([]bool, len(defaults), cap(merged))
+	origin := make([]string, len(defaults), cap(merged))
 	at := make(map[string]int, cap(merged)) // key → index in merged
 	for i, m := range defaults {
 		at[m.Key] = i
 	}
+	for i, in := range o.Interfaces {
+		if ie := checkInterface(i, in); len(ie) > 0 {
+			errs = append(errs, ie...)
+			continue
+		}
+		for _, m := range in.Routes() {
+			if j, ok := at[m.Key]; ok {
+				errs = append(errs, &InterfaceError{Index: i, Field: "prefix",
+					Msg: fmt.Sprintf("%q adds %q, which the table has already (from %s)", in.Prefix, m.Key, originName(origin[j]))})
+				break
+			}
+			at[m.Key] = len(merged)
+			merged = append(merged, m)
+			origin = append(origin, in.Type)
+		}
+	}
+	custom := make([]bool, len(merged), len(merged)+len(o.Custom))
 	seen := make(map[string]bool, len(o.Custom))
 	for _, m := range o.Custom {
 		if seen[m.Key] {
@@ -251,16 +281,22 @@ func Compile(o Options) (*Table, error) {
 		at[m.Key] = len(merged)
 		merged = append(merged, m)
 		custom = append(custom, true)
+		origin = append(origin, "")
 	}
 
-	t := &Table{admin: admin, unmapped: o.Unmapped, rules: make([]entry, 0, len(merged))}
+	t := &Table{admin: admin, unmapped: o.Unmapped, rules: make([]entry, 0, len(merged)), a2a: []string{"/a2a"}}
+	for _, in := range o.Interfaces {
+		if in.Type == InterfaceA2A && in.Prefix != "" && !slices.Contains(t.a2a, in.Prefix) {
+			t.a2a = append(t.a2a, in.Prefix)
+		}
+	}
 	for i, m := range merged {
 		e, g, mErrs := compileEntry(m, admin)
 		if len(mErrs) > 0 {
 			errs = append(errs, mErrs...)
 			continue
 		}
-		e.Custom = custom[i]
+		e.Custom, e.Interface = custom[i], origin[i]
 		t.rules = append(t.rules, e)
 		t.index(len(t.rules)-1, g)
 	}
@@ -268,6 +304,14 @@ func Compile(o Options) (*Table, error) {
 		return nil, errors.Join(errs...)
 	}
 	return t, nil
+}
+
+// originName names where a route came from, for an error message.
+func originName(iface string) string {
+	if iface == "" {
+		return "the default table"
+	}
+	return "the " + iface + " interface"
 }
 
 // compileEntry checks and compiles one mapping.
