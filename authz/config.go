@@ -259,6 +259,7 @@ func (c *Config) Validate() error {
 	if _, err := c.compileTable(policy); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.checkMappingKeys()...)
 	errs = append(errs, c.checkInterfacePrefixes()...)
 	if _, err := compileExcluded(c.excludedRoutes()); err != nil {
 		errs = append(errs, err)

@@ -141,6 +141,10 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
 	}
+	for _, w := range cfg.Warnings() {
+		// docs/CONTRACT.md §4: settings that weaken protection.
+		log.Warn("configuration weakens protection", zap.String("field", w.Field), zap.String("why", w.Msg))
+	}
 	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize()); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}

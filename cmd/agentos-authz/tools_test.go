@@ -192,6 +192,10 @@ func TestValidate(t *testing.T) {
 	bad["bogus_field"] = 1
 	withKey := keyConfig(string(pub), "RS256")
 	withKey["security_key"] = "s3cr3t-static-key"
+	weak := keyConfig(string(pub), "RS256")
+	weak["authorization"] = false
+	weak["excluded_routes"] = []string{"/*"}
+	weakFile := writeConfig(t, weak)
 
 	tests := []struct {
 		name       string
@@ -211,6 +215,11 @@ func TestValidate(t *testing.T) {
 			wantStderr: []string{"jwt", "no credential source"}},
 		{name: "security key beside JWT", args: []string{"--config", writeConfig(t, withKey)}, wantCode: 2,
 			wantStderr: []string{"security_key", "security_key_migration"}, never: []string{"s3cr3t-static-key"}},
+		{name: "warnings printed", args: []string{"--config", weakFile}, wantCode: 0, wantStdout: "configuration OK",
+			wantStderr: []string{"warning: authorization: false with a JWT source", `warning: excluded_routes[0]: "/*" matches routes`}},
+		{name: "warnings refused with --strict", args: []string{"--strict", "--config", weakFile}, wantCode: 2,
+			wantStderr: []string{"warning: authorization", "2 warning(s) and --strict"}},
+		{name: "strict without warnings", args: []string{"--strict", "--config", good}, wantCode: 0, wantStdout: "configuration OK"},
 		{name: "missing file", args: []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, wantCode: 2,
 			wantStderr: []string{"missing.yaml"}},
 	}
