@@ -224,17 +224,46 @@ func (s *Signer) sign(input []byte) ([]byte, error) {
 		return sig, nil
 	case jwa.ES256:
 		d := sha256.Sum256(input)
-		r, ss, err := ecdsa.Sign(rand.Reader, s.key.priv.(*ecdsa.PrivateKey), d[:])
+		// SignASN1 rather than Sign: Sign re-parses the same DER into
+		// big.Ints (60 more allocations).
+		der, err := ecdsa.SignASN1(rand.Reader, s.key.priv.(*ecdsa.PrivateKey), d[:])
 		if err != nil {
 			return nil, fmt.Errorf("sign ES256: %w", err)
 		}
-		// RFC 7518 §3.4: R and S as 32-byte big-endian, concatenated.
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		ss.FillBytes(sig[32:])
+		sig, ok := rawECDSA(der, 32)
+		if !ok {
+			return nil, errors.New("sign ES256: unexpected signature encoding")
+		}
 		return sig, nil
 	case jwa.EdDSA:
 		return ed25519.Sign(s.key.priv.(ed25519.PrivateKey), input), nil
 	}
 	return nil, fmt.Errorf("no signer for %s", s.key.alg)
+}
+
+// rawECDSA converts an ASN.1 DER ECDSA signature, SEQUENCE { INTEGER r,
+// INTEGER s }, to the JWS form of RFC 7518 §3.4: r and s as size-byte
+// big-endian integers, concatenated. It accepts only the short-form
+// lengths a P-256 signature has (at most 72 bytes).
+func rawECDSA(der []byte, size int) ([]byte, bool) {
+	if len(der) < 2 || der[0] != 0x30 || int(der[1]) != len(der)-2 || der[1] >= 0x80 {
+		return nil, false
+	}
+	out := make([]byte, 2*size)
+	rest := der[2:]
+	for i := range 2 {
+		if len(rest) < 2 || rest[0] != 0x02 || rest[1] >= 0x80 || int(rest[1]) > len(rest)-2 {
+			return nil, false
+		}
+		n := rest[2 : 2+int(rest[1])]
+		rest = rest[2+int(rest[1]):]
+		for len(n) > 0 && n[0] == 0 { // DER's sign byte
+			n = n[1:]
+		}
+		if len(n) > size {
+			return nil, false
+		}
+		copy(out[(i+1)*size-len(n):(i+1)*size], n)
+	}
+	return out, len(rest) == 0
 }
