@@ -1,10 +1,16 @@
 package idtoken
 
 import (
+	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -412,5 +418,59 @@ func TestLoadKeyErrors(t *testing.T) {
 
 	if _, err := LoadKey(filepath.Join("testdata", "missing.pem")); err == nil || !strings.Contains(err.Error(), "missing.pem") {
 		t.Errorf("LoadKey(missing file) error %v, want one naming the file", err)
+	}
+}
+
+// TestRawECDSA: the DER → JWS conversion agrees with encoding/asn1 on real
+// signatures (about one in 256 has a short r or s, one in two a sign byte)
+// and refuses what is not one signature.
+func TestRawECDSA(t *testing.T) {
+	priv := loadTestKey(t, "p256.pkcs8.pem").priv.(*ecdsa.PrivateKey)
+	short := 0
+	for i := range 600 {
+		d := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		der, err := ecdsa.SignASN1(rand.Reader, priv, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(der, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := rawECDSA(der, 32)
+		if !ok {
+			t.Fatalf("rawECDSA(%x) failed", der)
+		}
+		if new(big.Int).SetBytes(got[:32]).Cmp(want.R) != 0 || new(big.Int).SetBytes(got[32:]).Cmp(want.S) != 0 {
+			t.Fatalf("rawECDSA(%x) = %x, want r %x s %x", der, got, want.R, want.S)
+		}
+		if want.R.BitLen() <= 248 || want.S.BitLen() <= 248 {
+			short++
+		}
+	}
+	t.Logf("%d of 600 signatures had a short r or s", short)
+	// Hand-made: r = 1 (short), s = 0x80 followed by 31 zero bytes with
+	// DER's sign byte.
+	s := append([]byte{0x00, 0x80}, make([]byte, 31)...)
+	der := append([]byte{0x30, byte(3 + 2 + len(s)), 0x02, 0x01, 0x01, 0x02, byte(len(s))}, s...)
+	got, ok := rawECDSA(der, 32)
+	want := make([]byte, 64)
+	want[31], want[32] = 0x01, 0x80
+	if !ok || !bytes.Equal(got, want) {
+		t.Errorf("rawECDSA(%x) = %x, %v; want %x", der, got, ok, want)
+	}
+	for _, bad := range [][]byte{
+		nil,
+		{0x30, 0x00},
+		{0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},                                                // not a SEQUENCE
+		{0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},                                                // length too long
+		{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x02, 0x01},                                                // s overruns
+		{0x30, 0x03, 0x02, 0x01, 0x01},                                                                  // no s
+		{0x30, 0x09, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x05, 0x01, 0x00},                              // trailing element
+		slices.Concat([]byte{0x30, 0x26, 0x02, 0x21, 0x01}, make([]byte, 32), []byte{0x02, 0x01, 0x01}), // 33-byte r, no sign byte
+	} {
+		if got, ok := rawECDSA(bad, 32); ok {
+			t.Errorf("rawECDSA(%x) = %x, true; want false", bad, got)
+		}
 	}
 }
