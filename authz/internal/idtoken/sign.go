@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -46,6 +47,8 @@ type Caller struct {
 // all of them. It is immutable and safe for concurrent use.
 type Signer struct {
 	key *Key
+	// previous are the other published keys, the newest first.
+	previous []*Key
 	// prefix is the encoded protected header and its dot: constant per key.
 	prefix string
 	opts   Options
@@ -86,18 +89,38 @@ func NewSigner(o Options, current *Key, previous ...*Key) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protected header: %w", err)
 	}
+	var others []*Key
+	for _, k := range previous {
+		if k != nil && k.kid != current.kid && !slices.ContainsFunc(others, func(o *Key) bool { return o.kid == k.kid }) {
+			others = append(others, k)
+		}
+	}
 	return &Signer{
-		key:    current,
-		prefix: base64.RawURLEncoding.EncodeToString(hdr) + ".",
-		opts:   o,
-		margin: Margin(o.TTL),
-		jwks:   jwks,
+		key:      current,
+		previous: others,
+		prefix:   base64.RawURLEncoding.EncodeToString(hdr) + ".",
+		opts:     o,
+		margin:   Margin(o.TTL),
+		jwks:     jwks,
 	}, nil
 }
 
-// Key is the key the Signer signs with: to rotate, build the next Signer
-// with NewSigner(opts, newKey, old.Key()).
+// Key is the key the Signer signs with.
 func (s *Signer) Key() *Key { return s.key }
+
+// Next is the Signer that follows s after a configuration reload, with
+// options o and the signing key now in upstream.signing_key_file. A new
+// key signs from now on and s's key stays published beside it, so tokens
+// already handed out keep verifying for the rest of their life; keys
+// older than s's are dropped (their tokens outlived one ttl unless two
+// rotations came within one). The same key (same kid) keeps s's published
+// set as it is.
+func (s *Signer) Next(o Options, key *Key) (*Signer, error) {
+	if key != nil && key.kid == s.key.kid {
+		return NewSigner(o, key, s.previous...)
+	}
+	return NewSigner(o, key, s.key)
+}
 
 // JWKS is the public JWK Set (RFC 7517) of the Signer's keys, the signing
 // key first, ready to serve as application/json at /.well-known/jwks.json.

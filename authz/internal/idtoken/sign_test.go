@@ -474,3 +474,65 @@ func TestRawECDSA(t *testing.T) {
 		}
 	}
 }
+
+// jwksKids lists the kids of a Signer's published set, in order.
+func jwksKids(t *testing.T, s *Signer) []string {
+	t.Helper()
+	set, err := jwk.Parse(s.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kids = append(kids, k.KeyID())
+	}
+	return kids
+}
+
+// TestNext: reloads keep the previous key published after a rotation, and
+// the same key reloaded changes nothing.
+func TestNext(t *testing.T) {
+	a, b, c := loadTestKey(t, "rsa2048.pkcs8.pem"), loadTestKey(t, "p256.pkcs8.pem"), loadTestKey(t, "ed25519.pkcs8.pem")
+	s1 := newTestSigner(t, a)
+	steps := []struct {
+		name     string
+		key      *Key
+		wantKids []string
+	}{
+		{name: "rotate to b", key: b, wantKids: []string{b.KeyID(), a.KeyID()}},
+		{name: "reload b (PKCS#8 again)", key: loadTestKey(t, "p256.sec1.pem"), wantKids: []string{b.KeyID(), a.KeyID()}},
+		{name: "rotate to c: a dropped", key: c, wantKids: []string{c.KeyID(), b.KeyID()}},
+		{name: "back to a", key: a, wantKids: []string{a.KeyID(), c.KeyID()}},
+	}
+	s := s1
+	for _, st := range steps {
+		next, err := s.Next(testOptions, st.key)
+		if err != nil {
+			t.Fatalf("%s: Next: %v", st.name, err)
+		}
+		if got := jwksKids(t, next); !slices.Equal(got, st.wantKids) {
+			t.Errorf("%s: published kids %q, want %q", st.name, got, st.wantKids)
+		}
+		tok, err := next.Sign(testNow, Caller{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid := decodePart(t, tok.Value, 0)["kid"]; kid != st.key.KeyID() {
+			t.Errorf("%s: signs with kid %v, want %s", st.name, kid, st.key.KeyID())
+		}
+		s = next
+	}
+	longer := testOptions
+	longer.TTL = time.Hour
+	next, err := s.Next(longer, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := next.Sign(testNow, Caller{}); !tok.Expires().Equal(testNow.Add(time.Hour)) {
+		t.Errorf("Next(ttl 1h) signs exp %v, want %v", tok.Expires(), testNow.Add(time.Hour))
+	}
+	if _, err := s.Next(testOptions, nil); err == nil {
+		t.Error("Next(nil key) succeeded")
+	}
+}
