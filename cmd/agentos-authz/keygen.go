@@ -73,49 +73,31 @@ func runKeygen(_ context.Context, args []string, s sys) int {
 		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 		return exitFault
 	}
-	var jwks []byte
-	var kid string
+	privPath, pubPath := *out+".key.pem", *out+".pub.pem"
+	files := []outFile{
+		{path: privPath, data: privPEM, perm: 0o600},
+		{path: pubPath, data: pubPEM, perm: 0o644},
+	}
+	done := fmt.Sprintf("wrote %s (private, keep secret) and %s (public) for %s", privPath, pubPath, spec.alg)
 	if *jwksPath != "" {
 		uk, err := authz.ParseUpstreamKey(privPEM)
-		if err == nil {
-			kid = uk.KeyID()
-			jwks, err = authz.UpstreamJWKS(uk)
-		}
 		if err != nil {
 			fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 			return exitFault
 		}
-	}
-	privPath, pubPath := *out+".key.pem", *out+".pub.pem"
-	paths := []string{privPath, pubPath}
-	if *jwksPath != "" {
-		paths = append(paths, *jwksPath)
-	}
-	for _, p := range paths {
-		if code, ok := checkAbsent(p, s); !ok {
-			return code
-		}
-	}
-	if err := writeNew(privPath, privPEM, 0o600); err != nil {
-		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
-		return exitFault
-	}
-	if err := writeNew(pubPath, pubPEM, 0o644); err != nil {
-		_ = os.Remove(privPath) // no half pair left behind
-		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
-		return exitFault
-	}
-	if jwks != nil {
-		if err := writeNew(*jwksPath, jwks, 0o644); err != nil {
-			_ = os.Remove(privPath)
-			_ = os.Remove(pubPath)
+		jwks, err := authz.UpstreamJWKS(uk)
+		if err != nil {
 			fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 			return exitFault
 		}
-		fmt.Fprintf(s.stdout, "wrote %s (private, keep secret), %s (public) and %s (JWK Set, kid %s) for %s\n", privPath, pubPath, *jwksPath, kid, spec.alg)
-		return exitOK
+		files = append(files, outFile{path: *jwksPath, data: jwks, perm: 0o644})
+		done = fmt.Sprintf("wrote %s (private, keep secret), %s (public) and %s (JWK Set, kid %s) for %s", privPath, pubPath, *jwksPath, uk.KeyID(), spec.alg)
 	}
-	fmt.Fprintf(s.stdout, "wrote %s (private, keep secret) and %s (public) for %s\n", privPath, pubPath, spec.alg)
+	if err := writeAllNew(files); err != nil {
+		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
+		return exitFault
+	}
+	fmt.Fprintln(s.stdout, done)
 	return exitOK
 }
 
@@ -150,10 +132,7 @@ func writeJWKSOfFiles(files []string, path string, s sys) int {
 		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 		return exitFault
 	}
-	if code, ok := checkAbsent(path, s); !ok {
-		return code
-	}
-	if err := writeNew(path, jwks, 0o644); err != nil {
+	if err := writeAllNew([]outFile{{path: path, data: jwks, perm: 0o644}}); err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 		return exitFault
 	}
@@ -161,16 +140,33 @@ func writeJWKSOfFiles(files []string, path string, s sys) int {
 	return exitOK
 }
 
-// checkAbsent fails when path exists: keygen never overwrites.
-func checkAbsent(path string, s sys) (int, bool) {
-	if _, err := os.Lstat(path); err == nil {
-		fmt.Fprintf(s.stderr, "agentos-authz keygen: %s already exists; not overwriting it\n", path)
-		return exitFault, false
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
-		return exitFault, false
+// outFile is a file keygen writes.
+type outFile struct {
+	path string
+	data []byte
+	perm fs.FileMode
+}
+
+// writeAllNew writes files, none of which may exist: it checks them all
+// before writing any, and removes those it wrote when one fails, so that
+// no half pair is left behind.
+func writeAllNew(files []outFile) error {
+	for _, f := range files {
+		if _, err := os.Lstat(f.path); err == nil {
+			return fmt.Errorf("%s already exists; not overwriting it", f.path)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
-	return exitOK, true
+	for i, f := range files {
+		if err := writeNew(f.path, f.data, f.perm); err != nil {
+			for _, w := range files[:i] {
+				_ = os.Remove(w.path)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // stringList is a repeatable string flag.
