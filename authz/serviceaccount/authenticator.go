@@ -239,6 +239,8 @@ func (a *Authenticator) authenticate(ctx context.Context, token, clientAddr stri
 		a.cache.put(sum, res.account, now)
 		return Result{Kind: KindOK, Account: cloneAccount(res.account)}
 	}
+	// A concurrent lookup may have cached this token before it was revoked: drop it, so
+	// the revocation this lookup saw is not hidden for another TTL.
 	a.cache.remove(sum)
 	if a.limiter.fail(clientKey(clientAddr), now) {
 		return Result{Kind: KindThrottled, Reason: res.reason}
