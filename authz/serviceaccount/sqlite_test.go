@@ -1,6 +1,7 @@
 package serviceaccount
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -119,5 +120,59 @@ func TestSQLiteRelativeURL(t *testing.T) {
 	defer s.Close()
 	if res := newAuth(t, s, DefaultOptions(), nil).Authenticate(t.Context(), tok, "", base); res.Kind != KindOK {
 		t.Fatalf("Authenticate = %v (%v)", res.Kind, res.Err)
+	}
+}
+
+// TestSQLiteBounds: the failure counters keep at most MaxClients clients (the least
+// recently failing is forgotten) and the cache at most CacheSize tokens; a cancelled
+// request is an error that teaches the database state nothing.
+func TestSQLiteBounds(t *testing.T) {
+	e := sqliteEnv(t)
+	var toks []string
+	for _, n := range []string{"b1", "b2", "b3"} {
+		tok := newToken(t)
+		toks = append(toks, tok)
+		e.insert(t, Seed{Name: n, Token: tok})
+	}
+	o := DefaultOptions()
+	o.MaxFailures, o.MaxClients, o.CacheSize = 2, 2, 2
+	s := e.open(t, nil)
+	a := newAuth(t, s, o, nil)
+	fail := func(client string) Kind { return a.Authenticate(t.Context(), newToken(t), client, base).Kind }
+	fail("192.0.2.1")
+	fail("192.0.2.1")
+	if k := fail("192.0.2.1"); k != KindThrottled {
+		t.Fatalf("third failure = %v, want throttled", k)
+	}
+	fail("192.0.2.2")
+	fail("192.0.2.3") // evicts 192.0.2.1, the least recently failing
+	if n := a.limiter.len(); n != 2 {
+		t.Fatalf("limiter holds %d clients, want 2", n)
+	}
+	if k := fail("192.0.2.1"); k != KindInvalid {
+		t.Fatalf("after eviction = %v, want invalid (a fresh count)", k)
+	}
+	for _, tok := range toks {
+		if res := a.Authenticate(t.Context(), tok, "", base); res.Kind != KindOK {
+			t.Fatalf("valid = %v (%v)", res.Kind, res.Err)
+		}
+	}
+	if n := a.cache.len(); n != 2 {
+		t.Fatalf("cache holds %d tokens, want 2", n)
+	}
+	if res := a.Authenticate(t.Context(), toks[0], "", base); res.Kind != KindOK {
+		t.Fatalf("the evicted (least recently used) token = %v, want ok from the database", res.Kind)
+	}
+	if res := a.Authenticate(t.Context(), toks[2], "", base); res.Kind != KindCached {
+		t.Fatalf("a recent token = %v, want cached", res.Kind)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if res := a.Authenticate(ctx, newToken(t), "", base); res.Kind != KindError {
+		t.Fatalf("cancelled request = %v, want error", res.Kind)
+	}
+	if st := s.State(); !st.Up {
+		t.Fatalf("a cancelled request marked the database down: %+v", st)
 	}
 }

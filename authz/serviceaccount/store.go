@@ -26,9 +26,10 @@ type Account struct {
 	ID string
 	// Name is the account name; the principal is "sa:" + Name.
 	Name string
-	// Scopes are the string entries of the row's scopes JSON list, in order. Entries that
-	// are not strings are left out (they match nothing); a NULL or non-list value gives
-	// none.
+	// Scopes are the string entries of the row's scopes JSON list, in order and as
+	// stored (an empty or padded string is kept: the decision pipeline leaves it out per
+	// docs/CONTRACT.md §5). Entries that are not strings are dropped (they match nothing);
+	// a NULL or non-list value gives none. The slice is the caller's own copy.
 	Scopes []string
 	// Expires is when the token stops working; the zero Time means never.
 	Expires time.Time
@@ -148,8 +149,8 @@ type lookupResult struct {
 
 // lookup reads the row of hash and judges it at now. The error wraps ErrUnavailable or
 // ErrSchema and never contains hash.
-func (s *Store) lookup(ctx context.Context, hash string, now time.Time) (lookupResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (s *Store) lookup(parent context.Context, hash string, now time.Time) (lookupResult, error) {
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
 	start := time.Now()
 	r, found, err := s.be.lookup(ctx, hash)
@@ -159,6 +160,11 @@ func (s *Store) lookup(ctx context.Context, hash string, now time.Time) (lookupR
 	}
 	if err != nil {
 		err = s.wrap(err, hash)
+	}
+	if err != nil && parent.Err() != nil {
+		// The caller gave up (its request was cancelled): that says nothing about the
+		// database, so neither the state nor the metrics learn from it.
+		return res, err
 	}
 	s.record(time.Since(start), err)
 	return res, err
