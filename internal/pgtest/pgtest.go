@@ -111,7 +111,7 @@ func (s *Server) SuperURL() string { return s.URL(SuperUser, s.Password, Databas
 // Exec runs each statement as the superuser in the default database.
 func (s *Server) Exec(t testing.TB, stmts ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.SuperURL())
 	if err != nil {
