@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -24,6 +25,10 @@ type Options struct {
 	// Observer counts JWKS fetches and verified-token cache lookups; nil
 	// means NopJWKSObserver.
 	Observer JWKSObserver
+	// ServiceAccounts verifies agno_pat_ tokens (docs/CONTRACT.md §8);
+	// required when service_accounts.db_url is set. The caller opened its
+	// store and closes it after the Authorizer's last use.
+	ServiceAccounts *serviceaccount.Authenticator
 }
 
 // Authorizer decides requests (CONTRACT §5). Its configuration, keys and
@@ -63,6 +68,8 @@ type snapshot struct {
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
+	// sa is the service accounts' part (serviceaccounts.go).
+	sa serviceAccounts
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -126,6 +133,9 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
+	if s.sa, err = newServiceAccounts(cfg, opts); err != nil {
+		return nil, err
+	}
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -293,10 +303,10 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	if s.excluded.match(path, hasTrailingSlash(r.Path)) {
 		return s.allowNone(r, ReasonAllowedExcluded), path
 	}
-	// 4. authentication.
-	id, auth, fail := s.authenticate(ctx, r)
+	// 4. authentication (with service accounts: serviceaccounts.go).
+	id, auth, fail := s.authenticateAll(ctx, r, log)
 	if fail != nil {
-		return s.deny(r, 401, fail.Reason, fail.Detail), path
+		return s.deny(r, fail.status(), fail.Reason, fail.Detail), path
 	}
 	if auth == AuthSecurityKey {
 		// CONTRACT §7: each use of the deprecated key is logged (and
@@ -308,7 +318,8 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
 	var res scopes.Result
-	if s.authorize {
+	// docs/CONTRACT.md §8: a service account's scopes are always enforced.
+	if s.authorize || auth == AuthServiceAccount {
 		set := &s.keySet
 		if auth != AuthSecurityKey {
 			set = s.sets.set(&id, s.table)
@@ -341,6 +352,9 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 	if !res.Unmapped {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
+	}
+	if d.Auth == AuthServiceAccount && !res.Unmapped {
+		detail = detailSAForbidden // docs/CONTRACT.md §5 table
 	}
 	deny := s.deny(r, 403, reason, detail)
 	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched

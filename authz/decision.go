@@ -14,6 +14,11 @@ type Request struct {
 	// headers are already joined with "," as Envoy does. The "cookie"
 	// header carries the cookies.
 	Headers map[string]string
+	// ClientAddr is the address of the client the proxy reports (Envoy's
+	// attributes.source.address; in HTTP mode the last X-Forwarded-For
+	// entry, else the connection's peer): the key of the failed
+	// service-account lookups (docs/CONTRACT.md §8). "" when unknown.
+	ClientAddr string
 	// Malformed is set by an adapter whose transport request lacks the HTTP
 	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
@@ -48,6 +53,11 @@ const (
 	ReasonInsufficientScopes // 403
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
+	// Service accounts (docs/CONTRACT.md §8, serviceaccounts.go).
+	ReasonServiceAccountInvalid     // 401 unknown, revoked or expired agno_pat_ token
+	ReasonServiceAccountsDisabled   // 401 an agno_pat_ token without service_accounts.db_url
+	ReasonServiceAccountThrottled   // 429 too many failed lookups from the client
+	ReasonServiceAccountUnavailable // 503 the database could not answer
 	reasonCount
 )
 
@@ -69,6 +79,11 @@ var reasonNames = [...]string{
 	ReasonInsufficientScopes: "insufficient_scopes",
 	ReasonNoRule:             "no_rule",
 	ReasonCanceled:           "canceled",
+
+	ReasonServiceAccountInvalid:     "service_account_invalid",
+	ReasonServiceAccountsDisabled:   "service_accounts_disabled",
+	ReasonServiceAccountThrottled:   "service_account_throttled",
+	ReasonServiceAccountUnavailable: "service_account_unavailable",
 }
 
 // String returns the stable snake_case code of r.
@@ -92,7 +107,8 @@ func Reasons() []Reason {
 // outcome (allow, 400, 401, 403) is a Decision, never an error.
 // The zero Decision denies (Status 0 is not 200).
 type Decision struct {
-	// Status is the HTTP status: 200 allow, 400, 401 or 403.
+	// Status is the HTTP status: 200 allow, 400, 401 or 403; 429 and 503
+	// for a service-account token (docs/CONTRACT.md §5 table).
 	Status int
 	// Reason is the machine code for logs and metrics.
 	Reason Reason
@@ -116,7 +132,7 @@ type Decision struct {
 	Matched  []string // for each satisfied required scope, the caller scope that met it
 	Missing  []string // required scopes the caller lacks
 	UserID   string   // the user id claim, "" when none
-	Auth     string   // "jwt", "security-key", "none" or "" (denied before authentication)
+	Auth     string   // "jwt", "security-key", "service-account", "none" or "" (denied before authentication)
 }
 
 // Allowed reports whether d lets the request through.

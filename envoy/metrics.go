@@ -175,8 +175,13 @@ func reasonStatus(r authz.Reason) int {
 	case authz.ReasonMalformedRequest, authz.ReasonMalformedPath:
 		return http.StatusBadRequest
 	case authz.ReasonMissingCredential, authz.ReasonTokenExpired, authz.ReasonInvalidAudience,
-		authz.ReasonInvalidToken, authz.ReasonInvalidSubject, authz.ReasonInvalidSecurityKey:
+		authz.ReasonInvalidToken, authz.ReasonInvalidSubject, authz.ReasonInvalidSecurityKey,
+		authz.ReasonServiceAccountInvalid, authz.ReasonServiceAccountsDisabled:
 		return http.StatusUnauthorized
+	case authz.ReasonServiceAccountThrottled:
+		return http.StatusTooManyRequests
+	case authz.ReasonServiceAccountUnavailable:
+		return http.StatusServiceUnavailable
 	default: // insufficient_scopes, no_rule, canceled, unknown (the zero Decision)
 		return http.StatusForbidden
 	}

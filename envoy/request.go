@@ -35,6 +35,9 @@ func FromCheckRequest(cr *authv3.CheckRequest) authz.Request {
 	r := authz.Request{
 		Method: h.GetMethod(),
 		Path:   h.GetPath(),
+		// docs/CONTRACT.md §8: failed service-account lookups are counted
+		// per client, the address Envoy reports.
+		ClientAddr: cr.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
 	}
 	if lines := h.GetHeaderMap().GetHeaders(); len(lines) > 0 {
 		r.Headers = joinHeaderLines(lines)

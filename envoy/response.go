@@ -24,8 +24,8 @@ import (
 // into the response's dynamic_metadata, keyed by header name.
 //
 // Anything else denies (fail closed: the zero Decision denies): status
-// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, PERMISSION_DENIED
-// otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
+// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, RESOURCE_EXHAUSTED for
+// 429, UNAVAILABLE for 503, PERMISSION_DENIED otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
 // body {"detail": ...}, content-type: application/json,
 // www-authenticate: Bearer on 401, and d.Response (CORS) headers
 // (CONTRACT §5). It never sets error_response.
@@ -155,6 +155,10 @@ func grpcCode(status int) codes.Code {
 		return codes.Unauthenticated
 	case http.StatusBadRequest:
 		return codes.InvalidArgument
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
 	default:
 		return codes.PermissionDenied
 	}

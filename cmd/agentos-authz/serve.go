@@ -129,6 +129,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			return usageError(fset, "--dev builds its own configuration; drop --config")
 		}
 		cfg, kit, err = devSetup(s.now(), flags)
+		if kit != nil {
+			defer kit.cleanup() // the demo service-account database
+		}
 	} else {
 		cfg, err = loadConfig(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags)
 	}
@@ -234,9 +237,14 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
+	// docs/CONTRACT.md §8: the service-account database is opened, not
+	// required: the service starts and stays ready while it is down.
+	sa, saErr := openServiceAccountsLogged(ctx, cfg, metrics, log)
+	defer sa.close()
+
 	life := &lifecycle{}
 	admin := &http.Server{
-		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof),
+		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof, sa.readyzLine),
 		ReadHeaderTimeout: adminHeaderTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
@@ -271,7 +279,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	code := exitOK
 	stopping := false
 	var checkHandler http.Handler
-	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics})
+	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics, ServiceAccounts: sa.authn})
+	if saErr != nil {
+		err = saErr
+	}
 	metrics.ConfigLoaded(err)
 	if err != nil {
 		printConfigError(s.stderr, err)
@@ -442,7 +453,10 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 // Profiles expose internals (goroutine stacks, heap contents by site) and
 // cost CPU while taken: they are off by default, and the admin listener
 // must stay private when they are on.
-func adminHandler(ready func() bool, metrics http.Handler, profiling bool) http.Handler {
+//
+// info, when not nil, adds lines to /readyz that do not decide readiness
+// (the service-account database state, docs/CONTRACT.md §8).
+func adminHandler(ready func() bool, metrics http.Handler, profiling bool, info func() string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -456,6 +470,9 @@ func adminHandler(ready func() bool, metrics http.Handler, profiling bool) http.
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
+		if info != nil {
+			_, _ = io.WriteString(w, info())
+		}
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
