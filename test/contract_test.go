@@ -32,6 +32,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -113,7 +115,7 @@ func hsToken(t *testing.T, secret string, claims map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := harness.Minter{}.Mint(harness.TokenSpec{Alg: "HS256", Secret: &secret, Claims: raw})
+	tok, err := conformance.Minter{}.Mint(conformance.TokenSpec{Alg: "HS256", Secret: &secret, Claims: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,12 +515,12 @@ func TestContractEnvironment(t *testing.T) {
 	files := map[string][]byte{}
 	ecKeys(t, files, "file")
 	ecKeys(t, files, "env")
-	keys := harness.NewKeys(files)
-	minter := harness.Minter{Keys: keys}
+	keys := conformance.NewKeys(files)
+	minter := conformance.Minter{Keys: keys}
 	token := func(key, aud string) string {
 		t.Helper()
 		claims, _ := json.Marshal(map[string]any{"sub": "u", "aud": aud, "exp": "+1h", "scopes": []string{"agents:read"}})
-		tok, err := minter.Mint(harness.TokenSpec{Alg: "ES256", Key: key, Claims: claims,
+		tok, err := minter.Mint(conformance.TokenSpec{Alg: "ES256", Key: key, Claims: claims,
 			Header: map[string]json.RawMessage{"kid": json.RawMessage(`"` + key + `"`)}})
 		if err != nil {
 			t.Fatal(err)
@@ -526,7 +528,7 @@ func TestContractEnvironment(t *testing.T) {
 		return tok
 	}
 	jwks := func(name string) []byte {
-		b, err := harness.JWKS(keys, name, true)
+		b, err := conformance.JWKS(keys, name, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -608,7 +610,7 @@ func TestContractEnvironment(t *testing.T) {
 			{token("env", "file-os"), 401},
 			{token("file", "env-os"), 401},
 		} {
-			b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": c.tok})
+			b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": c.tok})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -951,7 +953,7 @@ func TestContractDrainReadiness(t *testing.T) {
 	if err := srv.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "/readyz 503 while draining", func() bool { return httpStatus(t, readyz) == http.StatusServiceUnavailable })
+	poll.For(t, "/readyz 503 while draining", func() bool { return httpStatus(t, readyz) == http.StatusServiceUnavailable })
 	b := h.request(t, "/agents", tokenSpec("drainer", "agents:read"))
 	var resp authv3.CheckResponse
 	err = st.SendMsg(b.Check)

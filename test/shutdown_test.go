@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -14,9 +15,9 @@ import (
 // harness.ExerciseDrain for how in-flight checks are held exactly.
 func TestGracefulShutdown(t *testing.T) {
 	h := startHS256(t)
-	want := harness.Expect{
-		Status: harness.StatusSet{200},
-		Headers: map[string]harness.HeaderExpect{
+	want := conformance.Expect{
+		Status: conformance.StatusSet{200},
+		Headers: map[string]conformance.HeaderExpect{
 			"x-agentos-user-id": {Exact: ptr("drain-user")},
 			"x-agentos-scopes":  {Exact: ptr("agents:read")},
 			"x-agentos-auth":    {Exact: ptr("jwt")},
@@ -28,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if err != nil {
 				return harness.Built{}, err
 			}
-			return harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
+			return harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
 		},
 		Expect: want,
 	})

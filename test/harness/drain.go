@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
@@ -24,7 +26,7 @@ type DrainOptions struct {
 	// Request builds one request to send (called once per RPC, so tokens
 	// are fresh) and Expect is what each answer must be.
 	Request func() (Built, error)
-	Expect  Expect
+	Expect  conformance.Expect
 	Held    int           // RPCs held in flight across SIGTERM; 8 when 0
 	Workers int           // concurrent Check loops; 8 when 0
 	Timeout time.Duration // for each wait; DefaultStopTimeout when 0
