@@ -116,7 +116,7 @@ func TestParseRoutes(t *testing.T) {
 	}
 }
 
-// TestCompileMerge: CONTRACT §5, a custom key equal to a default replaces it in
+// TestCompileMerge: docs/CONTRACT.md §5, a custom key equal to a default replaces it in
 // place; new keys come after the defaults, in their order.
 func TestCompileMerge(t *testing.T) {
 	table := mustCompile(t, Options{Custom: []Mapping{

@@ -54,7 +54,7 @@ func parseVectorConfig(raw json.RawMessage, env map[string]string) (vectorConfig
 	if jwt.Claims.Scopes != "" {
 		c.scopesClaim = jwt.Claims.Scopes
 	}
-	// CONTRACT §4: authorization defaults to true with a JWT source.
+	// docs/CONTRACT.md §4: authorization defaults to true with a JWT source.
 	c.authorization = len(jwt.VerificationKeys) > 0 || jwt.JWKSFile != "" || jwt.JWKSURL != "" ||
 		(jwt.Validate != nil && !*jwt.Validate) ||
 		env["JWT_VERIFICATION_KEY"] != "" || env["JWT_JWKS_FILE"] != "" || env["JWT_JWKS_URL"] != ""

@@ -37,7 +37,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
-// Black-box checks of what CONTRACT.md and the issues promise beyond the
+// Black-box checks of what docs/CONTRACT.md and the README promise beyond the
 // conformance vectors: commands and exit codes, flag > environment > file,
 // the environment variables, validate naming every problem, keygen and
 // token against serve, the HTTP ext_authz mode (§6), the security key
@@ -132,7 +132,7 @@ func noLeak(t *testing.T, what, output string, secrets ...string) {
 	}
 }
 
-// TestContractExitCodes: every command's exit status (CONTRACT §2: check
+// TestContractExitCodes: every command's exit status (docs/CONTRACT.md §2: check
 // 0 allow / 1 deny; a configuration error 2 naming the field; validate 0
 // or 2) and the usage errors.
 func TestContractExitCodes(t *testing.T) {
@@ -228,7 +228,7 @@ func TestContractExitCodes(t *testing.T) {
 }
 
 // TestContractValidateNamesEveryProblem: one validate run names every
-// problem of the file by its field (CONTRACT §2, §4), HEAD keys in
+// problem of the file by its field (docs/CONTRACT.md §2, §4), HEAD keys in
 // scope_mappings included (§5), and never prints a secret.
 func TestContractValidateNamesEveryProblem(t *testing.T) {
 	dir := t.TempDir()
@@ -391,7 +391,7 @@ func TestContractKeygenTokenServe(t *testing.T) {
 	noPanics(t, srv)
 }
 
-// TestContractServeAddressPrecedence: a flag beats the file (CONTRACT §2):
+// TestContractServeAddressPrecedence: a flag beats the file (docs/CONTRACT.md §2):
 // --grpc-addr over grpc_addr, --http-addr off over http_addr, while the
 // file's admin_addr (no flag) is used.
 func TestContractServeAddressPrecedence(t *testing.T) {
@@ -507,7 +507,7 @@ func ecKeys(t *testing.T, files map[string][]byte, name string) {
 	files[name+".pub.pem"] = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
 }
 
-// TestContractEnvironment: the environment over the file (CONTRACT §2, §3)
+// TestContractEnvironment: the environment over the file (docs/CONTRACT.md §2, §3)
 // for AGENT_OS_ID, JWT_JWKS_FILE, AUTHZ_CONFIG (and --config over it) and
 // JWT_JWKS_URL, an empty variable counting as unset.
 func TestContractEnvironment(t *testing.T) {
@@ -676,7 +676,7 @@ func httpCheck(t *testing.T, addr, method, path string, headers map[string]strin
 	return r
 }
 
-// TestContractHTTPMode: the HTTP ext_authz listener (CONTRACT §6) gives
+// TestContractHTTPMode: the HTTP ext_authz listener (docs/CONTRACT.md §6) gives
 // section 5's decisions: listing filters, HEAD as GET, forwarded claims,
 // client x-agentos-* never trusted, nginx and Traefik headers, CORS on
 // errors, excluded routes and preflights without identity, and a log
@@ -813,7 +813,7 @@ func TestContractHTTPMode(t *testing.T) {
 	noPanics(t, srv)
 }
 
-// TestContractSecurityKey: CONTRACT §7 over the HTTP mode: the key alone
+// TestContractSecurityKey: docs/CONTRACT.md §7 over the HTTP mode: the key alone
 // (Bearer or bare) passes as the admin principal; wrong and missing keys
 // get their messages; each use is logged as deprecated and counted in
 // /metrics; the key is never logged. Migration accepts both credentials,
@@ -919,7 +919,7 @@ func TestContractSecurityKey(t *testing.T) {
 
 // TestContractDrainReadiness: health answers for both service names; on
 // SIGTERM, /readyz turns 503 while a check is still in flight, that check
-// is answered, and the process exits 0 (CONTRACT §2; README "Operating").
+// is answered, and the process exits 0 (docs/CONTRACT.md §2; README "Operating").
 func TestContractDrainReadiness(t *testing.T) {
 	h := startHS256(t)
 	srv := h.srv

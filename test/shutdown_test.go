@@ -11,7 +11,7 @@ import (
 )
 
 // TestGracefulShutdown: SIGTERM drains in-flight checks, reports
-// NOT_SERVING on health, then exits 0 (CONTRACT §2). See
+// NOT_SERVING on health, then exits 0 (docs/CONTRACT.md §2). See
 // harness.ExerciseDrain for how in-flight checks are held exactly.
 func TestGracefulShutdown(t *testing.T) {
 	h := startHS256(t)
@@ -45,7 +45,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestAdminEndpoints: /healthz and /readyz answer 200 once the server is
-// ready (CONTRACT §2, --admin-addr).
+// ready (docs/CONTRACT.md §2, --admin-addr).
 func TestAdminEndpoints(t *testing.T) {
 	h := startHS256(t)
 	client := &http.Client{Timeout: 10 * time.Second}

@@ -33,7 +33,7 @@ type DrainOptions struct {
 }
 
 // DrainReport counts what ExerciseDrain saw; Problems lists every breach
-// of CONTRACT §2 ("SIGTERM drains in-flight checks, reports NOT_SERVING on
+// of docs/CONTRACT.md §2 ("SIGTERM drains in-flight checks, reports NOT_SERVING on
 // health, then exits 0").
 type DrainReport struct {
 	HeldAnswered   int // held RPCs answered after SIGTERM
