@@ -1,3 +1,16 @@
+// Package harness drives agentos-authz as a black box for the tests in test/.
+//
+// It builds, starts and stops the real binary on loopback (port 0, the bound
+// addresses read back from its listening log line), shapes Envoy
+// CheckRequests from conformance vectors, applies CheckResponses the way
+// Envoy does and compares the result with each vector's expectation. The
+// vectors themselves — schema, loader, placeholders, keys, token minting —
+// come from internal/conformance.
+//
+// It must never import the service's own packages (authz, envoy, scopes,
+// cmd): everything it knows about the service comes from docs/CONTRACT.md,
+// the conformance README and the README, so a bug shared by the service and
+// its harness cannot hide behind common code.
 package harness
 
 import (
