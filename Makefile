@@ -5,6 +5,9 @@
 GO        ?= go
 BIN       := bin/agentos-authz
 PKGS      := ./...
+# DEPLOY is the nested test module of the deploy-file validators (its own
+# go.mod keeps Istio and Kubernetes out of the service's): vet and unit run it too.
+DEPLOY    := envoy/deploy
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 
@@ -31,11 +34,13 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd $(DEPLOY) && $(GO) vet ./...
 
 # The black-box suite in test/ runs in local-directory mode so that its summary
 # line ("conformance: N vectors, N passed, N failed") is always printed.
 unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/test$$')
+	cd $(DEPLOY) && $(GO) test -race -count=1 -timeout 20m ./...
 	cd test && $(GO) test -race -count=1 -timeout 20m
 
 # bench: the in-process Go benchmarks, then the side-by-side gRPC comparison of the

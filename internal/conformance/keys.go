@@ -1,4 +1,4 @@
-package harness
+package conformance
 
 import (
 	"bytes"
@@ -172,7 +172,7 @@ func (s *Substituter) Env(env map[string]string) (map[string]string, error) {
 
 // Config substitutes every string value (never a key) of a JSON document
 // and returns it as indented JSON, which is also valid YAML, with the key
-// order of the input kept: scope_mappings order matters (CONTRACT §5).
+// order of the input kept: scope_mappings order matters (docs/CONTRACT.md §5).
 func (s *Substituter) Config(raw json.RawMessage) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

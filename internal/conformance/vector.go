@@ -1,16 +1,17 @@
-// Package harness drives agentos-authz as a black box for the tests in test/.
+// Package conformance is the test-side reading of the conformance vectors
+// vendored under test/testdata/conformance (their README.md there is the
+// schema): the vector and file types, the strict loader, the grouping by
+// configuration, the placeholder substitution (Substituter), the key
+// material (Keys) and the token minting (Minter). Every test that runs the
+// vectors — the engine's in scopes/, the pipeline's in authz/, the black-box
+// suite in test/ — reads them through this package, and Dir finds the
+// vendored copy from any package directory of the module.
 //
-// It reads the shared conformance vectors (../shared/conformance/README.md),
-// substitutes their placeholders, mints their tokens, shapes Envoy
-// CheckRequests, applies CheckResponses the way Envoy does and compares the
-// result with each vector's expectation; it also builds, starts and stops the
-// real binary on loopback.
-//
-// It must never import the service's own packages (authz, envoy, scopes,
-// cmd): everything it knows about the service comes from CONTRACT.md and the
-// conformance README, so a bug shared by the service and its harness cannot
-// hide behind common code.
-package harness
+// It is test material, not part of the service: it must never import the
+// service's own packages (authz, envoy, scopes, cmd), so everything it knows
+// comes from docs/CONTRACT.md and the conformance README, and a bug shared by
+// the service and its tests cannot hide behind common code.
+package conformance
 
 import (
 	"bytes"
