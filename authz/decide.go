@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -43,7 +44,7 @@ type Authorizer struct {
 // modified afterwards.
 type snapshot struct {
 	table     *scopes.Table
-	verifier  *Verifier // nil without a JWT source (security key only)
+	verifier  *jwtauth.Verifier // nil without a JWT source (security key only)
 	authorize bool
 	excluded  excludedRoutes
 	corsAny   bool
@@ -122,7 +123,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	if s.obs == nil {
 		s.obs = NopJWKSObserver{}
 	}
-	s.keyPrincipal = newPrincipal(&Identity{Scopes: []string{table.AdminScope()}})
+	s.keyPrincipal = newPrincipal(&jwtauth.Identity{Scopes: []string{table.AdminScope()}})
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
@@ -135,7 +136,8 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.corsAny = s.corsAny || len(s.cors) == 0
 	if jwtSource {
 		aud := cfg.ExpectedAudience()
-		s.verifier, err = NewVerifier(&cfg.JWT, VerifierOptions{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
+		vc := cfg.JWT.verifierConfig()
+		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
 		if err != nil {
 			return nil, err
 		}
@@ -390,18 +392,18 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 // is remembered.
 func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Failure) {
 	if s.cache == nil {
-		id, _, fail := s.verifier.verify(ctx, tok)
+		id, fail := s.verifier.Verify(ctx, tok)
 		if fail != nil {
-			return principal{}, fail
+			return principal{}, tokenFailure(fail)
 		}
 		return newPrincipal(&id), nil
 	}
 	if ctx.Err() != nil {
-		return principal{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+		return principal{}, tokenFailure(&jwtauth.Failure{Kind: jwtauth.Canceled})
 	}
 	// The key set is read before verifying: should it change meanwhile,
 	// the entry is stored under the older set and is never served.
-	keys := s.verifier.jwksKeys(ctx)
+	keys := s.verifier.Generation(ctx)
 	d := s.cache.digest(tok)
 	now := s.clock()
 	if p, ok := s.cache.get(&d, keys, now); ok {
@@ -409,9 +411,9 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		return p, nil
 	}
 	s.obs.CacheMiss()
-	id, from, fail := s.verifier.verify(ctx, tok)
+	id, from, fail := s.verifier.VerifyFrom(ctx, tok)
 	if fail != nil {
-		return principal{}, fail
+		return principal{}, tokenFailure(fail)
 	}
 	p := s.sets.share(newPrincipal(&id), s.table)
 	s.cache.put(&d, keys, now, &id, from, p)

@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// This file owns fetching a JWKS over HTTP(S) (issue 4): the transport
+// This file owns fetching a JWKS over HTTP(S): the transport
 // rules (HTTPS with the system roots plus jwt.jwks_ca_file; plain HTTP only
 // to loopback or with jwt.jwks_allow_insecure), the limits of one fetch
 // (5 s, 1 MiB, a JWK Set with a usable key), OIDC discovery, the background
@@ -52,36 +52,30 @@ const (
 	jwksMaxRedirects  = 3
 )
 
-// JWKSObserver receives what operators count about keys: JWKS fetches and
-// verified-token cache lookups. A metrics exporter implements it; the
-// default is NopJWKSObserver. Implementations must be safe for concurrent
-// use and must not block.
-type JWKSObserver interface {
+// FetchObserver receives what operators count about a JWKS URL: its
+// fetches and the refetches the rate limit refused. A metrics exporter
+// implements it (authz.JWKSObserver includes it). Implementations must be
+// safe for concurrent use and must not block.
+type FetchObserver interface {
 	// Fetch reports one fetch of a JWKS URL or of an OIDC discovery
 	// document (first load, background refresh or kid-miss refetch): err
 	// is nil and keys the number of usable keys on success (0 for a
-	// discovery document), else a *JWKSFetchError whose Fault is a stable
+	// discovery document), else a *FetchError whose Fault is a stable
 	// label. Called from background goroutines and, for a refetch, from a
 	// goroutine a request waits for.
 	Fetch(url string, err error, keys int)
 	// RefetchLimited reports a kid-miss refetch refused by the rate limit
 	// (at most one per 10 s per URL).
 	RefetchLimited(url string)
-	// CacheHit and CacheMiss report a verified-token cache lookup; they
-	// run on the request path and must be as cheap as an atomic add.
-	CacheHit()
-	CacheMiss()
 }
 
-// NopJWKSObserver counts nothing.
-type NopJWKSObserver struct{}
+// nopObserver counts nothing.
+type nopObserver struct{}
 
-var _ JWKSObserver = NopJWKSObserver{}
+var _ FetchObserver = nopObserver{}
 
-func (NopJWKSObserver) Fetch(string, error, int) {}
-func (NopJWKSObserver) RefetchLimited(string)    {}
-func (NopJWKSObserver) CacheHit()                {}
-func (NopJWKSObserver) CacheMiss()               {}
+func (nopObserver) Fetch(string, error, int) {}
+func (nopObserver) RefetchLimited(string)    {}
 
 // FetchFault is the kind of a failed JWKS fetch: a stable label for logs
 // and metrics.
@@ -98,22 +92,22 @@ const (
 	FaultCanceled  FetchFault = "canceled"  // the source was closed
 )
 
-// JWKSFetchError is a failed fetch of a JWKS URL or discovery document.
-type JWKSFetchError struct {
+// FetchError is a failed fetch of a JWKS URL or discovery document.
+type FetchError struct {
 	// URL is the URL fetched, without user information.
 	URL   string
 	Fault FetchFault
 	Err   error
 }
 
-func (e *JWKSFetchError) Error() string {
+func (e *FetchError) Error() string {
 	return "fetching " + e.URL + ": " + e.Err.Error()
 }
 
-func (e *JWKSFetchError) Unwrap() error { return e.Err }
+func (e *FetchError) Unwrap() error { return e.Err }
 
-// RemoteJWKSOptions configure NewRemoteJWKS.
-type RemoteJWKSOptions struct {
+// remoteJWKSOptions configure newRemoteJWKS.
+type remoteJWKSOptions struct {
 	// URL is the JWKS URL. Empty: discovered from Issuer.
 	URL string
 	// Issuer, with no URL, is where OIDC discovery starts: jwks_uri of
@@ -138,11 +132,11 @@ type RemoteJWKSOptions struct {
 	// Logger receives the fetch outcomes (URLs and errors, never key
 	// material); nil: zap.NewNop().
 	Logger *zap.Logger
-	// Observer counts the fetches; nil: NopJWKSObserver.
-	Observer JWKSObserver
+	// Observer counts the fetches; nil: nopObserver.
+	Observer FetchObserver
 }
 
-// RemoteJWKS is a JWKSource that fetches a JWKS URL and keeps it fresh:
+// remoteJWKS is a jwksSource that fetches a JWKS URL and keeps it fresh:
 // jwk.Cache refreshes it in the background (every Refresh, or as the
 // server's Cache-Control max-age says, within [1m, 24h]), and a token whose
 // kid no key has triggers one immediate refetch, at most one per 10 s. A
@@ -150,7 +144,7 @@ type RemoteJWKSOptions struct {
 //
 // Nothing is fetched before Start; Ready reports when the first key set is
 // loaded. Keys is a lock-free snapshot read. Safe for concurrent use.
-type RemoteJWKS struct {
+type remoteJWKS struct {
 	issuer        string
 	refresh       time.Duration
 	retry         time.Duration
@@ -160,9 +154,9 @@ type RemoteJWKS struct {
 	client        *http.Client
 	clock         func() time.Time
 	log           *zap.Logger
-	obs           JWKSObserver
+	obs           FetchObserver
 
-	set atomic.Pointer[KeySet]   // the last good key set; nil until loaded
+	set atomic.Pointer[keySet]   // the last good key set; nil until loaded
 	url atomic.Pointer[string]   // the JWKS URL; nil until discovered
 	gen atomic.Uint64            // key set changes, for tests and logs
 	fp  atomic.Pointer[[32]byte] // fingerprint of set
@@ -176,7 +170,7 @@ type RemoteJWKS struct {
 	wg          sync.WaitGroup
 }
 
-var _ JWKSource = (*RemoteJWKS)(nil)
+var _ jwksSource = (*remoteJWKS)(nil)
 
 // refetchCall is one kid-miss refetch; concurrent misses wait for it.
 type refetchCall struct {
@@ -184,10 +178,10 @@ type refetchCall struct {
 	err  error
 }
 
-// NewRemoteJWKS checks the URL (or issuer) against the transport rules and
+// newRemoteJWKS checks the URL (or issuer) against the transport rules and
 // builds the HTTP client. It fetches nothing.
-func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
-	r := &RemoteJWKS{
+func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
+	r := &remoteJWKS{
 		issuer:        o.Issuer,
 		refresh:       o.Refresh,
 		timeout:       o.Timeout,
@@ -228,7 +222,7 @@ func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
 		r.log = zap.NewNop()
 	}
 	if r.obs == nil {
-		r.obs = NopJWKSObserver{}
+		r.obs = nopObserver{}
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -252,7 +246,7 @@ func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
 				return fmt.Errorf("more than %d redirects", jwksMaxRedirects)
 			}
 			if _, err := checkFetchURL(req.URL.String(), r.allowInsecure); err != nil {
-				return &JWKSFetchError{URL: redact(req.URL.String()), Fault: FaultRefused, Err: fmt.Errorf("redirect refused: %w", err)}
+				return &FetchError{URL: redact(req.URL.String()), Fault: FaultRefused, Err: fmt.Errorf("redirect refused: %w", err)}
 			}
 			return nil
 		},
@@ -262,13 +256,13 @@ func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
 
 // Keys returns the last good key set: nil (and no error) until the first
 // one is loaded.
-func (r *RemoteJWKS) Keys(context.Context) (*KeySet, error) { return r.set.Load(), nil }
+func (r *remoteJWKS) Keys(context.Context) (*keySet, error) { return r.set.Load(), nil }
 
 // Ready reports whether a key set is loaded.
-func (r *RemoteJWKS) Ready() bool { return r.set.Load() != nil }
+func (r *remoteJWKS) Ready() bool { return r.set.Load() != nil }
 
 // URL is the JWKS URL, "" while discovery has not found it.
-func (r *RemoteJWKS) URL() string {
+func (r *remoteJWKS) URL() string {
 	if u := r.url.Load(); u != nil {
 		return *u
 	}
@@ -277,12 +271,12 @@ func (r *RemoteJWKS) URL() string {
 
 // Generation counts the changes of the key set: 0 before the first load,
 // then one more each time a fetch brings different keys.
-func (r *RemoteJWKS) Generation() uint64 { return r.gen.Load() }
+func (r *remoteJWKS) Generation() uint64 { return r.gen.Load() }
 
 // Start begins the background work under ctx: discovery when needed, the
 // first load, then jwk.Cache's refreshes. It returns at once; a second
 // call does nothing. Close (or cancelling ctx) stops it.
-func (r *RemoteJWKS) Start(ctx context.Context) {
+func (r *remoteJWKS) Start(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.life != nil || r.closed {
@@ -295,7 +289,7 @@ func (r *RemoteJWKS) Start(ctx context.Context) {
 
 // Close stops the background work and waits for the fetches it started.
 // The last good key set stays served.
-func (r *RemoteJWKS) Close() {
+func (r *remoteJWKS) Close() {
 	r.mu.Lock()
 	r.closed = true
 	stop := r.stop
@@ -307,7 +301,7 @@ func (r *RemoteJWKS) Close() {
 }
 
 // run discovers the URL if needed and hands the schedule to jwk.Cache.
-func (r *RemoteJWKS) run(ctx context.Context) {
+func (r *remoteJWKS) run(ctx context.Context) {
 	defer r.wg.Done()
 	u := r.URL()
 	if u == "" {
@@ -342,7 +336,7 @@ func (s jwkErrSink) Error(err error) { s.log.Debug("jwk.Cache refresh error", za
 // jwk.Cache with the body and a Cache-Control max-age that is the interval
 // we chose; any fault is an error, so jwk.Cache keeps the last set and
 // retries after the minimum interval.
-type cacheClient struct{ r *RemoteJWKS }
+type cacheClient struct{ r *remoteJWKS }
 
 func (c cacheClient) Get(u string) (*http.Response, error) {
 	ctx := c.r.lifetime()
@@ -358,7 +352,7 @@ func (c cacheClient) Get(u string) (*http.Response, error) {
 	}, nil
 }
 
-func (r *RemoteJWKS) lifetime() context.Context {
+func (r *remoteJWKS) lifetime() context.Context {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.life == nil {
@@ -371,7 +365,7 @@ func (r *RemoteJWKS) lifetime() context.Context {
 // most one per RefetchGap; misses that arrive while it runs wait for it
 // (bounded by their ctx), misses within the gap get nil at once. It
 // returns the key set after the fetch, or nil when nothing was fetched.
-func (r *RemoteJWKS) Refetch(ctx context.Context, _ string) (*KeySet, error) {
+func (r *remoteJWKS) Refetch(ctx context.Context, _ string) (*keySet, error) {
 	u := r.URL()
 	r.mu.Lock()
 	if r.life == nil || r.closed || u == "" {
@@ -418,13 +412,13 @@ func (r *RemoteJWKS) Refetch(ctx context.Context, _ string) (*KeySet, error) {
 // fetch GETs the JWKS at u, parses it, and on success makes it the key
 // set. It reports the outcome (log, observer) and returns the body and the
 // interval until the next refresh.
-func (r *RemoteJWKS) fetch(ctx context.Context, u string) ([]byte, time.Duration, error) {
+func (r *remoteJWKS) fetch(ctx context.Context, u string) ([]byte, time.Duration, error) {
 	body, hdr, err := r.get(ctx, u)
-	var ks *KeySet
+	var ks *keySet
 	if err == nil {
 		var perr error
-		if ks, perr = ParseJWKS(body); perr != nil {
-			err = &JWKSFetchError{URL: redact(u), Fault: FaultMalformed, Err: fmt.Errorf("the document %w", perr)}
+		if ks, perr = parseJWKS(body); perr != nil {
+			err = &FetchError{URL: redact(u), Fault: FaultMalformed, Err: fmt.Errorf("the document %w", perr)}
 		}
 	}
 	if err != nil {
@@ -438,8 +432,8 @@ func (r *RemoteJWKS) fetch(ctx context.Context, u string) ([]byte, time.Duration
 
 // failed logs and counts a failed fetch. Before the first key set the
 // service is not ready, and the line says so.
-func (r *RemoteJWKS) failed(u string, err error) {
-	var fe *JWKSFetchError
+func (r *remoteJWKS) failed(u string, err error) {
+	var fe *FetchError
 	fault := FaultNetwork
 	if errors.As(err, &fe) {
 		fault = fe.Fault
@@ -460,7 +454,7 @@ func (r *RemoteJWKS) failed(u string, err error) {
 
 // accept makes ks the key set if its keys differ from the current ones, so
 // that an unchanged document keeps the generation (and the token cache).
-func (r *RemoteJWKS) accept(u string, ks *KeySet) {
+func (r *remoteJWKS) accept(u string, ks *keySet) {
 	fp := keySetFingerprint(ks)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -478,10 +472,10 @@ func (r *RemoteJWKS) accept(u string, ks *KeySet) {
 }
 
 // get fetches u within the timeout and the size limit.
-func (r *RemoteJWKS) get(ctx context.Context, u string) ([]byte, http.Header, error) {
+func (r *remoteJWKS) get(ctx context.Context, u string) ([]byte, http.Header, error) {
 	shown := redact(u)
 	fail := func(f FetchFault, err error) ([]byte, http.Header, error) {
-		return nil, nil, &JWKSFetchError{URL: shown, Fault: f, Err: err}
+		return nil, nil, &FetchError{URL: shown, Fault: f, Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -514,7 +508,7 @@ func (r *RemoteJWKS) get(ctx context.Context, u string) ([]byte, http.Header, er
 
 // classify names a transport error.
 func classify(ctx context.Context, err error, timeout time.Duration) (FetchFault, error) {
-	var fe *JWKSFetchError
+	var fe *FetchError
 	if errors.As(err, &fe) {
 		return fe.Fault, fe.Err
 	}
@@ -534,7 +528,7 @@ func classify(ctx context.Context, err error, timeout time.Duration) (FetchFault
 
 // discoverLoop runs OIDC discovery until it succeeds (returning the JWKS
 // URL) or ctx ends (returning ""), waiting longer after each failure.
-func (r *RemoteJWKS) discoverLoop(ctx context.Context) string {
+func (r *remoteJWKS) discoverLoop(ctx context.Context) string {
 	wait := min(time.Second, r.retry)
 	for {
 		u, err := r.discover(ctx)
@@ -562,14 +556,14 @@ func discoveryURL(issuer string) string {
 // discover reads jwks_uri from the issuer's discovery document (OpenID
 // Connect Discovery 1.0 §4): its issuer must be ours (§4.3), and jwks_uri
 // must obey the transport rules.
-func (r *RemoteJWKS) discover(ctx context.Context) (string, error) {
+func (r *remoteJWKS) discover(ctx context.Context) (string, error) {
 	du := discoveryURL(r.issuer)
 	body, _, err := r.get(ctx, du)
 	if err != nil {
 		return "", err
 	}
 	bad := func(f FetchFault, format string, args ...any) (string, error) {
-		return "", &JWKSFetchError{URL: redact(du), Fault: f, Err: fmt.Errorf(format, args...)}
+		return "", &FetchError{URL: redact(du), Fault: f, Err: fmt.Errorf(format, args...)}
 	}
 	var doc struct {
 		Issuer  string `json:"issuer"`
@@ -678,13 +672,10 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 
 // checkRemote checks the fields of a fetched JWKS: the URL (or the issuer
 // it is discovered from) against the transport rules, and the CA file.
-func (c *JWTConfig) checkRemote() []error {
+func (c *Config) checkRemote() []error {
 	var errs []error
 	fail := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
-	}
-	if c.JWKSURL != "" && c.JWKSFile != "" {
-		fail("jwks_url", "set jwks_url (%s) or jwks_file (%s), not both", EnvJWKSURL, EnvJWKSFile)
 	}
 	if c.JWKSURL != "" {
 		if _, err := checkFetchURL(c.JWKSURL, c.JWKSAllowInsecure); err != nil {
@@ -707,7 +698,7 @@ func (c *JWTConfig) checkRemote() []error {
 }
 
 // kids lists the key ids of s, sorted, for logs (key ids are public).
-func (s *KeySet) kids() []string {
+func (s *keySet) kids() []string {
 	out := make([]string, 0, len(s.byKID))
 	for kid := range s.byKID {
 		out = append(out, kid)
@@ -718,7 +709,7 @@ func (s *KeySet) kids() []string {
 
 // keySetFingerprint digests the usable keys of s (kid, algorithms,
 // public key or secret), independent of their order in the document.
-func keySetFingerprint(s *KeySet) [32]byte {
+func keySetFingerprint(s *keySet) [32]byte {
 	var lines []string
 	add := func(k verifyKey) {
 		var material []byte

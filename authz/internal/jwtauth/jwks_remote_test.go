@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"crypto"
@@ -96,7 +96,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// recObserver records what a JWKSObserver is told.
+// recObserver records what a FetchObserver is told.
 type recObserver struct {
 	mu      sync.Mutex
 	fetches []error // one per fetch, nil on success
@@ -119,7 +119,7 @@ func (o *recObserver) faults() []FetchFault {
 	defer o.mu.Unlock()
 	var out []FetchFault
 	for _, err := range o.fetches {
-		var fe *JWKSFetchError
+		var fe *FetchError
 		switch {
 		case err == nil:
 			out = append(out, "")
@@ -146,12 +146,12 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// startRemote starts a RemoteJWKS for url; the test's end closes it.
-func startRemote(t testing.TB, o RemoteJWKSOptions) *RemoteJWKS {
+// startRemote starts a remoteJWKS for url; the test's end closes it.
+func startRemote(t testing.TB, o remoteJWKSOptions) *remoteJWKS {
 	t.Helper()
-	r, err := NewRemoteJWKS(o)
+	r, err := newRemoteJWKS(o)
 	if err != nil {
-		t.Fatalf("NewRemoteJWKS: %v", err)
+		t.Fatalf("newRemoteJWKS: %v", err)
 	}
 	r.Start(t.Context())
 	t.Cleanup(r.Close)
@@ -178,10 +178,10 @@ func newRotationKeys(t testing.TB) rotationKeys {
 }
 
 // remoteVerifier is a verifier of RS256 tokens whose only keys are src's.
-func remoteVerifier(t testing.TB, src JWKSource) *Verifier {
-	c := DefaultJWTConfig()
+func remoteVerifier(t testing.TB, src jwksSource) *Verifier {
+	c := DefaultConfig()
 	c.JWKSURL = "https://unused.example/jwks.json"
-	return jtVerifier(t, c, VerifierOptions{JWKS: src})
+	return jtVerifier(t, c, Options{jwks: src})
 }
 
 func verifies(t testing.TB, v *Verifier, tok string) bool {
@@ -195,7 +195,7 @@ func TestRemoteJWKSRotation(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	clock := newFakeClock(jtNow)
 	obs := &recObserver{}
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 
@@ -236,7 +236,7 @@ func TestRemoteJWKSRotation(t *testing.T) {
 func TestRemoteJWKSBackgroundRefresh(t *testing.T) {
 	keys := newRotationKeys(t)
 	srv := newJWKSServer(t, keys.both)
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 	if !verifies(t, v, keys.tok1) {
@@ -261,7 +261,7 @@ func TestRemoteJWKSRefetchRateLimit(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	clock := newFakeClock(jtNow)
 	obs := &recObserver{}
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 	base := srv.hits.Load()
@@ -327,7 +327,7 @@ func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
 			clock := newFakeClock(jtNow)
 			obs := &recObserver{}
 			core, logs := observer.New(zapcore.DebugLevel)
-			src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
+			src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
 				Logger: zap.New(core), Timeout: 300 * time.Millisecond})
 			waitFor(t, "the first key set", src.Ready)
 			v := remoteVerifier(t, src)
@@ -369,7 +369,7 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	srv.set("down", nil)
 	core, logs := observer.New(zapcore.InfoLevel)
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.New(core)})
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.New(core)})
 	waitFor(t, "a failed first fetch", func() bool { return srv.hits.Load() > 0 && logs.Len() > 0 })
 	if src.Ready() {
 		t.Fatal("Ready() = true before any key set was loaded")
@@ -402,7 +402,7 @@ func TestRemoteJWKSTLS(t *testing.T) {
 
 	// Not in the system roots: refused.
 	obs := &recObserver{}
-	untrusted := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
+	untrusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
 	if untrusted.Ready() {
 		t.Fatal("Ready() with a certificate from an unknown authority = true")
@@ -413,7 +413,7 @@ func TestRemoteJWKSTLS(t *testing.T) {
 
 	// Trusted through jwks_ca_file.
 	ca := jtWriteFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-	trusted := startRemote(t, RemoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
+	trusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
 	waitFor(t, "the key set over TLS", trusted.Ready)
 	if !verifies(t, remoteVerifier(t, trusted), keys.tok1) {
 		t.Fatal("Verify(k1 token) over TLS = invalid, want valid")
@@ -427,7 +427,7 @@ func TestRemoteJWKSRedirectToPlainHTTPRefused(t *testing.T) {
 	redirect := httptest.NewServer(http.RedirectHandler("http://idp.invalid/jwks.json", http.StatusFound))
 	t.Cleanup(redirect.Close)
 	obs := &recObserver{}
-	src := startRemote(t, RemoteJWKSOptions{URL: redirect.URL, Observer: obs, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: redirect.URL, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
 	if f := obs.faults(); f[0] != FaultRefused {
 		t.Errorf("fault = %q, want %q", f[0], FaultRefused)
@@ -464,7 +464,7 @@ func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
 	keys := newRotationKeys(t)
 	srv := newJWKSServer(t, keys.only1)
 	srv.cacheControl = "max-age=3600"
-	src, err := NewRemoteJWKS(RemoteJWKSOptions{URL: srv.URL, Logger: zap.NewNop()})
+	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,53 +506,5 @@ func TestCheckFetchURL(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("checkFetchURL(%q) error quotes the password: %v", tc.url, err)
 		}
-	}
-}
-
-func TestJWKSConfigChecks(t *testing.T) {
-	k := jtLoadKeys(t)
-	ca := jtWriteFile(t, "ca.pem", []byte(k.rsCert))
-	notPEM := jtWriteFile(t, "ca.txt", []byte("hello"))
-	cases := []struct {
-		name string
-		yaml string
-		want []string // empty = valid
-	}{
-		{name: "https url", yaml: "jwks_url: https://idp.example/jwks.json"},
-		{name: "loopback http url", yaml: "jwks_url: http://127.0.0.1:1/jwks.json"},
-		{name: "remote http url", yaml: "jwks_url: http://idp.example/jwks.json", want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP"}},
-		{name: "remote http url allowed", yaml: "jwks_url: http://idp.example/jwks.json\njwks_allow_insecure: true"},
-		{name: "url and file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_file: /x.json", want: []string{"jwt.jwks_url: set jwks_url (JWT_JWKS_URL) or jwks_file (JWT_JWKS_FILE), not both"}},
-		{name: "discovery", yaml: "issuer: https://idp.example"},
-		{name: "discovery from a non-url", yaml: "issuer: my-issuer", want: []string{"jwt.issuer: with no other key source the JWKS is found by OIDC discovery"}},
-		{name: "issuer beside keys is only checked", yaml: "issuer: my-issuer\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]"},
-		{name: "ca file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + ca},
-		{name: "ca file missing", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: /nonexistent/ca.pem", want: []string{"jwt.jwks_ca_file: \"/nonexistent/ca.pem\" does not exist"}},
-		{name: "ca file without certificates", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + notPEM, want: []string{"holds no PEM certificate"}},
-		{name: "ca file unused", yaml: "verification_keys: [" + yamlQuote(k.rs.pubPEM) + "]\njwks_ca_file: " + ca, want: []string{"jwt.jwks_ca_file: is set but no JWKS is fetched"}},
-		{name: "refresh too short", yaml: "jwks_url: https://idp.example/jwks.json\njwks_refresh: 500ms", want: []string{"jwt.jwks_refresh: 500ms is too short"}},
-		{name: "cache settings", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 1m\ncache_size: 10"},
-		{name: "cache off", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 0s\ncache_size: 0"},
-		{name: "cache negative", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: -1s\ncache_size: -1",
-			want: []string{"jwt.cache_ttl: must not be negative", "jwt.cache_size: -1 must be between 0 (no cache) and 100000000"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Load([]byte("os_id: test-os\njwt:\n"+indent(tc.yaml, "  ")), nil, Flags{})
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("Load = %v, want valid", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Load = %+v, want errors %q", cfg.JWT, tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Load error = %q, want it to contain %q", err, w)
-				}
-			}
-		})
 	}
 }

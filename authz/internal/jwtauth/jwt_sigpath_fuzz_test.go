@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"bytes"
@@ -15,12 +15,12 @@ import (
 func sigPathVerifier(t testing.TB, k *jtKeys) *Verifier {
 	t.Helper()
 	pub := func(p jtKeyPair) crypto.PublicKey { return p.priv.Public() }
-	ks, err := ParseJWKS(jtJWKS(t, []crypto.PublicKey{pub(k.rs2), pub(k.es), pub(k.ed)}, []string{"rs", "es", ""}, []string{"RS256", "ES256", ""}))
+	ks, err := parseJWKS(jtJWKS(t, []crypto.PublicKey{pub(k.rs2), pub(k.es), pub(k.ed)}, []string{"rs", "es", ""}, []string{"RS256", "ES256", ""}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := jtBaseConfig(k)
-	return jtVerifier(t, c, VerifierOptions{Audience: []string{"test-os"}, JWKS: NewStaticJWKS(ks)})
+	return jtVerifier(t, c, Options{Audience: []string{"test-os"}, jwks: newStaticJWKS(ks)})
 }
 
 // sigPathSeeds are valid and tampered tokens of all four algorithms and
@@ -95,7 +95,7 @@ func sigPathCompare(t *testing.T, v *Verifier, raw string) (accepted bool) {
 		t.Fatalf("verifySignature(%q) err = %v, jws.Verify err = %v", raw, gotErr, wantErr)
 	}
 	if gotErr != nil {
-		if g, w := verifyFailure(gotErr).Detail, verifyFailure(wantErr).Detail; g != w {
+		if g, w := verifyFailure(gotErr).Detail(), verifyFailure(wantErr).Detail(); g != w {
 			t.Fatalf("verifySignature(%q) detail %q, jws.Verify detail %q", raw, g, w)
 		}
 		return false
@@ -139,7 +139,7 @@ func TestVerifySignatureMatchesJWS(t *testing.T) {
 			if err == nil {
 				t.Fatal("verified")
 			}
-			if got := verifyFailure(err).Detail; got != tc.detail {
+			if got := verifyFailure(err).Detail(); got != tc.detail {
 				t.Fatalf("detail %q, want %q", got, tc.detail)
 			}
 			sigPathCompare(t, v, tc.raw)
