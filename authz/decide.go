@@ -246,7 +246,7 @@ const (
 )
 
 func canceledDecision(detail string) Decision {
-	return Decision{Status: 403, Reason: ReasonCanceled, Detail: detail}
+	return Decision{Status: ReasonCanceled.Status(), Reason: ReasonCanceled, Detail: detail}
 }
 
 // routeMethod is the method the route table is searched with: the request's
@@ -276,16 +276,16 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 1. a check request without HTTP attributes, or whose method is not
 	// an HTTP token (RFC 9110 §9.1): nothing sensible can be matched.
 	if r == nil || r.Malformed {
-		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
+		return s.deny(r, ReasonMalformedRequest, detailMalformedRequest), ""
 	}
 	method, ok := routeMethod(r.Method)
 	if !ok {
-		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
+		return s.deny(r, ReasonMalformedRequest, detailMalformedRequest), ""
 	}
 	// 2. an ambiguous path, before any credential is looked at.
 	path, ok := NormalizePath(r.Path)
 	if !ok {
-		return s.deny(r, 400, ReasonMalformedPath, detailMalformedPath), ""
+		return s.deny(r, ReasonMalformedPath, detailMalformedPath), ""
 	}
 	// 3. preflights and excluded routes pass without a credential and carry
 	// no identity, whatever credential they hold.
@@ -298,7 +298,12 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 4. authentication.
 	id, auth, fail := s.authenticate(ctx, r)
 	if fail != nil {
-		return s.deny(r, 401, fail.Reason, fail.Detail), path
+		d := s.deny(r, fail.Reason, fail.Detail)
+		// An authentication failure is a 401 whatever its reason: a
+		// verification cancelled midway too (Reason.Status says 403 for
+		// a check cancelled before it started).
+		d.Status = 401
+		return d, path
 	}
 	if auth == AuthSecurityKey {
 		// CONTRACT §7: each use of the deprecated key is logged (and
@@ -344,7 +349,7 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
 	}
-	deny := s.deny(r, 403, reason, detail)
+	deny := s.deny(r, reason, detail)
 	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
 	deny.Missing = res.Missing()
 	deny.UserID, deny.Auth = d.UserID, d.Auth
@@ -420,9 +425,10 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 	return p, nil
 }
 
-// deny builds a denial with the CORS headers an accepted Origin gets.
-func (s *snapshot) deny(r *Request, status int, reason Reason, detail string) Decision {
-	d := Decision{Status: status, Reason: reason, Detail: detail}
+// deny builds a denial, with the status of its reason and the CORS
+// headers an accepted Origin gets.
+func (s *snapshot) deny(r *Request, reason Reason, detail string) Decision {
+	d := Decision{Status: reason.Status(), Reason: reason, Detail: detail}
 	if r != nil {
 		if origin := r.Headers["origin"]; origin != "" && s.corsAllowed(origin) {
 			d.Response = corsHeaders(origin)
