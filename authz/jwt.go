@@ -82,11 +82,8 @@ func (NopJWKSObserver) CacheMiss()               {}
 // URL (without user information), Fault and the underlying Err.
 type JWKSFetchError = jwtauth.FetchError
 
-// FetchFault is the kind of a failed JWKS fetch: a stable label for logs
-// and metrics.
-type FetchFault = jwtauth.FetchFault
-
-// The fetch faults.
+// The fetch faults (JWKSFetchError.Fault): stable labels for logs and
+// metrics.
 const (
 	FaultTimeout   = jwtauth.FaultTimeout   // no complete answer within 5 s
 	FaultNetwork   = jwtauth.FaultNetwork   // connection, TLS or HTTP failure
@@ -102,10 +99,7 @@ const (
 // verifier accepts (jwt.algorithms).
 type SigningAlgorithm = jwtauth.Algorithm
 
-// KeyFamily is the kind of key a SigningAlgorithm signs with.
-type KeyFamily = jwtauth.KeyFamily
-
-// The key families.
+// The key families of a SigningAlgorithm.
 const (
 	KeyHMAC    = jwtauth.FamilyHMAC
 	KeyRSA     = jwtauth.FamilyRSA

@@ -133,13 +133,6 @@ func (c *JWTConfig) verifierConfig() jwtauth.Config {
 	}
 }
 
-// AlgorithmNames is the effective algorithm allowlist: Algorithms, then
-// Algorithm if not already listed; [RS256] when both are empty.
-func (c *JWTConfig) AlgorithmNames() []string {
-	v := c.verifierConfig()
-	return v.AlgorithmNames()
-}
-
 // HasSource reports whether a JWT source is configured: a key, a JWKS file
 // or URL, an issuer to discover the JWKS from, or validate: false
 // (CONTRACT §4).

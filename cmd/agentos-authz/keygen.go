@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
 
 // runKeygen writes a fresh key pair: PREFIX.key.pem (PKCS#8, mode 0600)
@@ -24,11 +26,11 @@ func runKeygen(_ context.Context, args []string, s sys) int {
 	if *out == "" {
 		return usageError(fset, "--out is required")
 	}
-	spec, err := lookupAlg(*alg)
+	spec, err := authz.LookupSigningAlgorithm(*alg)
 	if err != nil {
 		return usageError(fset, "--alg: %v", err)
 	}
-	if spec.family == familyHMAC {
+	if spec.Family == authz.KeyHMAC {
 		return usageError(fset, "--alg %s uses a shared secret, not a key pair: write a random secret to a file instead", *alg)
 	}
 	key, err := generateKey(spec)
@@ -60,7 +62,7 @@ func runKeygen(_ context.Context, args []string, s sys) int {
 		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 		return exitFault
 	}
-	fmt.Fprintf(s.stdout, "wrote %s (private, keep secret) and %s (public) for %s\n", privPath, pubPath, spec.alg)
+	fmt.Fprintf(s.stdout, "wrote %s (private, keep secret) and %s (public) for %s\n", privPath, pubPath, spec.Name)
 	return exitOK
 }
 

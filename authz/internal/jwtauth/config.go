@@ -2,7 +2,6 @@ package jwtauth
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +10,7 @@ import (
 // Config is what the verifier reads of the jwt: section (docs/CONTRACT.md
 // §4), decoded and defaulted by authz (authz.JWTConfig). A zero string or
 // list, or a nil pointer, means the default that the field's comment
-// names; DefaultConfig also sets the two durations, so that a leeway of 0
-// stays zero.
+// names.
 type Config struct {
 	// VerificationKeys are PEM public keys or certificates (RS*, PS*, ES*,
 	// EdDSA), JWK JSON, or HMAC secrets (HS*).
@@ -81,14 +79,8 @@ const (
 	MaxTokenBytes = 8 << 10
 )
 
-// DefaultConfig is a Config with nothing set: the durations at their
-// defaults, every other field zero (= its default).
-func DefaultConfig() Config {
-	return Config{Leeway: DefaultLeeway, JWKSRefresh: DefaultJWKSRefresh}
-}
-
-// WithDefaults fills the empty names with the defaults.
-func (n ClaimNames) WithDefaults() ClaimNames {
+// withDefaults fills the empty names with the defaults.
+func (n ClaimNames) withDefaults() ClaimNames {
 	if n.Scopes == "" {
 		n.Scopes = "scopes"
 	}
@@ -104,46 +96,32 @@ func (n ClaimNames) WithDefaults() ClaimNames {
 	return n
 }
 
-// AlgorithmNames is the effective algorithm allowlist: Algorithms, then
-// Algorithm if not already listed; [RS256] when both are empty.
-func (c *Config) AlgorithmNames() []string {
-	names := make([]string, 0, len(c.Algorithms)+1)
-	names = append(names, c.Algorithms...)
-	if c.Algorithm != "" && !slices.Contains(names, c.Algorithm) {
-		names = append(names, c.Algorithm)
-	}
-	if len(names) == 0 {
-		names = append(names, DefaultAlgorithm)
-	}
-	return names
-}
-
-// ValidatesSignature reports whether signatures are verified (validate,
+// validatesSignature reports whether signatures are verified (validate,
 // default true).
-func (c *Config) ValidatesSignature() bool { return c.Validate == nil || *c.Validate }
+func (c *Config) validatesSignature() bool { return c.Validate == nil || *c.Validate }
 
-// RequiresExp reports whether a token without exp is refused (require_exp,
+// requiresExp reports whether a token without exp is refused (require_exp,
 // default true).
-func (c *Config) RequiresExp() bool { return c.RequireExp == nil || *c.RequireExp }
+func (c *Config) requiresExp() bool { return c.RequireExp == nil || *c.RequireExp }
 
 // HasSource reports whether a JWT source is configured: a key, a JWKS file
 // or URL, an issuer to discover the JWKS from, or validate: false
 // (docs/CONTRACT.md §4).
 func (c *Config) HasSource() bool {
-	return len(c.VerificationKeys) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.ValidatesSignature() || c.DiscoversJWKS()
+	return len(c.VerificationKeys) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.validatesSignature() || c.discoversJWKS()
 }
 
-// DiscoversJWKS reports whether the JWKS URL comes from OIDC discovery:
+// discoversJWKS reports whether the JWKS URL comes from OIDC discovery:
 // an issuer is set and no other key source is (a verification key, a JWKS
 // file or URL), and signatures are verified. An issuer beside configured
 // keys only checks iss: it never makes the service fetch anything.
-func (c *Config) DiscoversJWKS() bool {
-	return c.Issuer != "" && c.JWKSURL == "" && c.JWKSFile == "" && len(c.VerificationKeys) == 0 && c.ValidatesSignature()
+func (c *Config) discoversJWKS() bool {
+	return c.Issuer != "" && c.JWKSURL == "" && c.JWKSFile == "" && len(c.VerificationKeys) == 0 && c.validatesSignature()
 }
 
 // RemoteJWKS reports whether keys are fetched over HTTP: jwks_url, or
 // discovery.
-func (c *Config) RemoteJWKS() bool { return c.JWKSURL != "" || c.DiscoversJWKS() }
+func (c *Config) RemoteJWKS() bool { return c.JWKSURL != "" || c.discoversJWKS() }
 
 // Check returns every problem of c, each prefixed by its YAML path
 // ("jwt.algorithms[1]: ..."). It parses the keys and reads the JWKS file,
@@ -241,7 +219,7 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 	// Every accepted algorithm needs a key of its type (docs/CONTRACT.md
 	// §4), unless no signature is checked or no JWT source is configured
 	// at all (security key only: nothing to cover).
-	if coverage && c.ValidatesSignature() && jwks == nil && c.HasSource() {
+	if coverage && c.validatesSignature() && jwks == nil && c.HasSource() {
 		for _, a := range out.allowed.algs() {
 			fits := out.jwks != nil && out.jwks.fits(a)
 			for _, k := range out.static {

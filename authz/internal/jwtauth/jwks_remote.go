@@ -682,7 +682,7 @@ func (c *Config) checkRemote() []error {
 			fail("jwks_url", "%v", err)
 		}
 	}
-	if c.DiscoversJWKS() {
+	if c.discoversJWKS() {
 		if _, err := checkFetchURL(c.Issuer, c.JWKSAllowInsecure); err != nil {
 			fail("issuer", "with no other key source the JWKS is found by OIDC discovery from the issuer, which must be a URL: %v", err)
 		}

@@ -179,7 +179,7 @@ func newRotationKeys(t testing.TB) rotationKeys {
 
 // remoteVerifier is a verifier of RS256 tokens whose only keys are src's.
 func remoteVerifier(t testing.TB, src jwksSource) *Verifier {
-	c := DefaultConfig()
+	c := defaultConfig()
 	c.JWKSURL = "https://unused.example/jwks.json"
 	return jtVerifier(t, c, Options{jwks: src})
 }

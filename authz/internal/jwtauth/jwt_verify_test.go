@@ -16,7 +16,7 @@ import (
 // jtBaseConfig accepts RS256, PS256, ES256, EdDSA and HS256 with one key of
 // each type.
 func jtBaseConfig(k *jtKeys) Config {
-	c := DefaultConfig()
+	c := defaultConfig()
 	c.Algorithms = []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}
 	c.VerificationKeys = []string{k.rs.pubPEM, k.es.pubPEM, k.ed.pubPEM, k.hs}
 	return c
@@ -93,36 +93,36 @@ func verifyCases() []verifyCase {
 		{name: "es256", tok: signed("ES256", es, nil, nil), want: stdIdentity()},
 		{name: "eddsa", tok: signed("EdDSA", ed, nil, nil), want: stdIdentity()},
 		{name: "certificate key", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Algorithm = "RS256"
 			c.VerificationKeys = []string{k.rsCert}
 			return c
 		}, tok: signed("RS256", rs, nil, nil), want: stdIdentity()},
 		{name: "second static key", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.VerificationKeys = []string{k.rsCert, k.rs2.pubPEM}
 			return c
 		}, tok: signed("RS256", rs2, nil, nil), want: stdIdentity()},
 		{name: "private key PEM verifies with its public half", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Algorithms = []string{"EdDSA"}
 			c.VerificationKeys = []string{jtPrivPEM(k.ed.priv)}
 			return c
 		}, tok: signed("EdDSA", ed, nil, nil), want: stdIdentity()},
 		{name: "JWK JSON static key", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
 			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "")}
 			return c
 		}, tok: signed("ES256", es, nil, nil), want: stdIdentity()},
 		{name: "JWK JSON static key with kid serves its kid", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
 			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "k1")}
 			return c
 		}, tok: signed("ES256", es, nil, map[string]any{"kid": "k1"}), want: stdIdentity()},
 		{name: "JWK JSON static key with kid ignores other kids", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
 			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "k1")}
 			return c
@@ -263,7 +263,7 @@ func verifyCases() []verifyCase {
 			return jtMint(t, jtToken{alg: "HS256", key: k.rs.pubPEM, claims: jtClaims(map[string]any{"scopes": []any{"agent_os:admin"}})})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
 		{name: "hs256 with the rsa public pem as secret and no hmac key", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Algorithms = []string{"RS256", "HS256"}
 			c.VerificationKeys = []string{k.rs.pubPEM, k.hs}
 			return c
@@ -348,14 +348,14 @@ func verifyCases() []verifyCase {
 
 		// validate: false.
 		{name: "validate false accepts any signature", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Validate, c.Algorithms = jtPtr(false), []string{"HS256"}
 			return c
 		}, tok: func(t testing.TB, k *jtKeys) string {
 			return jtMint(t, jtToken{alg: "HS256", key: "any-secret-doesnt-matter", claims: jtClaims(nil)})
 		}, want: stdIdentity()},
 		{name: "validate false still checks exp", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Validate, c.Algorithms = jtPtr(false), []string{"HS256"}
 			return c
 		}, tok: func(t testing.TB, k *jtKeys) string {
@@ -374,7 +374,7 @@ func verifyCases() []verifyCase {
 			},
 			reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
 		{name: "validate false refuses an algorithm not listed", cfg: func(k *jtKeys) Config {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.Validate, c.Algorithms = jtPtr(false), []string{"RS256"}
 			return c
 		}, tok: hsTok(nil), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
@@ -529,7 +529,7 @@ func TestVerifyJWKS(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
+			c := defaultConfig()
 			c.JWKSFile = files[tc.file]
 			c.VerificationKeys = tc.static
 			c.Algorithms = tc.algs
@@ -569,7 +569,7 @@ func TestVerifyJWKSRefetchOnKidMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &fakeJWKS{cur: old, next: rotated}
-	c := DefaultConfig()
+	c := defaultConfig()
 	c.JWKSURL = "https://idp.example/jwks.json"
 	v := jtVerifier(t, c, Options{jwks: src})
 

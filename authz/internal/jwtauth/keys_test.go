@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,21 +66,21 @@ func TestJWTConfigDefaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.cfg.AlgorithmNames(); strings.Join(got, ",") != strings.Join(tc.algs, ",") {
-				t.Errorf("AlgorithmNames() = %v, want %v", got, tc.algs)
+			if got := tc.cfg.algorithmNames(); strings.Join(got, ",") != strings.Join(tc.algs, ",") {
+				t.Errorf("algorithmNames() = %v, want %v", got, tc.algs)
 			}
 			if got := tc.cfg.HasSource(); got != tc.hasSource {
 				t.Errorf("HasSource() = %v, want %v", got, tc.hasSource)
 			}
 		})
 	}
-	d := DefaultConfig()
-	if d.Leeway != DefaultLeeway || d.JWKSRefresh != DefaultJWKSRefresh || !d.RequiresExp() || !d.ValidatesSignature() {
-		t.Errorf("DefaultConfig() = %+v", d)
+	d := defaultConfig()
+	if d.Leeway != DefaultLeeway || d.JWKSRefresh != DefaultJWKSRefresh || !d.requiresExp() || !d.validatesSignature() {
+		t.Errorf("defaultConfig() = %+v", d)
 	}
-	n := ClaimNames{UserID: "uid"}.WithDefaults()
+	n := ClaimNames{UserID: "uid"}.withDefaults()
 	if n != (ClaimNames{Scopes: "scopes", UserID: "uid", SessionID: "session_id", Audience: "aud"}) {
-		t.Errorf("WithDefaults() = %+v", n)
+		t.Errorf("withDefaults() = %+v", n)
 	}
 }
 
@@ -180,7 +181,7 @@ func (k *jtKeys) ec() *ecdsa.PrivateKey { return k.es.priv.(*ecdsa.PrivateKey) }
 // TestHMACSecretIsExact: the secret is used byte for byte; only a
 // whitespace-only entry is refused.
 func TestHMACSecretIsExact(t *testing.T) {
-	c := DefaultConfig()
+	c := defaultConfig()
 	c.Algorithms = []string{"HS256"}
 	c.VerificationKeys = []string{" padded secret\n"}
 	v := jtVerifier(t, c, Options{})
@@ -224,4 +225,25 @@ func TestPEMBlockTypes(t *testing.T) {
 			t.Errorf("%s: raw key %T, want a public key", name, keys[0].raw)
 		}
 	}
+}
+
+// defaultConfig is a Config (the tests' starting point) with nothing set: the durations at their
+// defaults, every other field zero (= its default).
+func defaultConfig() Config {
+	return Config{Leeway: DefaultLeeway, JWKSRefresh: DefaultJWKSRefresh}
+}
+
+// algorithmNames is the effective algorithm allowlist (what compile
+// allows): Algorithms, then
+// Algorithm if not already listed; [RS256] when both are empty.
+func (c *Config) algorithmNames() []string {
+	names := make([]string, 0, len(c.Algorithms)+1)
+	names = append(names, c.Algorithms...)
+	if c.Algorithm != "" && !slices.Contains(names, c.Algorithm) {
+		names = append(names, c.Algorithm)
+	}
+	if len(names) == 0 {
+		names = append(names, DefaultAlgorithm)
+	}
+	return names
 }

@@ -114,14 +114,14 @@ func New(c *Config, o Options) (*Verifier, error) {
 	v := &Verifier{
 		ring:       ring,
 		verifyOpts: []jws.VerifyOption{jws.WithKeyProvider(ring), jws.WithCompact()},
-		checkSig:   c.ValidatesSignature(),
+		checkSig:   c.validatesSignature(),
 		clock:      clock,
 		leeway:     c.Leeway,
-		requireExp: c.RequiresExp(),
+		requireExp: c.requiresExp(),
 		issuer:     c.Issuer,
 		verifyAud:  c.VerifyAudience,
 		audience:   append([]string(nil), o.Audience...),
-		claims:     c.Claims.WithDefaults(),
+		claims:     c.Claims.withDefaults(),
 	}
 	for _, a := range keys.allowed.algs() {
 		sv, err := jws.NewVerifier(a.jwa())
@@ -149,7 +149,7 @@ func New(c *Config, o Options) (*Verifier, error) {
 		zap.Bool("jwks_source", jwks != nil),
 		zap.Bool("verify_audience", v.verifyAud),
 		zap.Bool("issuer_checked", c.Issuer != ""),
-		zap.Bool("require_exp", c.RequiresExp()),
+		zap.Bool("require_exp", c.requiresExp()),
 		zap.Duration("leeway", c.Leeway))
 	if !v.checkSig {
 		log.Warn("JWT SIGNATURES ARE NOT VERIFIED (jwt.validate: false): anyone can forge a token with any identity and scopes; " +
