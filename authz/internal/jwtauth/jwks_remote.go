@@ -1,7 +1,6 @@
 package jwtauth
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -21,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 )
 
@@ -29,7 +27,7 @@ import (
 // rules (HTTPS with the system roots plus jwt.jwks_ca_file; plain HTTP only
 // to loopback or with jwt.jwks_allow_insecure), the limits of one fetch
 // (5 s, 1 MiB, a JWK Set with a usable key), OIDC discovery, the background
-// refresh (jwx's jwk.Cache schedules it) and the rate-limited refetch on an
+// refresh (a loop on the injected clock) and the rate-limited refetch on an
 // unknown kid. Every fault keeps the last good key set.
 
 // Limits of the JWKS URL source.
@@ -45,11 +43,8 @@ const (
 	jwksMaxAgeMax = 24 * time.Hour
 	// jwksRetryMax bounds the wait before retrying a failed fetch (or
 	// discovery); the configured refresh interval bounds it too.
-	jwksRetryMax = 10 * time.Second
-	// jwksRefreshWindow is jwk.Cache's scheduling tick. Its default (15
-	// minutes) would delay every refresh up to that much.
-	jwksRefreshWindow = time.Second
-	jwksMaxRedirects  = 3
+	jwksRetryMax     = 10 * time.Second
+	jwksMaxRedirects = 3
 )
 
 // FetchObserver receives what operators count about a JWKS URL: its
@@ -129,6 +124,9 @@ type remoteJWKSOptions struct {
 	RefetchGap time.Duration
 	// Clock is the time source of the refetch rate limit; nil: time.Now.
 	Clock func() time.Time
+	// After waits on the same clock as Clock, as time.After does: the
+	// refresh and retry delays. Nil: time.After.
+	After func(time.Duration) <-chan time.Time
 	// Logger receives the fetch outcomes (URLs and errors, never key
 	// material); nil: zap.NewNop().
 	Logger *zap.Logger
@@ -137,7 +135,7 @@ type remoteJWKSOptions struct {
 }
 
 // remoteJWKS is a jwksSource that fetches a JWKS URL and keeps it fresh:
-// jwk.Cache refreshes it in the background (every Refresh, or as the
+// a background loop refreshes it (every Refresh, or as the
 // server's Cache-Control max-age says, within [1m, 24h]), and a token whose
 // kid no key has triggers one immediate refetch, at most one per 10 s. A
 // failed, slow, oversized or malformed fetch keeps the last good key set.
@@ -153,6 +151,7 @@ type remoteJWKS struct {
 	allowInsecure bool
 	client        *http.Client
 	clock         func() time.Time
+	after         func(time.Duration) <-chan time.Time
 	log           *zap.Logger
 	obs           FetchObserver
 
@@ -188,6 +187,7 @@ func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
 		gap:           o.RefetchGap,
 		allowInsecure: o.AllowInsecure,
 		clock:         o.Clock,
+		after:         o.After,
 		log:           o.Logger,
 		obs:           o.Observer,
 	}
@@ -217,6 +217,9 @@ func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
 	}
 	if r.clock == nil {
 		r.clock = time.Now
+	}
+	if r.after == nil {
+		r.after = time.After
 	}
 	if r.log == nil {
 		r.log = zap.NewNop()
@@ -274,7 +277,7 @@ func (r *remoteJWKS) URL() string {
 func (r *remoteJWKS) Generation() uint64 { return r.gen.Load() }
 
 // Start begins the background work under ctx: discovery when needed, the
-// first load, then jwk.Cache's refreshes. It returns at once; a second
+// first load, then the refreshes. It returns at once; a second
 // call does nothing. Close (or cancelling ctx) stops it.
 func (r *remoteJWKS) Start(ctx context.Context) {
 	r.mu.Lock()
@@ -300,7 +303,11 @@ func (r *remoteJWKS) Close() {
 	r.wg.Wait()
 }
 
-// run discovers the URL if needed and hands the schedule to jwk.Cache.
+// run discovers the URL if needed, then fetches it for ever: the first
+// load at once, then each fetch after the wait the last one chose (the
+// refresh interval or the server's max-age after a success, the retry
+// delay after a failure). Every fetch runs here, on a goroutine Close
+// waits for, and ends with ctx.
 func (r *remoteJWKS) run(ctx context.Context) {
 	defer r.wg.Done()
 	u := r.URL()
@@ -309,56 +316,25 @@ func (r *remoteJWKS) run(ctx context.Context) {
 			return // closed
 		}
 	}
-	cache := jwk.NewCache(ctx,
-		jwk.WithRefreshWindow(jwksRefreshWindow),
-		// Every fault is already logged and counted where it happens
-		// (cacheClient.Get); the sink only sees them again.
-		jwk.WithErrSink(jwkErrSink{r.log}))
-	// Our client does the fetch and sets Cache-Control to the interval we
-	// chose, so the minimum interval only applies after a failure: the
-	// retry delay.
-	if err := cache.Register(u, jwk.WithHTTPClient(cacheClient{r}), jwk.WithMinRefreshInterval(r.retry)); err != nil {
-		r.log.Error("JWKS refresh not scheduled", zap.String("url", redact(u)), zap.Error(err))
-		return
+	for {
+		_, next, err := r.fetch(ctx, u)
+		if err != nil {
+			next = r.retry
+		}
+		if !r.wait(ctx, next) {
+			return
+		}
 	}
-	// One Refresh: the first load, and the start of jwk.Cache's schedule
-	// (each fetch, failed or not, schedules the next). Its outcome is
-	// reported by cacheClient; readiness follows the key set.
-	_, _ = cache.Refresh(ctx, u)
 }
 
-type jwkErrSink struct{ log *zap.Logger }
-
-func (s jwkErrSink) Error(err error) { s.log.Debug("jwk.Cache refresh error", zap.Error(err)) }
-
-// cacheClient is the jwk.HTTPClient of the cache: a complete, checked
-// fetch (the limits, a parsable JWK Set with a usable key). It answers
-// jwk.Cache with the body and a Cache-Control max-age that is the interval
-// we chose; any fault is an error, so jwk.Cache keeps the last set and
-// retries after the minimum interval.
-type cacheClient struct{ r *remoteJWKS }
-
-func (c cacheClient) Get(u string) (*http.Response, error) {
-	ctx := c.r.lifetime()
-	body, next, err := c.r.fetch(ctx, u)
-	if err != nil {
-		return nil, err
+// wait waits d on the injected clock; false when ctx ends first.
+func (r *remoteJWKS) wait(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-r.after(d):
+		return true
 	}
-	h := make(http.Header)
-	h.Set("Cache-Control", "max-age="+strconv.FormatInt(int64(next/time.Second), 10))
-	return &http.Response{
-		Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
-	}, nil
-}
-
-func (r *remoteJWKS) lifetime() context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.life == nil {
-		return context.Background()
-	}
-	return r.life
 }
 
 // Refetch is the kid-miss refetch (CONTRACT §5): one immediate fetch, at
@@ -538,12 +514,8 @@ func (r *remoteJWKS) discoverLoop(ctx context.Context) string {
 			return u
 		}
 		r.failed(discoveryURL(r.issuer), err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !r.wait(ctx, wait) {
 			return ""
-		case <-t.C:
 		}
 		wait = min(2*wait, r.retry)
 	}

@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"context"
 	"crypto"
 	"encoding/pem"
 	"errors"
@@ -76,10 +77,37 @@ func (s *jwksServer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// fakeClock is an injected clock a test moves by hand.
+// fakeClock is an injected clock a test moves by hand; After waits on it.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// After is time.After on c: the channel receives once Advance reaches d
+// from now.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.t
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{at: c.t.Add(d), ch: ch})
+	return ch
+}
+
+// Waiting is the number of After channels not yet fired.
+func (c *fakeClock) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
 }
 
 func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
@@ -94,6 +122,15 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.t) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.t
+	}
+	c.waiters = kept
 }
 
 // recObserver records what a FetchObserver is told.
@@ -236,21 +273,38 @@ func TestRemoteJWKSRotation(t *testing.T) {
 func TestRemoteJWKSBackgroundRefresh(t *testing.T) {
 	keys := newRotationKeys(t)
 	srv := newJWKSServer(t, keys.both)
-	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.NewNop()})
+	clock := newFakeClock(jtNow)
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 	if !verifies(t, v, keys.tok1) {
 		t.Fatal("Verify(k1 token) with [k1 k2] = invalid, want valid")
 	}
-	// No kid miss here: only jwk.Cache's refresh (every 1 s) can notice.
+	// tick lets the refresh loop's wait (1 s on the clock) end, once the
+	// loop waits.
+	tick := func() {
+		t.Helper()
+		waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
+		hits := srv.hits.Load()
+		if clock.Advance(999 * time.Millisecond); clock.Waiting() != 1 {
+			t.Fatal("the refresh came before its interval")
+		}
+		clock.Advance(time.Millisecond)
+		waitFor(t, "a refresh", func() bool { return srv.hits.Load() > hits })
+	}
+	// No kid miss here: only the refresh (every 1 s) can notice.
 	srv.set("ok", keys.only2)
+	tick()
 	waitFor(t, "the refresh to drop k1", func() bool { return !verifies(t, v, keys.tok1) })
 	if !verifies(t, v, keys.tok2) {
 		t.Fatal("Verify(k2 token) after the refresh = invalid, want valid")
 	}
 	// The refresh keeps its pace: an unchanged document keeps the set.
 	gen, hits := src.Generation(), srv.hits.Load()
+	tick()
+	tick()
 	waitFor(t, "two more refreshes", func() bool { return srv.hits.Load() >= hits+2 })
+	waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
 	if g := src.Generation(); g != gen {
 		t.Errorf("Generation() after unchanged refreshes = %d, want %d", g, gen)
 	}
@@ -327,8 +381,14 @@ func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
 			clock := newFakeClock(jtNow)
 			obs := &recObserver{}
 			core, logs := observer.New(zapcore.DebugLevel)
+			// A short timeout only where it is the fault: the 1 MiB body
+			// must not time out on a loaded machine.
+			timeout := jwksFetchTimeout
+			if tc.mode == "slow" {
+				timeout = 300 * time.Millisecond
+			}
 			src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
-				Logger: zap.New(core), Timeout: 300 * time.Millisecond})
+				Logger: zap.New(core), Timeout: timeout})
 			waitFor(t, "the first key set", src.Ready)
 			v := remoteVerifier(t, src)
 			before := src.Generation()
@@ -369,7 +429,8 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	srv.set("down", nil)
 	core, logs := observer.New(zapcore.InfoLevel)
-	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.New(core)})
+	clock := newFakeClock(jtNow)
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.New(core)})
 	waitFor(t, "a failed first fetch", func() bool { return srv.hits.Load() > 0 && logs.Len() > 0 })
 	if src.Ready() {
 		t.Fatal("Ready() = true before any key set was loaded")
@@ -383,11 +444,46 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 	if verifies(t, v, keys.tok1) {
 		t.Fatal("Verify before the first key set = valid")
 	}
-	// The server recovers: the retry (every 1 s here) loads the keys.
+	// The server recovers: the retry (after 1 s on the clock here) loads
+	// the keys.
 	srv.set("ok", nil)
+	waitFor(t, "the retry to wait", func() bool { return clock.Waiting() == 1 })
+	if src.Ready() {
+		t.Fatal("Ready() = true before the retry")
+	}
+	clock.Advance(time.Second)
 	waitFor(t, "readiness after the server recovered", src.Ready)
 	if !verifies(t, v, keys.tok1) {
 		t.Fatal("Verify(k1 token) once ready = invalid, want valid")
+	}
+}
+
+// TestRemoteJWKSCloseWaitsForFetches: Close returns only once every fetch
+// the source started has ended — the refresh loop's and a kid-miss
+// refetch whose request gave up waiting — each reported as canceled.
+func TestRemoteJWKSCloseWaitsForFetches(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	srv.set("slow", nil)
+	obs := &recObserver{}
+	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Start(t.Context())
+	waitFor(t, "the first load under way", func() bool { return srv.hits.Load() == 1 })
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if set, err := src.Refetch(gone, "k9"); err == nil || set != nil {
+		t.Fatalf("Refetch(cancelled) = %v, %v; want the context's error", set, err)
+	}
+	waitFor(t, "the refetch under way", func() bool { return srv.hits.Load() == 2 })
+	if f := obs.faults(); len(f) != 0 {
+		t.Fatalf("fetches reported before Close = %q, want none (both still running)", f)
+	}
+	src.Close()
+	if f := obs.faults(); len(f) != 2 || f[0] != FaultCanceled || f[1] != FaultCanceled {
+		t.Fatalf("fetches reported when Close returned = %q, want two canceled", f)
 	}
 }
 
