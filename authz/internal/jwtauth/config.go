@@ -69,11 +69,11 @@ type ClaimNames struct {
 // Defaults of the jwt: section (docs/CONTRACT.md §4) that the verifier
 // applies.
 const (
-	DefaultAlgorithm   = "RS256"
+	defaultAlgorithm   = "RS256"
 	DefaultLeeway      = 10 * time.Second
 	DefaultJWKSRefresh = 5 * time.Minute
-	// MinJWKSRefresh is the shortest jwt.jwks_refresh accepted.
-	MinJWKSRefresh = time.Second
+	// minJWKSRefresh is the shortest jwt.jwks_refresh accepted.
+	minJWKSRefresh = time.Second
 	// MaxTokenBytes is the largest token Verify parses (docs/CONTRACT.md
 	// §5: over 8 KiB is an invalid token).
 	MaxTokenBytes = 8 << 10
@@ -206,8 +206,8 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 	}
 	if c.JWKSRefresh < 0 {
 		fail("jwks_refresh", "must not be negative")
-	} else if c.JWKSRefresh > 0 && c.JWKSRefresh < MinJWKSRefresh {
-		fail("jwks_refresh", "%s is too short: the JWKS is refreshed at most every %s", c.JWKSRefresh, MinJWKSRefresh)
+	} else if c.JWKSRefresh > 0 && c.JWKSRefresh < minJWKSRefresh {
+		fail("jwks_refresh", "%s is too short: the JWKS is refreshed at most every %s", c.JWKSRefresh, minJWKSRefresh)
 	}
 	errs = append(errs, c.checkRemote()...)
 	for i, a := range c.Audience {

@@ -243,7 +243,7 @@ func (c *Config) algorithmNames() []string {
 		names = append(names, c.Algorithm)
 	}
 	if len(names) == 0 {
-		names = append(names, DefaultAlgorithm)
+		names = append(names, defaultAlgorithm)
 	}
 	return names
 }
