@@ -46,7 +46,7 @@ unit:
 # bench: the in-process Go benchmarks, then the side-by-side gRPC comparison of the
 # real service against a no-op ext_authz server (pinned with taskset when present).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/ ./envoy/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/... ./envoy/
 	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
 	bin/authz-bench compare --bin $(BIN) --duration 10s
 
@@ -54,9 +54,9 @@ bench: build
 # time). Crashers land in the package's testdata/fuzz/ and become regression seeds.
 FUZZ_TARGETS := \
 	./scopes/:FuzzParseScope ./scopes/:FuzzGlob \
-	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/:FuzzVerify \
-	./authz/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/:FuzzVerifySignature \
-	./authz/:FuzzCompactShape ./authz/:FuzzNumericDate \
+	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/internal/jwtauth/:FuzzVerify \
+	./authz/internal/jwtauth/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/internal/jwtauth/:FuzzVerifySignature \
+	./authz/internal/jwtauth/:FuzzCompactShape ./authz/internal/jwtauth/:FuzzNumericDate \
 	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody
 
 fuzz:

@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"context"
@@ -25,7 +25,7 @@ type benchCase struct {
 
 func benchCases(b *testing.B) (*Verifier, []benchCase) {
 	k := jtLoadKeys(b)
-	v := jtVerifier(b, jtBaseConfig(k), VerifierOptions{Audience: []string{"test-os"}})
+	v := jtVerifier(b, jtBaseConfig(k), Options{Audience: []string{"test-os"}})
 	// Claims as a real IdP issues them: the standard set plus scopes.
 	c := jtClaims(map[string]any{"scopes": []any{"agents:read", "agents:*:run", "teams:read"}, "iss": "https://idp.example", "jti": "7f3c2a"})
 	cases := []benchCase{
@@ -57,7 +57,7 @@ func BenchmarkVerify(b *testing.B) {
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
 			if _, f := v.Verify(ctx, bc.tok); f != nil {
-				b.Fatalf("Verify: %s", f.Detail)
+				b.Fatalf("Verify: %s", f.Detail())
 			}
 			b.ReportAllocs()
 			for b.Loop() {

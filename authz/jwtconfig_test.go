@@ -1,25 +1,20 @@
 package authz
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/x25519"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 )
 
 // decodeJWTYAML decodes a jwt: section from YAML, strictly.
@@ -144,221 +139,13 @@ func TestJWTConfigCheck(t *testing.T) {
 					t.Errorf("Check() error quotes key material %q: %s", secret, all)
 				}
 			}
-			// NewVerifier refuses exactly what Check refuses.
-			_, err := NewVerifier(&c, VerifierOptions{Audience: []string{"os"}, JWKS: nil})
-			if c.JWKSURL == "" && (err == nil) != (len(errs) == 0) {
-				t.Errorf("NewVerifier error = %v, Check errors = %v", err, errs)
+			// The verifier refuses exactly what its part of Check refuses.
+			vc := c.verifierConfig()
+			_, err := jwtauth.New(&vc, jwtauth.Options{Audience: []string{"os"}})
+			if c.JWKSURL == "" && (err == nil) != (len(vc.Check()) == 0) {
+				t.Errorf("jwtauth.New error = %v, Check errors = %v", err, vc.Check())
 			}
 		})
-	}
-}
-
-func TestNewVerifierErrors(t *testing.T) {
-	k := jtLoadKeys(t)
-	cases := []struct {
-		name string
-		cfg  JWTConfig
-		opts VerifierOptions
-		want []string
-	}{
-		{name: "verify audience without audience", cfg: JWTConfig{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
-			want: []string{"jwt.audience: verify_audience is true but no audience is expected"}},
-		{name: "empty expected audience", cfg: JWTConfig{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
-			opts: VerifierOptions{Audience: []string{""}}, want: []string{"jwt.audience: an expected audience is empty"}},
-		{name: "jwks url over plain http", cfg: JWTConfig{JWKSURL: "http://idp.example/jwks.json"},
-			want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP to a host that is not loopback"}},
-		{name: "problems joined", cfg: JWTConfig{Algorithms: []string{"none"}, VerificationKeys: []string{""}, VerifyAudience: true},
-			want: []string{`jwt.algorithms[0]: "none" is not allowed`, "jwt.verification_keys[0]: is empty", "jwt.audience"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			v, err := NewVerifier(&tc.cfg, tc.opts)
-			if err == nil || v != nil {
-				t.Fatalf("NewVerifier = %v, %v; want an error", v, err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("NewVerifier error = %q, want it to contain %q", err, w)
-				}
-			}
-		})
-	}
-}
-
-func TestJWTConfigDefaults(t *testing.T) {
-	cases := []struct {
-		name      string
-		cfg       JWTConfig
-		algs      []string
-		hasSource bool
-	}{
-		{name: "empty", cfg: JWTConfig{}, algs: []string{"RS256"}},
-		{name: "single form", cfg: JWTConfig{Algorithm: "ES256", JWKSFile: "f"}, algs: []string{"ES256"}, hasSource: true},
-		{name: "both forms merged", cfg: JWTConfig{Algorithms: []string{"RS256"}, Algorithm: "ES256", VerificationKeys: []string{"k"}}, algs: []string{"RS256", "ES256"}, hasSource: true},
-		{name: "single form already listed", cfg: JWTConfig{Algorithms: []string{"ES256"}, Algorithm: "ES256", JWKSURL: "u"}, algs: []string{"ES256"}, hasSource: true},
-		{name: "validate false", cfg: JWTConfig{Validate: jtPtr(false)}, algs: []string{"RS256"}, hasSource: true},
-		{name: "validate true", cfg: JWTConfig{Validate: jtPtr(true)}, algs: []string{"RS256"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.cfg.AlgorithmNames(); strings.Join(got, ",") != strings.Join(tc.algs, ",") {
-				t.Errorf("AlgorithmNames() = %v, want %v", got, tc.algs)
-			}
-			if got := tc.cfg.HasSource(); got != tc.hasSource {
-				t.Errorf("HasSource() = %v, want %v", got, tc.hasSource)
-			}
-		})
-	}
-	d := DefaultJWTConfig()
-	if d.Leeway.Duration != DefaultLeeway || d.JWKSRefresh.Duration != DefaultJWKSRefresh || !d.RequiresExp() || !d.ValidatesSignature() {
-		t.Errorf("DefaultJWTConfig() = %+v", d)
-	}
-	n := ClaimNames{UserID: "uid"}.WithDefaults()
-	if n != (ClaimNames{Scopes: "scopes", UserID: "uid", SessionID: "session_id", Audience: "aud"}) {
-		t.Errorf("WithDefaults() = %+v", n)
-	}
-}
-
-func TestFittingAlgs(t *testing.T) {
-	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ec := func(c elliptic.Curve) crypto.PublicKey {
-		k, _ := ecdsa.GenerateKey(c, rand.Reader)
-		return &k.PublicKey
-	}
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	xPub, _, _ := x25519.GenerateKey(rand.Reader)
-	all := func(as ...sigAlg) algSet {
-		var s algSet
-		for _, a := range as {
-			s.add(a)
-		}
-		return s
-	}
-	cases := []struct {
-		name string
-		raw  any
-		want algSet
-	}{
-		{"rsa", &rsaKey.PublicKey, all(algRS256, algRS384, algRS512, algPS256, algPS384, algPS512)},
-		{"p256", ec(elliptic.P256()), all(algES256)},
-		{"p384", ec(elliptic.P384()), all(algES384)},
-		{"p521", ec(elliptic.P521()), all(algES512)},
-		{"p224", ec(elliptic.P224()), 0},
-		{"ed25519", edPub, all(algEdDSA)},
-		{"x25519", xPub, 0},
-		{"hmac", []byte("secret"), all(algHS256, algHS384, algHS512)},
-		{"empty hmac", []byte{}, 0},
-		{"string", "secret", 0},
-		{"rsa value not pointer", *rsaKey, 0},
-	}
-	for _, tc := range cases {
-		if got := fittingAlgs(tc.raw); got != tc.want {
-			t.Errorf("fittingAlgs(%s) = %v, want %v", tc.name, got.algs(), tc.want.algs())
-		}
-	}
-}
-
-func TestParseAlg(t *testing.T) {
-	for a := range algCount {
-		got, ok := parseAlg(a.String())
-		if !ok || got != a {
-			t.Errorf("parseAlg(%q) = %v, %v; want %v", a.String(), got, ok, a)
-		}
-	}
-	for _, name := range []string{"", "none", "None", "NONE", "rs256", "RS257", "ES256K", "Ed25519", "HS256 "} {
-		if _, ok := parseAlg(name); ok {
-			t.Errorf("parseAlg(%q) accepted", name)
-		}
-	}
-}
-
-func TestKeySet(t *testing.T) {
-	k := jtLoadKeys(t)
-	doc := `{"keys":[` +
-		jtJWKUse(t, k.rs.priv.Public(), "a", "sig") + `,` +
-		jtJWKUse(t, k.rs2.priv.Public(), "a", "sig") + `,` +
-		jtJWKUse(t, k.es.priv.Public(), "e", "enc") + `,` +
-		jtJWKOne(k.ed.priv.Public(), "") + `]}`
-	ks, err := ParseJWKS([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ks.Len() != 3 || ks.Skipped() != 1 || len(ks.byKID["a"]) != 2 || len(ks.kidless) != 1 || ks.byKID["e"] != nil {
-		t.Fatalf("KeySet = %d keys (%d skipped), by kid %v, kid-less %d", ks.Len(), ks.Skipped(), len(ks.byKID), len(ks.kidless))
-	}
-	if !ks.fits(algEdDSA) || !ks.fits(algPS256) || ks.fits(algES256) {
-		t.Error("KeySet.fits wrong")
-	}
-	// A private JWK serves its public half.
-	priv, err := jwk.FromRaw(k.ec())
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwk.NewSet()
-	_ = set.AddKey(priv)
-	ks, err = NewKeySet(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := ks.kidless[0].raw.(*ecdsa.PublicKey); !ok {
-		t.Fatalf("private JWK kept as %T", ks.kidless[0].raw)
-	}
-	for _, bad := range []string{`{"keys":[]}`, `{}`, `[1,2]`, `nope`} {
-		if _, err := ParseJWKS([]byte(bad)); err == nil {
-			t.Errorf("ParseJWKS(%s) = nil error", bad)
-		}
-	}
-}
-
-// ec returns the EC test private key.
-func (k *jtKeys) ec() *ecdsa.PrivateKey { return k.es.priv.(*ecdsa.PrivateKey) }
-
-// TestHMACSecretIsExact: the secret is used byte for byte; only a
-// whitespace-only entry is refused.
-func TestHMACSecretIsExact(t *testing.T) {
-	c := DefaultJWTConfig()
-	c.Algorithms = []string{"HS256"}
-	c.VerificationKeys = []string{" padded secret\n"}
-	v := jtVerifier(t, c, VerifierOptions{})
-	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: " padded secret\n", claims: jtClaims(nil)})); f != nil {
-		t.Fatalf("exact secret: %q", f.Detail)
-	}
-	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: "padded secret", claims: jtClaims(nil)})); f == nil {
-		t.Fatal("trimmed secret verified")
-	}
-}
-
-func TestLoadJWKSFileTooLarge(t *testing.T) {
-	p := jtWriteFile(t, "big.json", bytes.Repeat([]byte(" "), maxJWKSBytes+1))
-	if _, err := LoadJWKSFile(p); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
-		t.Fatalf("LoadJWKSFile(big) = %v", err)
-	}
-}
-
-// TestPEMBlockTypes: PKCS#1 public keys and PKCS#8/SEC1 private keys are
-// read too (the public half is used).
-func TestPEMBlockTypes(t *testing.T) {
-	k := jtLoadKeys(t)
-	rsaPriv := k.rs.priv.(*rsa.PrivateKey)
-	ecPriv := k.ec()
-	sec1, _ := x509.MarshalECPrivateKey(ecPriv)
-	for name, text := range map[string]string{
-		"pkcs1 public":  string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaPriv.PublicKey)})),
-		"pkcs1 private": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaPriv)})),
-		"pkcs8 private": jtPrivPEM(rsaPriv),
-		"sec1 private":  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
-		"with text":     "Subject: test\n" + k.rsCert,
-	} {
-		keys, err := parseVerificationKey(text)
-		if err != nil || len(keys) != 1 {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		switch keys[0].raw.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey:
-		default:
-			t.Errorf("%s: raw key %T, want a public key", name, keys[0].raw)
-		}
 	}
 }
 
@@ -372,5 +159,52 @@ func TestCheckWithoutSource(t *testing.T) {
 	c.Algorithms = []string{"ES256", "XS1"}
 	if errs := c.Check(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
 		t.Fatalf("Check() = %v, want only the bad name", errs)
+	}
+}
+func TestJWKSConfigChecks(t *testing.T) {
+	k := jtLoadKeys(t)
+	ca := jtWriteFile(t, "ca.pem", []byte(k.rsCert))
+	notPEM := jtWriteFile(t, "ca.txt", []byte("hello"))
+	cases := []struct {
+		name string
+		yaml string
+		want []string // empty = valid
+	}{
+		{name: "https url", yaml: "jwks_url: https://idp.example/jwks.json"},
+		{name: "loopback http url", yaml: "jwks_url: http://127.0.0.1:1/jwks.json"},
+		{name: "remote http url", yaml: "jwks_url: http://idp.example/jwks.json", want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP"}},
+		{name: "remote http url allowed", yaml: "jwks_url: http://idp.example/jwks.json\njwks_allow_insecure: true"},
+		{name: "url and file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_file: /x.json", want: []string{"jwt.jwks_url: set jwks_url (JWT_JWKS_URL) or jwks_file (JWT_JWKS_FILE), not both"}},
+		{name: "discovery", yaml: "issuer: https://idp.example"},
+		{name: "discovery from a non-url", yaml: "issuer: my-issuer", want: []string{"jwt.issuer: with no other key source the JWKS is found by OIDC discovery"}},
+		{name: "issuer beside keys is only checked", yaml: "issuer: my-issuer\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]"},
+		{name: "ca file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + ca},
+		{name: "ca file missing", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: /nonexistent/ca.pem", want: []string{"jwt.jwks_ca_file: \"/nonexistent/ca.pem\" does not exist"}},
+		{name: "ca file without certificates", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + notPEM, want: []string{"holds no PEM certificate"}},
+		{name: "ca file unused", yaml: "verification_keys: [" + yamlQuote(k.rs.pubPEM) + "]\njwks_ca_file: " + ca, want: []string{"jwt.jwks_ca_file: is set but no JWKS is fetched"}},
+		{name: "refresh too short", yaml: "jwks_url: https://idp.example/jwks.json\njwks_refresh: 500ms", want: []string{"jwt.jwks_refresh: 500ms is too short"}},
+		{name: "cache settings", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 1m\ncache_size: 10"},
+		{name: "cache off", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 0s\ncache_size: 0"},
+		{name: "cache negative", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: -1s\ncache_size: -1",
+			want: []string{"jwt.cache_ttl: must not be negative", "jwt.cache_size: -1 must be between 0 (no cache) and 100000000"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load([]byte("os_id: test-os\njwt:\n"+indent(tc.yaml, "  ")), nil, Flags{})
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Load = %v, want valid", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Load = %+v, want errors %q", cfg.JWT, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Load error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"encoding/json"

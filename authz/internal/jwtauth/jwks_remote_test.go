@@ -1,6 +1,7 @@
-package authz
+package jwtauth
 
 import (
+	"context"
 	"crypto"
 	"encoding/pem"
 	"errors"
@@ -76,10 +77,37 @@ func (s *jwksServer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// fakeClock is an injected clock a test moves by hand.
+// fakeClock is an injected clock a test moves by hand; After waits on it.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// After is time.After on c: the channel receives once Advance reaches d
+// from now.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.t
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{at: c.t.Add(d), ch: ch})
+	return ch
+}
+
+// Waiting is the number of After channels not yet fired.
+func (c *fakeClock) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
 }
 
 func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
@@ -94,9 +122,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.t) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.t
+	}
+	c.waiters = kept
 }
 
-// recObserver records what a JWKSObserver is told.
+// recObserver records what a FetchObserver is told.
 type recObserver struct {
 	mu      sync.Mutex
 	fetches []error // one per fetch, nil on success
@@ -119,7 +156,7 @@ func (o *recObserver) faults() []FetchFault {
 	defer o.mu.Unlock()
 	var out []FetchFault
 	for _, err := range o.fetches {
-		var fe *JWKSFetchError
+		var fe *FetchError
 		switch {
 		case err == nil:
 			out = append(out, "")
@@ -146,12 +183,12 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// startRemote starts a RemoteJWKS for url; the test's end closes it.
-func startRemote(t testing.TB, o RemoteJWKSOptions) *RemoteJWKS {
+// startRemote starts a remoteJWKS for url; the test's end closes it.
+func startRemote(t testing.TB, o remoteJWKSOptions) *remoteJWKS {
 	t.Helper()
-	r, err := NewRemoteJWKS(o)
+	r, err := newRemoteJWKS(o)
 	if err != nil {
-		t.Fatalf("NewRemoteJWKS: %v", err)
+		t.Fatalf("newRemoteJWKS: %v", err)
 	}
 	r.Start(t.Context())
 	t.Cleanup(r.Close)
@@ -178,10 +215,10 @@ func newRotationKeys(t testing.TB) rotationKeys {
 }
 
 // remoteVerifier is a verifier of RS256 tokens whose only keys are src's.
-func remoteVerifier(t testing.TB, src JWKSource) *Verifier {
-	c := DefaultJWTConfig()
+func remoteVerifier(t testing.TB, src jwksSource) *Verifier {
+	c := defaultConfig()
 	c.JWKSURL = "https://unused.example/jwks.json"
-	return jtVerifier(t, c, VerifierOptions{JWKS: src})
+	return jtVerifier(t, c, Options{jwks: src})
 }
 
 func verifies(t testing.TB, v *Verifier, tok string) bool {
@@ -195,7 +232,7 @@ func TestRemoteJWKSRotation(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	clock := newFakeClock(jtNow)
 	obs := &recObserver{}
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 
@@ -236,21 +273,38 @@ func TestRemoteJWKSRotation(t *testing.T) {
 func TestRemoteJWKSBackgroundRefresh(t *testing.T) {
 	keys := newRotationKeys(t)
 	srv := newJWKSServer(t, keys.both)
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.NewNop()})
+	clock := newFakeClock(jtNow)
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 	if !verifies(t, v, keys.tok1) {
 		t.Fatal("Verify(k1 token) with [k1 k2] = invalid, want valid")
 	}
-	// No kid miss here: only jwk.Cache's refresh (every 1 s) can notice.
+	// tick lets the refresh loop's wait (1 s on the clock) end, once the
+	// loop waits.
+	tick := func() {
+		t.Helper()
+		waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
+		hits := srv.hits.Load()
+		if clock.Advance(999 * time.Millisecond); clock.Waiting() != 1 {
+			t.Fatal("the refresh came before its interval")
+		}
+		clock.Advance(time.Millisecond)
+		waitFor(t, "a refresh", func() bool { return srv.hits.Load() > hits })
+	}
+	// No kid miss here: only the refresh (every 1 s) can notice.
 	srv.set("ok", keys.only2)
+	tick()
 	waitFor(t, "the refresh to drop k1", func() bool { return !verifies(t, v, keys.tok1) })
 	if !verifies(t, v, keys.tok2) {
 		t.Fatal("Verify(k2 token) after the refresh = invalid, want valid")
 	}
 	// The refresh keeps its pace: an unchanged document keeps the set.
 	gen, hits := src.Generation(), srv.hits.Load()
+	tick()
+	tick()
 	waitFor(t, "two more refreshes", func() bool { return srv.hits.Load() >= hits+2 })
+	waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
 	if g := src.Generation(); g != gen {
 		t.Errorf("Generation() after unchanged refreshes = %d, want %d", g, gen)
 	}
@@ -261,7 +315,7 @@ func TestRemoteJWKSRefetchRateLimit(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	clock := newFakeClock(jtNow)
 	obs := &recObserver{}
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 	base := srv.hits.Load()
@@ -327,8 +381,14 @@ func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
 			clock := newFakeClock(jtNow)
 			obs := &recObserver{}
 			core, logs := observer.New(zapcore.DebugLevel)
-			src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
-				Logger: zap.New(core), Timeout: 300 * time.Millisecond})
+			// A short timeout only where it is the fault: the 1 MiB body
+			// must not time out on a loaded machine.
+			timeout := jwksFetchTimeout
+			if tc.mode == "slow" {
+				timeout = 300 * time.Millisecond
+			}
+			src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
+				Logger: zap.New(core), Timeout: timeout})
 			waitFor(t, "the first key set", src.Ready)
 			v := remoteVerifier(t, src)
 			before := src.Generation()
@@ -369,7 +429,8 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 	srv := newJWKSServer(t, keys.only1)
 	srv.set("down", nil)
 	core, logs := observer.New(zapcore.InfoLevel)
-	src := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Logger: zap.New(core)})
+	clock := newFakeClock(jtNow)
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.New(core)})
 	waitFor(t, "a failed first fetch", func() bool { return srv.hits.Load() > 0 && logs.Len() > 0 })
 	if src.Ready() {
 		t.Fatal("Ready() = true before any key set was loaded")
@@ -383,11 +444,46 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 	if verifies(t, v, keys.tok1) {
 		t.Fatal("Verify before the first key set = valid")
 	}
-	// The server recovers: the retry (every 1 s here) loads the keys.
+	// The server recovers: the retry (after 1 s on the clock here) loads
+	// the keys.
 	srv.set("ok", nil)
+	waitFor(t, "the retry to wait", func() bool { return clock.Waiting() == 1 })
+	if src.Ready() {
+		t.Fatal("Ready() = true before the retry")
+	}
+	clock.Advance(time.Second)
 	waitFor(t, "readiness after the server recovered", src.Ready)
 	if !verifies(t, v, keys.tok1) {
 		t.Fatal("Verify(k1 token) once ready = invalid, want valid")
+	}
+}
+
+// TestRemoteJWKSCloseWaitsForFetches: Close returns only once every fetch
+// the source started has ended — the refresh loop's and a kid-miss
+// refetch whose request gave up waiting — each reported as canceled.
+func TestRemoteJWKSCloseWaitsForFetches(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	srv.set("slow", nil)
+	obs := &recObserver{}
+	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Start(t.Context())
+	waitFor(t, "the first load under way", func() bool { return srv.hits.Load() == 1 })
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if set, err := src.Refetch(gone, "k9"); err == nil || set != nil {
+		t.Fatalf("Refetch(cancelled) = %v, %v; want the context's error", set, err)
+	}
+	waitFor(t, "the refetch under way", func() bool { return srv.hits.Load() == 2 })
+	if f := obs.faults(); len(f) != 0 {
+		t.Fatalf("fetches reported before Close = %q, want none (both still running)", f)
+	}
+	src.Close()
+	if f := obs.faults(); len(f) != 2 || f[0] != FaultCanceled || f[1] != FaultCanceled {
+		t.Fatalf("fetches reported when Close returned = %q, want two canceled", f)
 	}
 }
 
@@ -402,7 +498,7 @@ func TestRemoteJWKSTLS(t *testing.T) {
 
 	// Not in the system roots: refused.
 	obs := &recObserver{}
-	untrusted := startRemote(t, RemoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
+	untrusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
 	if untrusted.Ready() {
 		t.Fatal("Ready() with a certificate from an unknown authority = true")
@@ -413,7 +509,7 @@ func TestRemoteJWKSTLS(t *testing.T) {
 
 	// Trusted through jwks_ca_file.
 	ca := jtWriteFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-	trusted := startRemote(t, RemoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
+	trusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
 	waitFor(t, "the key set over TLS", trusted.Ready)
 	if !verifies(t, remoteVerifier(t, trusted), keys.tok1) {
 		t.Fatal("Verify(k1 token) over TLS = invalid, want valid")
@@ -427,7 +523,7 @@ func TestRemoteJWKSRedirectToPlainHTTPRefused(t *testing.T) {
 	redirect := httptest.NewServer(http.RedirectHandler("http://idp.invalid/jwks.json", http.StatusFound))
 	t.Cleanup(redirect.Close)
 	obs := &recObserver{}
-	src := startRemote(t, RemoteJWKSOptions{URL: redirect.URL, Observer: obs, Logger: zap.NewNop()})
+	src := startRemote(t, remoteJWKSOptions{URL: redirect.URL, Observer: obs, Logger: zap.NewNop()})
 	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
 	if f := obs.faults(); f[0] != FaultRefused {
 		t.Errorf("fault = %q, want %q", f[0], FaultRefused)
@@ -464,7 +560,7 @@ func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
 	keys := newRotationKeys(t)
 	srv := newJWKSServer(t, keys.only1)
 	srv.cacheControl = "max-age=3600"
-	src, err := NewRemoteJWKS(RemoteJWKSOptions{URL: srv.URL, Logger: zap.NewNop()})
+	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,53 +602,5 @@ func TestCheckFetchURL(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("checkFetchURL(%q) error quotes the password: %v", tc.url, err)
 		}
-	}
-}
-
-func TestJWKSConfigChecks(t *testing.T) {
-	k := jtLoadKeys(t)
-	ca := jtWriteFile(t, "ca.pem", []byte(k.rsCert))
-	notPEM := jtWriteFile(t, "ca.txt", []byte("hello"))
-	cases := []struct {
-		name string
-		yaml string
-		want []string // empty = valid
-	}{
-		{name: "https url", yaml: "jwks_url: https://idp.example/jwks.json"},
-		{name: "loopback http url", yaml: "jwks_url: http://127.0.0.1:1/jwks.json"},
-		{name: "remote http url", yaml: "jwks_url: http://idp.example/jwks.json", want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP"}},
-		{name: "remote http url allowed", yaml: "jwks_url: http://idp.example/jwks.json\njwks_allow_insecure: true"},
-		{name: "url and file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_file: /x.json", want: []string{"jwt.jwks_url: set jwks_url (JWT_JWKS_URL) or jwks_file (JWT_JWKS_FILE), not both"}},
-		{name: "discovery", yaml: "issuer: https://idp.example"},
-		{name: "discovery from a non-url", yaml: "issuer: my-issuer", want: []string{"jwt.issuer: with no other key source the JWKS is found by OIDC discovery"}},
-		{name: "issuer beside keys is only checked", yaml: "issuer: my-issuer\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]"},
-		{name: "ca file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + ca},
-		{name: "ca file missing", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: /nonexistent/ca.pem", want: []string{"jwt.jwks_ca_file: \"/nonexistent/ca.pem\" does not exist"}},
-		{name: "ca file without certificates", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + notPEM, want: []string{"holds no PEM certificate"}},
-		{name: "ca file unused", yaml: "verification_keys: [" + yamlQuote(k.rs.pubPEM) + "]\njwks_ca_file: " + ca, want: []string{"jwt.jwks_ca_file: is set but no JWKS is fetched"}},
-		{name: "refresh too short", yaml: "jwks_url: https://idp.example/jwks.json\njwks_refresh: 500ms", want: []string{"jwt.jwks_refresh: 500ms is too short"}},
-		{name: "cache settings", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 1m\ncache_size: 10"},
-		{name: "cache off", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 0s\ncache_size: 0"},
-		{name: "cache negative", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: -1s\ncache_size: -1",
-			want: []string{"jwt.cache_ttl: must not be negative", "jwt.cache_size: -1 must be between 0 (no cache) and 100000000"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Load([]byte("os_id: test-os\njwt:\n"+indent(tc.yaml, "  ")), nil, Flags{})
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("Load = %v, want valid", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Load = %+v, want errors %q", cfg.JWT, tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Load error = %q, want it to contain %q", err, w)
-				}
-			}
-		})
 	}
 }

@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 // unmodified valid seeds verify.
 func FuzzVerify(f *testing.F) {
 	k := jtLoadKeys(f)
-	v := jtVerifier(f, jtBaseConfig(k), VerifierOptions{Audience: []string{"test-os"}})
+	v := jtVerifier(f, jtBaseConfig(k), Options{Audience: []string{"test-os"}})
 	laxCfg := jtBaseConfig(k)
 	laxCfg.Validate = jtPtr(false)
-	lax := jtVerifier(f, laxCfg, VerifierOptions{})
+	lax := jtVerifier(f, laxCfg, Options{})
 
 	// Valid seeds use deterministic signatures (not ES256): every fuzz
 	// worker mints the same strings.
@@ -54,18 +54,18 @@ func FuzzVerify(f *testing.F) {
 			}
 			return
 		}
-		switch fail.Reason {
+		switch fail.Reason() {
 		case ReasonInvalidToken:
-			if !strings.HasPrefix(fail.Detail, detailInvalidPrefix) {
-				t.Fatalf("detail %q", fail.Detail)
+			if !strings.HasPrefix(fail.Detail(), detailInvalidPrefix) {
+				t.Fatalf("detail %q", fail.Detail())
 			}
 		case ReasonTokenExpired, ReasonInvalidAudience, ReasonInvalidSubject:
 		default:
-			t.Fatalf("reason %v", fail.Reason)
+			t.Fatalf("reason %v", fail.Reason())
 		}
 		for part := range strings.SplitSeq(raw, ".") {
-			if len(part) >= 8 && strings.Contains(fail.Detail, part) {
-				t.Fatalf("detail %q quotes the token", fail.Detail)
+			if len(part) >= 8 && strings.Contains(fail.Detail(), part) {
+				t.Fatalf("detail %q quotes the token", fail.Detail())
 			}
 		}
 		lax.Verify(t.Context(), raw) // must not panic either

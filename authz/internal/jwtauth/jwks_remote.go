@@ -1,7 +1,6 @@
-package authz
+package jwtauth
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -21,15 +20,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 )
 
-// This file owns fetching a JWKS over HTTP(S) (issue 4): the transport
+// This file owns fetching a JWKS over HTTP(S): the transport
 // rules (HTTPS with the system roots plus jwt.jwks_ca_file; plain HTTP only
 // to loopback or with jwt.jwks_allow_insecure), the limits of one fetch
 // (5 s, 1 MiB, a JWK Set with a usable key), OIDC discovery, the background
-// refresh (jwx's jwk.Cache schedules it) and the rate-limited refetch on an
+// refresh (a loop on the injected clock) and the rate-limited refetch on an
 // unknown kid. Every fault keeps the last good key set.
 
 // Limits of the JWKS URL source.
@@ -45,43 +43,34 @@ const (
 	jwksMaxAgeMax = 24 * time.Hour
 	// jwksRetryMax bounds the wait before retrying a failed fetch (or
 	// discovery); the configured refresh interval bounds it too.
-	jwksRetryMax = 10 * time.Second
-	// jwksRefreshWindow is jwk.Cache's scheduling tick. Its default (15
-	// minutes) would delay every refresh up to that much.
-	jwksRefreshWindow = time.Second
-	jwksMaxRedirects  = 3
+	jwksRetryMax     = 10 * time.Second
+	jwksMaxRedirects = 3
 )
 
-// JWKSObserver receives what operators count about keys: JWKS fetches and
-// verified-token cache lookups. A metrics exporter implements it; the
-// default is NopJWKSObserver. Implementations must be safe for concurrent
-// use and must not block.
-type JWKSObserver interface {
+// FetchObserver receives what operators count about a JWKS URL: its
+// fetches and the refetches the rate limit refused. A metrics exporter
+// implements it (authz.JWKSObserver includes it). Implementations must be
+// safe for concurrent use and must not block.
+type FetchObserver interface {
 	// Fetch reports one fetch of a JWKS URL or of an OIDC discovery
 	// document (first load, background refresh or kid-miss refetch): err
 	// is nil and keys the number of usable keys on success (0 for a
-	// discovery document), else a *JWKSFetchError whose Fault is a stable
+	// discovery document), else a *FetchError whose Fault is a stable
 	// label. Called from background goroutines and, for a refetch, from a
 	// goroutine a request waits for.
 	Fetch(url string, err error, keys int)
 	// RefetchLimited reports a kid-miss refetch refused by the rate limit
 	// (at most one per 10 s per URL).
 	RefetchLimited(url string)
-	// CacheHit and CacheMiss report a verified-token cache lookup; they
-	// run on the request path and must be as cheap as an atomic add.
-	CacheHit()
-	CacheMiss()
 }
 
-// NopJWKSObserver counts nothing.
-type NopJWKSObserver struct{}
+// nopObserver counts nothing.
+type nopObserver struct{}
 
-var _ JWKSObserver = NopJWKSObserver{}
+var _ FetchObserver = nopObserver{}
 
-func (NopJWKSObserver) Fetch(string, error, int) {}
-func (NopJWKSObserver) RefetchLimited(string)    {}
-func (NopJWKSObserver) CacheHit()                {}
-func (NopJWKSObserver) CacheMiss()               {}
+func (nopObserver) Fetch(string, error, int) {}
+func (nopObserver) RefetchLimited(string)    {}
 
 // FetchFault is the kind of a failed JWKS fetch: a stable label for logs
 // and metrics.
@@ -98,22 +87,22 @@ const (
 	FaultCanceled  FetchFault = "canceled"  // the source was closed
 )
 
-// JWKSFetchError is a failed fetch of a JWKS URL or discovery document.
-type JWKSFetchError struct {
+// FetchError is a failed fetch of a JWKS URL or discovery document.
+type FetchError struct {
 	// URL is the URL fetched, without user information.
 	URL   string
 	Fault FetchFault
 	Err   error
 }
 
-func (e *JWKSFetchError) Error() string {
+func (e *FetchError) Error() string {
 	return "fetching " + e.URL + ": " + e.Err.Error()
 }
 
-func (e *JWKSFetchError) Unwrap() error { return e.Err }
+func (e *FetchError) Unwrap() error { return e.Err }
 
-// RemoteJWKSOptions configure NewRemoteJWKS.
-type RemoteJWKSOptions struct {
+// remoteJWKSOptions configure newRemoteJWKS.
+type remoteJWKSOptions struct {
 	// URL is the JWKS URL. Empty: discovered from Issuer.
 	URL string
 	// Issuer, with no URL, is where OIDC discovery starts: jwks_uri of
@@ -135,22 +124,25 @@ type RemoteJWKSOptions struct {
 	RefetchGap time.Duration
 	// Clock is the time source of the refetch rate limit; nil: time.Now.
 	Clock func() time.Time
+	// After waits on the same clock as Clock, as time.After does: the
+	// refresh and retry delays. Nil: time.After.
+	After func(time.Duration) <-chan time.Time
 	// Logger receives the fetch outcomes (URLs and errors, never key
 	// material); nil: zap.NewNop().
 	Logger *zap.Logger
-	// Observer counts the fetches; nil: NopJWKSObserver.
-	Observer JWKSObserver
+	// Observer counts the fetches; nil: nopObserver.
+	Observer FetchObserver
 }
 
-// RemoteJWKS is a JWKSource that fetches a JWKS URL and keeps it fresh:
-// jwk.Cache refreshes it in the background (every Refresh, or as the
+// remoteJWKS is a jwksSource that fetches a JWKS URL and keeps it fresh:
+// a background loop refreshes it (every Refresh, or as the
 // server's Cache-Control max-age says, within [1m, 24h]), and a token whose
 // kid no key has triggers one immediate refetch, at most one per 10 s. A
 // failed, slow, oversized or malformed fetch keeps the last good key set.
 //
 // Nothing is fetched before Start; Ready reports when the first key set is
 // loaded. Keys is a lock-free snapshot read. Safe for concurrent use.
-type RemoteJWKS struct {
+type remoteJWKS struct {
 	issuer        string
 	refresh       time.Duration
 	retry         time.Duration
@@ -159,10 +151,11 @@ type RemoteJWKS struct {
 	allowInsecure bool
 	client        *http.Client
 	clock         func() time.Time
+	after         func(time.Duration) <-chan time.Time
 	log           *zap.Logger
-	obs           JWKSObserver
+	obs           FetchObserver
 
-	set atomic.Pointer[KeySet]   // the last good key set; nil until loaded
+	set atomic.Pointer[keySet]   // the last good key set; nil until loaded
 	url atomic.Pointer[string]   // the JWKS URL; nil until discovered
 	gen atomic.Uint64            // key set changes, for tests and logs
 	fp  atomic.Pointer[[32]byte] // fingerprint of set
@@ -176,7 +169,7 @@ type RemoteJWKS struct {
 	wg          sync.WaitGroup
 }
 
-var _ JWKSource = (*RemoteJWKS)(nil)
+var _ jwksSource = (*remoteJWKS)(nil)
 
 // refetchCall is one kid-miss refetch; concurrent misses wait for it.
 type refetchCall struct {
@@ -184,16 +177,17 @@ type refetchCall struct {
 	err  error
 }
 
-// NewRemoteJWKS checks the URL (or issuer) against the transport rules and
+// newRemoteJWKS checks the URL (or issuer) against the transport rules and
 // builds the HTTP client. It fetches nothing.
-func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
-	r := &RemoteJWKS{
+func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
+	r := &remoteJWKS{
 		issuer:        o.Issuer,
 		refresh:       o.Refresh,
 		timeout:       o.Timeout,
 		gap:           o.RefetchGap,
 		allowInsecure: o.AllowInsecure,
 		clock:         o.Clock,
+		after:         o.After,
 		log:           o.Logger,
 		obs:           o.Observer,
 	}
@@ -224,11 +218,14 @@ func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
 	if r.clock == nil {
 		r.clock = time.Now
 	}
+	if r.after == nil {
+		r.after = time.After
+	}
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
 	if r.obs == nil {
-		r.obs = NopJWKSObserver{}
+		r.obs = nopObserver{}
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -252,7 +249,7 @@ func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
 				return fmt.Errorf("more than %d redirects", jwksMaxRedirects)
 			}
 			if _, err := checkFetchURL(req.URL.String(), r.allowInsecure); err != nil {
-				return &JWKSFetchError{URL: redact(req.URL.String()), Fault: FaultRefused, Err: fmt.Errorf("redirect refused: %w", err)}
+				return &FetchError{URL: redact(req.URL.String()), Fault: FaultRefused, Err: fmt.Errorf("redirect refused: %w", err)}
 			}
 			return nil
 		},
@@ -262,13 +259,13 @@ func NewRemoteJWKS(o RemoteJWKSOptions) (*RemoteJWKS, error) {
 
 // Keys returns the last good key set: nil (and no error) until the first
 // one is loaded.
-func (r *RemoteJWKS) Keys(context.Context) (*KeySet, error) { return r.set.Load(), nil }
+func (r *remoteJWKS) Keys(context.Context) (*keySet, error) { return r.set.Load(), nil }
 
 // Ready reports whether a key set is loaded.
-func (r *RemoteJWKS) Ready() bool { return r.set.Load() != nil }
+func (r *remoteJWKS) Ready() bool { return r.set.Load() != nil }
 
 // URL is the JWKS URL, "" while discovery has not found it.
-func (r *RemoteJWKS) URL() string {
+func (r *remoteJWKS) URL() string {
 	if u := r.url.Load(); u != nil {
 		return *u
 	}
@@ -277,12 +274,12 @@ func (r *RemoteJWKS) URL() string {
 
 // Generation counts the changes of the key set: 0 before the first load,
 // then one more each time a fetch brings different keys.
-func (r *RemoteJWKS) Generation() uint64 { return r.gen.Load() }
+func (r *remoteJWKS) Generation() uint64 { return r.gen.Load() }
 
 // Start begins the background work under ctx: discovery when needed, the
-// first load, then jwk.Cache's refreshes. It returns at once; a second
+// first load, then the refreshes. It returns at once; a second
 // call does nothing. Close (or cancelling ctx) stops it.
-func (r *RemoteJWKS) Start(ctx context.Context) {
+func (r *remoteJWKS) Start(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.life != nil || r.closed {
@@ -295,7 +292,7 @@ func (r *RemoteJWKS) Start(ctx context.Context) {
 
 // Close stops the background work and waits for the fetches it started.
 // The last good key set stays served.
-func (r *RemoteJWKS) Close() {
+func (r *remoteJWKS) Close() {
 	r.mu.Lock()
 	r.closed = true
 	stop := r.stop
@@ -306,8 +303,12 @@ func (r *RemoteJWKS) Close() {
 	r.wg.Wait()
 }
 
-// run discovers the URL if needed and hands the schedule to jwk.Cache.
-func (r *RemoteJWKS) run(ctx context.Context) {
+// run discovers the URL if needed, then fetches it for ever: the first
+// load at once, then each fetch after the wait the last one chose (the
+// refresh interval or the server's max-age after a success, the retry
+// delay after a failure). Every fetch runs here, on a goroutine Close
+// waits for, and ends with ctx.
+func (r *remoteJWKS) run(ctx context.Context) {
 	defer r.wg.Done()
 	u := r.URL()
 	if u == "" {
@@ -315,63 +316,32 @@ func (r *RemoteJWKS) run(ctx context.Context) {
 			return // closed
 		}
 	}
-	cache := jwk.NewCache(ctx,
-		jwk.WithRefreshWindow(jwksRefreshWindow),
-		// Every fault is already logged and counted where it happens
-		// (cacheClient.Get); the sink only sees them again.
-		jwk.WithErrSink(jwkErrSink{r.log}))
-	// Our client does the fetch and sets Cache-Control to the interval we
-	// chose, so the minimum interval only applies after a failure: the
-	// retry delay.
-	if err := cache.Register(u, jwk.WithHTTPClient(cacheClient{r}), jwk.WithMinRefreshInterval(r.retry)); err != nil {
-		r.log.Error("JWKS refresh not scheduled", zap.String("url", redact(u)), zap.Error(err))
-		return
+	for {
+		_, next, err := r.fetch(ctx, u)
+		if err != nil {
+			next = r.retry
+		}
+		if !r.wait(ctx, next) {
+			return
+		}
 	}
-	// One Refresh: the first load, and the start of jwk.Cache's schedule
-	// (each fetch, failed or not, schedules the next). Its outcome is
-	// reported by cacheClient; readiness follows the key set.
-	_, _ = cache.Refresh(ctx, u)
 }
 
-type jwkErrSink struct{ log *zap.Logger }
-
-func (s jwkErrSink) Error(err error) { s.log.Debug("jwk.Cache refresh error", zap.Error(err)) }
-
-// cacheClient is the jwk.HTTPClient of the cache: a complete, checked
-// fetch (the limits, a parsable JWK Set with a usable key). It answers
-// jwk.Cache with the body and a Cache-Control max-age that is the interval
-// we chose; any fault is an error, so jwk.Cache keeps the last set and
-// retries after the minimum interval.
-type cacheClient struct{ r *RemoteJWKS }
-
-func (c cacheClient) Get(u string) (*http.Response, error) {
-	ctx := c.r.lifetime()
-	body, next, err := c.r.fetch(ctx, u)
-	if err != nil {
-		return nil, err
+// wait waits d on the injected clock; false when ctx ends first.
+func (r *remoteJWKS) wait(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-r.after(d):
+		return true
 	}
-	h := make(http.Header)
-	h.Set("Cache-Control", "max-age="+strconv.FormatInt(int64(next/time.Second), 10))
-	return &http.Response{
-		Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
-	}, nil
-}
-
-func (r *RemoteJWKS) lifetime() context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.life == nil {
-		return context.Background()
-	}
-	return r.life
 }
 
 // Refetch is the kid-miss refetch (CONTRACT §5): one immediate fetch, at
 // most one per RefetchGap; misses that arrive while it runs wait for it
 // (bounded by their ctx), misses within the gap get nil at once. It
 // returns the key set after the fetch, or nil when nothing was fetched.
-func (r *RemoteJWKS) Refetch(ctx context.Context, _ string) (*KeySet, error) {
+func (r *remoteJWKS) Refetch(ctx context.Context, _ string) (*keySet, error) {
 	u := r.URL()
 	r.mu.Lock()
 	if r.life == nil || r.closed || u == "" {
@@ -418,13 +388,13 @@ func (r *RemoteJWKS) Refetch(ctx context.Context, _ string) (*KeySet, error) {
 // fetch GETs the JWKS at u, parses it, and on success makes it the key
 // set. It reports the outcome (log, observer) and returns the body and the
 // interval until the next refresh.
-func (r *RemoteJWKS) fetch(ctx context.Context, u string) ([]byte, time.Duration, error) {
+func (r *remoteJWKS) fetch(ctx context.Context, u string) ([]byte, time.Duration, error) {
 	body, hdr, err := r.get(ctx, u)
-	var ks *KeySet
+	var ks *keySet
 	if err == nil {
 		var perr error
-		if ks, perr = ParseJWKS(body); perr != nil {
-			err = &JWKSFetchError{URL: redact(u), Fault: FaultMalformed, Err: fmt.Errorf("the document %w", perr)}
+		if ks, perr = parseJWKS(body); perr != nil {
+			err = &FetchError{URL: redact(u), Fault: FaultMalformed, Err: fmt.Errorf("the document %w", perr)}
 		}
 	}
 	if err != nil {
@@ -438,8 +408,8 @@ func (r *RemoteJWKS) fetch(ctx context.Context, u string) ([]byte, time.Duration
 
 // failed logs and counts a failed fetch. Before the first key set the
 // service is not ready, and the line says so.
-func (r *RemoteJWKS) failed(u string, err error) {
-	var fe *JWKSFetchError
+func (r *remoteJWKS) failed(u string, err error) {
+	var fe *FetchError
 	fault := FaultNetwork
 	if errors.As(err, &fe) {
 		fault = fe.Fault
@@ -460,7 +430,7 @@ func (r *RemoteJWKS) failed(u string, err error) {
 
 // accept makes ks the key set if its keys differ from the current ones, so
 // that an unchanged document keeps the generation (and the token cache).
-func (r *RemoteJWKS) accept(u string, ks *KeySet) {
+func (r *remoteJWKS) accept(u string, ks *keySet) {
 	fp := keySetFingerprint(ks)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -478,10 +448,10 @@ func (r *RemoteJWKS) accept(u string, ks *KeySet) {
 }
 
 // get fetches u within the timeout and the size limit.
-func (r *RemoteJWKS) get(ctx context.Context, u string) ([]byte, http.Header, error) {
+func (r *remoteJWKS) get(ctx context.Context, u string) ([]byte, http.Header, error) {
 	shown := redact(u)
 	fail := func(f FetchFault, err error) ([]byte, http.Header, error) {
-		return nil, nil, &JWKSFetchError{URL: shown, Fault: f, Err: err}
+		return nil, nil, &FetchError{URL: shown, Fault: f, Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -514,7 +484,7 @@ func (r *RemoteJWKS) get(ctx context.Context, u string) ([]byte, http.Header, er
 
 // classify names a transport error.
 func classify(ctx context.Context, err error, timeout time.Duration) (FetchFault, error) {
-	var fe *JWKSFetchError
+	var fe *FetchError
 	if errors.As(err, &fe) {
 		return fe.Fault, fe.Err
 	}
@@ -534,7 +504,7 @@ func classify(ctx context.Context, err error, timeout time.Duration) (FetchFault
 
 // discoverLoop runs OIDC discovery until it succeeds (returning the JWKS
 // URL) or ctx ends (returning ""), waiting longer after each failure.
-func (r *RemoteJWKS) discoverLoop(ctx context.Context) string {
+func (r *remoteJWKS) discoverLoop(ctx context.Context) string {
 	wait := min(time.Second, r.retry)
 	for {
 		u, err := r.discover(ctx)
@@ -544,12 +514,8 @@ func (r *RemoteJWKS) discoverLoop(ctx context.Context) string {
 			return u
 		}
 		r.failed(discoveryURL(r.issuer), err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !r.wait(ctx, wait) {
 			return ""
-		case <-t.C:
 		}
 		wait = min(2*wait, r.retry)
 	}
@@ -562,14 +528,14 @@ func discoveryURL(issuer string) string {
 // discover reads jwks_uri from the issuer's discovery document (OpenID
 // Connect Discovery 1.0 §4): its issuer must be ours (§4.3), and jwks_uri
 // must obey the transport rules.
-func (r *RemoteJWKS) discover(ctx context.Context) (string, error) {
+func (r *remoteJWKS) discover(ctx context.Context) (string, error) {
 	du := discoveryURL(r.issuer)
 	body, _, err := r.get(ctx, du)
 	if err != nil {
 		return "", err
 	}
 	bad := func(f FetchFault, format string, args ...any) (string, error) {
-		return "", &JWKSFetchError{URL: redact(du), Fault: f, Err: fmt.Errorf(format, args...)}
+		return "", &FetchError{URL: redact(du), Fault: f, Err: fmt.Errorf(format, args...)}
 	}
 	var doc struct {
 		Issuer  string `json:"issuer"`
@@ -678,20 +644,17 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 
 // checkRemote checks the fields of a fetched JWKS: the URL (or the issuer
 // it is discovered from) against the transport rules, and the CA file.
-func (c *JWTConfig) checkRemote() []error {
+func (c *Config) checkRemote() []error {
 	var errs []error
 	fail := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
-	}
-	if c.JWKSURL != "" && c.JWKSFile != "" {
-		fail("jwks_url", "set jwks_url (%s) or jwks_file (%s), not both", EnvJWKSURL, EnvJWKSFile)
 	}
 	if c.JWKSURL != "" {
 		if _, err := checkFetchURL(c.JWKSURL, c.JWKSAllowInsecure); err != nil {
 			fail("jwks_url", "%v", err)
 		}
 	}
-	if c.DiscoversJWKS() {
+	if c.discoversJWKS() {
 		if _, err := checkFetchURL(c.Issuer, c.JWKSAllowInsecure); err != nil {
 			fail("issuer", "with no other key source the JWKS is found by OIDC discovery from the issuer, which must be a URL: %v", err)
 		}
@@ -707,7 +670,7 @@ func (c *JWTConfig) checkRemote() []error {
 }
 
 // kids lists the key ids of s, sorted, for logs (key ids are public).
-func (s *KeySet) kids() []string {
+func (s *keySet) kids() []string {
 	out := make([]string, 0, len(s.byKID))
 	for kid := range s.byKID {
 		out = append(out, kid)
@@ -718,7 +681,7 @@ func (s *KeySet) kids() []string {
 
 // keySetFingerprint digests the usable keys of s (kid, algorithms,
 // public key or secret), independent of their order in the document.
-func keySetFingerprint(s *KeySet) [32]byte {
+func keySetFingerprint(s *keySet) [32]byte {
 	var lines []string
 	add := func(k verifyKey) {
 		var material []byte

@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"encoding/json"
@@ -23,8 +23,8 @@ func TestVerifierLogsNoSecrets(t *testing.T) {
 	lax := jtBaseConfig(k)
 	lax.Validate = jtPtr(false)
 	var toks []string
-	for _, c := range []JWTConfig{strict, lax} {
-		v := jtVerifier(t, c, VerifierOptions{Logger: log, Audience: []string{"test-os"}})
+	for _, c := range []Config{strict, lax} {
+		v := jtVerifier(t, c, Options{Logger: log, Audience: []string{"test-os"}})
 		for _, tk := range []jtToken{
 			{alg: "HS256", key: k.hs, claims: jtClaims(nil)},
 			{alg: "HS256", key: "wrong", claims: jtClaims(nil)},

@@ -1,4 +1,4 @@
-package authz
+package jwtauth
 
 import (
 	"context"
@@ -15,21 +15,21 @@ import (
 
 // jtBaseConfig accepts RS256, PS256, ES256, EdDSA and HS256 with one key of
 // each type.
-func jtBaseConfig(k *jtKeys) JWTConfig {
-	c := DefaultJWTConfig()
+func jtBaseConfig(k *jtKeys) Config {
+	c := defaultConfig()
 	c.Algorithms = []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}
 	c.VerificationKeys = []string{k.rs.pubPEM, k.es.pubPEM, k.ed.pubPEM, k.hs}
 	return c
 }
 
-func jtVerifier(t testing.TB, c JWTConfig, o VerifierOptions) *Verifier {
+func jtVerifier(t testing.TB, c Config, o Options) *Verifier {
 	t.Helper()
 	if o.Clock == nil {
 		o.Clock = jtClock
 	}
-	v, err := NewVerifier(&c, o)
+	v, err := New(&c, o)
 	if err != nil {
-		t.Fatalf("NewVerifier: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return v
 }
@@ -39,8 +39,8 @@ func unix(d time.Duration) int64 { return jtNow.Add(d).Unix() }
 type verifyCase struct {
 	name string
 	// cfg builds the configuration; nil is jtBaseConfig.
-	cfg func(k *jtKeys) JWTConfig
-	// aud is VerifierOptions.Audience.
+	cfg func(k *jtKeys) Config
+	// aud is Options.Audience.
 	aud []string
 	tok func(t testing.TB, k *jtKeys) string
 	// reason is the wanted Failure reason; ReasonUnknown = valid token.
@@ -60,8 +60,8 @@ func hsTok(over map[string]any) func(testing.TB, *jtKeys) string {
 }
 
 // withCfg changes the base configuration.
-func withCfg(f func(c *JWTConfig)) func(k *jtKeys) JWTConfig {
-	return func(k *jtKeys) JWTConfig {
+func withCfg(f func(c *Config)) func(k *jtKeys) Config {
+	return func(k *jtKeys) Config {
 		c := jtBaseConfig(k)
 		f(&c)
 		return c
@@ -92,37 +92,37 @@ func verifyCases() []verifyCase {
 		{name: "ps256", tok: signed("PS256", rs, nil, nil), want: stdIdentity()},
 		{name: "es256", tok: signed("ES256", es, nil, nil), want: stdIdentity()},
 		{name: "eddsa", tok: signed("EdDSA", ed, nil, nil), want: stdIdentity()},
-		{name: "certificate key", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "certificate key", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Algorithm = "RS256"
 			c.VerificationKeys = []string{k.rsCert}
 			return c
 		}, tok: signed("RS256", rs, nil, nil), want: stdIdentity()},
-		{name: "second static key", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "second static key", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.VerificationKeys = []string{k.rsCert, k.rs2.pubPEM}
 			return c
 		}, tok: signed("RS256", rs2, nil, nil), want: stdIdentity()},
-		{name: "private key PEM verifies with its public half", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "private key PEM verifies with its public half", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Algorithms = []string{"EdDSA"}
 			c.VerificationKeys = []string{jtPrivPEM(k.ed.priv)}
 			return c
 		}, tok: signed("EdDSA", ed, nil, nil), want: stdIdentity()},
-		{name: "JWK JSON static key", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "JWK JSON static key", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
 			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "")}
 			return c
 		}, tok: signed("ES256", es, nil, nil), want: stdIdentity()},
-		{name: "JWK JSON static key with kid serves its kid", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "JWK JSON static key with kid serves its kid", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
 			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "k1")}
 			return c
 		}, tok: signed("ES256", es, nil, map[string]any{"kid": "k1"}), want: stdIdentity()},
-		{name: "JWK JSON static key with kid ignores other kids", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "JWK JSON static key with kid ignores other kids", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
 			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "k1")}
 			return c
@@ -141,11 +141,11 @@ func verifyCases() []verifyCase {
 			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read,teams:read"}, Expires: jtNow.Add(time.Hour)}},
 		{name: "no sub no session", tok: hsTok(map[string]any{"sub": nil, "session_id": nil}),
 			want: &Identity{Scopes: []string{"agents:read"}, Expires: jtNow.Add(time.Hour)}},
-		{name: "custom claim names", cfg: withCfg(func(c *JWTConfig) {
+		{name: "custom claim names", cfg: withCfg(func(c *Config) {
 			c.Claims = ClaimNames{Scopes: "permissions", UserID: "uid", SessionID: "sid"}
 		}), tok: hsTok(map[string]any{"sub": "sa:bot", "uid": "alice", "sid": "s1", "permissions": []any{"read", "agents:read"}, "scopes": []any{"agent_os:admin"}}),
 			want: &Identity{UserID: "alice", SessionID: "s1", Scopes: []string{"read", "agents:read"}, Expires: jtNow.Add(time.Hour)}},
-		{name: "forward claims", cfg: withCfg(func(c *JWTConfig) {
+		{name: "forward claims", cfg: withCfg(func(c *Config) {
 			c.ForwardClaims = []string{"org_id", "roles", "session_data", "level", "is_staff", "big", "Tenant", "nl", "nul", "sub", "aud", "exp"}
 		}), tok: func(t testing.TB, k *jtKeys) string {
 			payload := `{"sub":"test_user","session_id":"session_test_user","aud":"test-os","scopes":["agents:read"],` +
@@ -186,31 +186,31 @@ func verifyCases() []verifyCase {
 		{name: "exp one second after the epoch", tok: hsTok(map[string]any{"exp": 1}), reason: ReasonTokenExpired, detail: detailExpired},
 		{name: "exp not a number", tok: hsTok(map[string]any{"exp": "tomorrow"}), reason: ReasonInvalidToken, detail: "Invalid token: exp claim is not a date"},
 		{name: "exp missing", tok: hsTok(map[string]any{"exp": nil}), reason: ReasonInvalidToken, detail: "Invalid token: token has no expiry (exp)"},
-		{name: "exp missing allowed by require_exp false", cfg: withCfg(func(c *JWTConfig) { c.RequireExp = jtPtr(false) }),
+		{name: "exp missing allowed by require_exp false", cfg: withCfg(func(c *Config) { c.RequireExp = jtPtr(false) }),
 			tok: hsTok(map[string]any{"exp": nil}), want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read"}}},
 		{name: "nbf within leeway", tok: hsTok(map[string]any{"nbf": unix(3 * time.Second)})},
 		{name: "nbf past", tok: hsTok(map[string]any{"nbf": unix(-time.Hour)})},
 		{name: "nbf beyond leeway", tok: hsTok(map[string]any{"nbf": unix(11 * time.Second)}), reason: ReasonInvalidToken, detail: "Invalid token: token is not valid yet (nbf)"},
-		{name: "nbf within a 60s leeway", cfg: withCfg(func(c *JWTConfig) { c.Leeway = Duration{time.Minute} }), tok: hsTok(map[string]any{"nbf": unix(30 * time.Second)})},
-		{name: "nbf beyond a 60s leeway", cfg: withCfg(func(c *JWTConfig) { c.Leeway = Duration{time.Minute} }), tok: hsTok(map[string]any{"nbf": unix(5 * time.Minute)}), reason: ReasonInvalidToken},
+		{name: "nbf within a 60s leeway", cfg: withCfg(func(c *Config) { c.Leeway = time.Minute }), tok: hsTok(map[string]any{"nbf": unix(30 * time.Second)})},
+		{name: "nbf beyond a 60s leeway", cfg: withCfg(func(c *Config) { c.Leeway = time.Minute }), tok: hsTok(map[string]any{"nbf": unix(5 * time.Minute)}), reason: ReasonInvalidToken},
 		{name: "iat in the future within leeway", tok: hsTok(map[string]any{"iat": unix(5 * time.Second)})},
 		{name: "iat in the future beyond leeway", tok: hsTok(map[string]any{"iat": unix(time.Minute)}), reason: ReasonInvalidToken, detail: "Invalid token: token is issued in the future (iat)"},
-		{name: "zero leeway", cfg: withCfg(func(c *JWTConfig) { c.Leeway = Duration{} }), tok: hsTok(map[string]any{"nbf": unix(time.Second)}), reason: ReasonInvalidToken},
+		{name: "zero leeway", cfg: withCfg(func(c *Config) { c.Leeway = 0 }), tok: hsTok(map[string]any{"nbf": unix(time.Second)}), reason: ReasonInvalidToken},
 
 		// Issuer.
-		{name: "issuer matches", cfg: withCfg(func(c *JWTConfig) { c.Issuer = "https://issuer.test" }), tok: hsTok(map[string]any{"iss": "https://issuer.test"})},
-		{name: "issuer wrong", cfg: withCfg(func(c *JWTConfig) { c.Issuer = "https://issuer.test" }), tok: hsTok(map[string]any{"iss": "https://evil.test"}),
+		{name: "issuer matches", cfg: withCfg(func(c *Config) { c.Issuer = "https://issuer.test" }), tok: hsTok(map[string]any{"iss": "https://issuer.test"})},
+		{name: "issuer wrong", cfg: withCfg(func(c *Config) { c.Issuer = "https://issuer.test" }), tok: hsTok(map[string]any{"iss": "https://evil.test"}),
 			reason: ReasonInvalidToken, detail: "Invalid token: issuer missing or not accepted"},
-		{name: "issuer missing", cfg: withCfg(func(c *JWTConfig) { c.Issuer = "https://issuer.test" }), tok: hsTok(nil), reason: ReasonInvalidToken},
+		{name: "issuer missing", cfg: withCfg(func(c *Config) { c.Issuer = "https://issuer.test" }), tok: hsTok(nil), reason: ReasonInvalidToken},
 
 		// Audience.
 		{name: "audience not verified by default", tok: hsTok(map[string]any{"aud": "wrong-audience-456"})},
-		{name: "audience matches", cfg: withCfg(func(c *JWTConfig) { c.VerifyAudience = true }), aud: []string{"test-os"}, tok: hsTok(nil)},
-		{name: "audience list with a match", cfg: withCfg(func(c *JWTConfig) { c.VerifyAudience = true }), aud: []string{"test-os"},
+		{name: "audience matches", cfg: withCfg(func(c *Config) { c.VerifyAudience = true }), aud: []string{"test-os"}, tok: hsTok(nil)},
+		{name: "audience list with a match", cfg: withCfg(func(c *Config) { c.VerifyAudience = true }), aud: []string{"test-os"},
 			tok: hsTok(map[string]any{"aud": []any{"other", "test-os"}})},
-		{name: "audience list misses", cfg: withCfg(func(c *JWTConfig) { c.VerifyAudience = true }), aud: []string{"test-os"},
+		{name: "audience list misses", cfg: withCfg(func(c *Config) { c.VerifyAudience = true }), aud: []string{"test-os"},
 			tok: hsTok(map[string]any{"aud": []any{"wrong-audience-1", "wrong-audience-2"}}), reason: ReasonInvalidAudience, detail: detailInvalidAudience},
-		{name: "audience missing when verified", cfg: withCfg(func(c *JWTConfig) { c.VerifyAudience = true }), aud: []string{"test-os"},
+		{name: "audience missing when verified", cfg: withCfg(func(c *Config) { c.VerifyAudience = true }), aud: []string{"test-os"},
 			tok: hsTok(map[string]any{"aud": nil}), reason: ReasonInvalidToken, detail: "Invalid token: missing audience claim"},
 		{name: "audience missing when not verified", tok: hsTok(map[string]any{"aud": nil})},
 		{name: "audience empty string", tok: hsTok(map[string]any{"aud": ""}), reason: ReasonInvalidToken, detail: "Invalid token: malformed audience claim"},
@@ -218,13 +218,13 @@ func verifyCases() []verifyCase {
 		{name: "audience list with empty entry", tok: hsTok(map[string]any{"aud": []any{"test-os", ""}}), reason: ReasonInvalidToken},
 		{name: "audience number", tok: hsTok(map[string]any{"aud": 42}), reason: ReasonInvalidToken},
 		{name: "audience list with number", tok: hsTok(map[string]any{"aud": []any{"test-os", 42}}), reason: ReasonInvalidToken},
-		{name: "explicit audience overrides os id", cfg: withCfg(func(c *JWTConfig) {
+		{name: "explicit audience overrides os id", cfg: withCfg(func(c *Config) {
 			c.VerifyAudience, c.Audience, c.Claims.Audience = true, []string{"aud-1", "aud-2"}, "custom_aud"
 		}), aud: []string{"aud-1", "aud-2"}, tok: hsTok(map[string]any{"aud": nil, "custom_aud": "test-os"}), reason: ReasonInvalidAudience, detail: detailInvalidAudience},
-		{name: "custom audience claim matches", cfg: withCfg(func(c *JWTConfig) {
+		{name: "custom audience claim matches", cfg: withCfg(func(c *Config) {
 			c.VerifyAudience, c.Claims.Audience = true, "custom_aud"
 		}), aud: []string{"aud-1", "aud-2"}, tok: hsTok(map[string]any{"aud": "ignored", "custom_aud": []any{"aud-2"}})},
-		{name: "custom audience claim non-string", cfg: withCfg(func(c *JWTConfig) {
+		{name: "custom audience claim non-string", cfg: withCfg(func(c *Config) {
 			c.VerifyAudience, c.Claims.Audience = true, "custom_aud"
 		}), aud: []string{"aud-1"}, tok: hsTok(map[string]any{"custom_aud": map[string]any{"a": "aud-1"}}), reason: ReasonInvalidToken, detail: "Invalid token: malformed audience claim"},
 
@@ -235,9 +235,9 @@ func verifyCases() []verifyCase {
 		{name: "reserved __scheduler__", tok: hsTok(map[string]any{"sub": "__scheduler__"}), reason: ReasonInvalidSubject, detail: detailInvalidSubject},
 		{name: "not reserved scheduler", tok: hsTok(map[string]any{"sub": "scheduler"})},
 		{name: "not reserved email", tok: hsTok(map[string]any{"sub": "user@example.com"})},
-		{name: "reserved custom user claim", cfg: withCfg(func(c *JWTConfig) { c.Claims.UserID = "uid" }),
+		{name: "reserved custom user claim", cfg: withCfg(func(c *Config) { c.Claims.UserID = "uid" }),
 			tok: hsTok(map[string]any{"uid": "__scheduler__"}), reason: ReasonInvalidSubject, detail: detailInvalidSubject},
-		{name: "user id not a string", cfg: withCfg(func(c *JWTConfig) { c.Claims.UserID = "uid" }),
+		{name: "user id not a string", cfg: withCfg(func(c *Config) { c.Claims.UserID = "uid" }),
 			tok: hsTok(map[string]any{"uid": 42}), reason: ReasonInvalidToken, detail: "Invalid token: user id claim is not a string"},
 		{name: "sub not a string", tok: hsTok(map[string]any{"sub": 42}), reason: ReasonInvalidToken, detail: "Invalid token: user id claim is not a string"},
 		{name: "sub null", tok: func(t testing.TB, k *jtKeys) string {
@@ -262,8 +262,8 @@ func verifyCases() []verifyCase {
 		{name: "hs256 with the rsa public pem as secret", tok: func(t testing.TB, k *jtKeys) string {
 			return jtMint(t, jtToken{alg: "HS256", key: k.rs.pubPEM, claims: jtClaims(map[string]any{"scopes": []any{"agent_os:admin"}})})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "hs256 with the rsa public pem as secret and no hmac key", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "hs256 with the rsa public pem as secret and no hmac key", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Algorithms = []string{"RS256", "HS256"}
 			c.VerificationKeys = []string{k.rs.pubPEM, k.hs}
 			return c
@@ -347,34 +347,34 @@ func verifyCases() []verifyCase {
 		{name: "huge garbage", tok: raw(strings.Repeat("A", 1<<20)), reason: ReasonInvalidToken, detail: "Invalid token: token is larger than 8 KiB"},
 
 		// validate: false.
-		{name: "validate false accepts any signature", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "validate false accepts any signature", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Validate, c.Algorithms = jtPtr(false), []string{"HS256"}
 			return c
 		}, tok: func(t testing.TB, k *jtKeys) string {
 			return jtMint(t, jtToken{alg: "HS256", key: "any-secret-doesnt-matter", claims: jtClaims(nil)})
 		}, want: stdIdentity()},
-		{name: "validate false still checks exp", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "validate false still checks exp", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Validate, c.Algorithms = jtPtr(false), []string{"HS256"}
 			return c
 		}, tok: func(t testing.TB, k *jtKeys) string {
 			return jtMint(t, jtToken{alg: "HS256", key: "unknown-key", claims: jtClaims(map[string]any{"exp": unix(-time.Hour)})})
 		}, reason: ReasonTokenExpired, detail: detailExpired},
-		{name: "validate false still checks audience and issuer", cfg: withCfg(func(c *JWTConfig) {
+		{name: "validate false still checks audience and issuer", cfg: withCfg(func(c *Config) {
 			c.Validate, c.VerifyAudience, c.Issuer = jtPtr(false), true, "https://issuer.test"
 		}), aud: []string{"test-os"}, tok: func(t testing.TB, k *jtKeys) string {
 			return jtMint(t, jtToken{alg: "HS256", key: "whatever", claims: jtClaims(map[string]any{"aud": "other-os", "iss": "https://issuer.test"})})
 		}, reason: ReasonInvalidAudience, detail: detailInvalidAudience},
-		{name: "validate false refuses garbage", cfg: withCfg(func(c *JWTConfig) { c.Validate = jtPtr(false) }),
+		{name: "validate false refuses garbage", cfg: withCfg(func(c *Config) { c.Validate = jtPtr(false) }),
 			tok: raw("not-a-jwt"), reason: ReasonInvalidToken},
-		{name: "validate false refuses alg none", cfg: withCfg(func(c *JWTConfig) { c.Validate = jtPtr(false) }),
+		{name: "validate false refuses alg none", cfg: withCfg(func(c *Config) { c.Validate = jtPtr(false) }),
 			tok: func(t testing.TB, k *jtKeys) string {
 				return jtMint(t, jtToken{alg: "none", claims: jtClaims(nil)}) + "c2ln"
 			},
 			reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
-		{name: "validate false refuses an algorithm not listed", cfg: func(k *jtKeys) JWTConfig {
-			c := DefaultJWTConfig()
+		{name: "validate false refuses an algorithm not listed", cfg: func(k *jtKeys) Config {
+			c := defaultConfig()
 			c.Validate, c.Algorithms = jtPtr(false), []string{"RS256"}
 			return c
 		}, tok: hsTok(nil), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
@@ -429,7 +429,7 @@ func TestVerify(t *testing.T) {
 			if tc.cfg != nil {
 				cfg = tc.cfg(k)
 			}
-			v := jtVerifier(t, cfg, VerifierOptions{Audience: tc.aud})
+			v := jtVerifier(t, cfg, Options{Audience: tc.aud})
 			raw := tc.tok(t, k)
 			id, f := v.Verify(t.Context(), raw)
 			checkOutcome(t, raw, id, f, tc.reason, tc.detail, tc.want)
@@ -443,7 +443,7 @@ func checkOutcome(t *testing.T, raw string, id Identity, f *Failure, reason Reas
 	t.Helper()
 	if reason == ReasonUnknown {
 		if f != nil {
-			t.Fatalf("Verify = %v %q, want a valid token", f.Reason, f.Detail)
+			t.Fatalf("Verify = %v %q, want a valid token", f.Reason(), f.Detail())
 		}
 		if want != nil && !reflect.DeepEqual(id, *want) {
 			t.Fatalf("Verify identity =\n %+v\nwant\n %+v", id, *want)
@@ -453,21 +453,21 @@ func checkOutcome(t *testing.T, raw string, id Identity, f *Failure, reason Reas
 	if f == nil {
 		t.Fatalf("Verify = valid %+v, want %v %q", id, reason, detail)
 	}
-	if f.Reason != reason {
-		t.Fatalf("Verify reason = %v (%q), want %v", f.Reason, f.Detail, reason)
+	if f.Reason() != reason {
+		t.Fatalf("Verify reason = %v (%q), want %v", f.Reason(), f.Detail(), reason)
 	}
 	switch {
-	case detail != "" && f.Detail != detail:
-		t.Fatalf("Verify detail = %q, want %q", f.Detail, detail)
-	case reason == ReasonInvalidToken && !strings.HasPrefix(f.Detail, detailInvalidPrefix):
-		t.Fatalf("Verify detail = %q, want prefix %q", f.Detail, detailInvalidPrefix)
+	case detail != "" && f.Detail() != detail:
+		t.Fatalf("Verify detail = %q, want %q", f.Detail(), detail)
+	case reason == ReasonInvalidToken && !strings.HasPrefix(f.Detail(), detailInvalidPrefix):
+		t.Fatalf("Verify detail = %q, want prefix %q", f.Detail(), detailInvalidPrefix)
 	}
 	if !reflect.DeepEqual(id, Identity{}) {
 		t.Fatalf("Verify failed but returned identity %+v", id)
 	}
 	for part := range strings.SplitSeq(raw, ".") {
-		if len(part) >= 6 && strings.Contains(f.Detail, part) {
-			t.Fatalf("detail %q quotes the token", f.Detail)
+		if len(part) >= 6 && strings.Contains(f.Detail(), part) {
+			t.Fatalf("detail %q quotes the token", f.Detail())
 		}
 	}
 }
@@ -529,14 +529,14 @@ func TestVerifyJWKS(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultJWTConfig()
+			c := defaultConfig()
 			c.JWKSFile = files[tc.file]
 			c.VerificationKeys = tc.static
 			c.Algorithms = tc.algs
 			if c.Algorithms == nil {
 				c.Algorithms = map[string][]string{"keyed": {"RS256", "ES256"}, "mixed": {"RS256"}, "nokid": {"RS256"}}[tc.file]
 			}
-			v := jtVerifier(t, c, VerifierOptions{})
+			v := jtVerifier(t, c, Options{})
 			raw := tc.tok(t, k)
 			id, f := v.Verify(t.Context(), raw)
 			checkOutcome(t, raw, id, f, tc.reason, tc.detail, nil)
@@ -544,15 +544,15 @@ func TestVerifyJWKS(t *testing.T) {
 	}
 }
 
-// fakeJWKS is a JWKSource whose Refetch swaps in the next set.
+// fakeJWKS is a jwksSource whose Refetch swaps in the next set.
 type fakeJWKS struct {
-	cur, next *KeySet
+	cur, next *keySet
 	refetches atomic.Int32
 	kids      []string
 }
 
-func (f *fakeJWKS) Keys(context.Context) (*KeySet, error) { return f.cur, nil }
-func (f *fakeJWKS) Refetch(_ context.Context, kid string) (*KeySet, error) {
+func (f *fakeJWKS) Keys(context.Context) (*keySet, error) { return f.cur, nil }
+func (f *fakeJWKS) Refetch(_ context.Context, kid string) (*keySet, error) {
 	f.refetches.Add(1)
 	f.kids = append(f.kids, kid)
 	return f.next, nil
@@ -560,29 +560,29 @@ func (f *fakeJWKS) Refetch(_ context.Context, kid string) (*KeySet, error) {
 
 func TestVerifyJWKSRefetchOnKidMiss(t *testing.T) {
 	k := jtLoadKeys(t)
-	old, err := ParseJWKS(jtJWKS(t, []crypto.PublicKey{k.rs.priv.Public()}, []string{"old"}, nil))
+	old, err := parseJWKS(jtJWKS(t, []crypto.PublicKey{k.rs.priv.Public()}, []string{"old"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotated, err := ParseJWKS(jtJWKS(t, []crypto.PublicKey{k.rs2.priv.Public()}, []string{"new"}, nil))
+	rotated, err := parseJWKS(jtJWKS(t, []crypto.PublicKey{k.rs2.priv.Public()}, []string{"new"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := &fakeJWKS{cur: old, next: rotated}
-	c := DefaultJWTConfig()
+	c := defaultConfig()
 	c.JWKSURL = "https://idp.example/jwks.json"
-	v := jtVerifier(t, c, VerifierOptions{JWKS: src})
+	v := jtVerifier(t, c, Options{jwks: src})
 
 	tok := jtMint(t, jtToken{alg: "RS256", key: k.rs.priv, header: map[string]any{"kid": "old"}, claims: jtClaims(nil)})
 	if _, f := v.Verify(t.Context(), tok); f != nil {
-		t.Fatalf("Verify(kid old) = %q, want valid", f.Detail)
+		t.Fatalf("Verify(kid old) = %q, want valid", f.Detail())
 	}
 	if n := src.refetches.Load(); n != 0 {
 		t.Fatalf("refetches after a kid hit = %d, want 0", n)
 	}
 	tok = jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "new"}, claims: jtClaims(nil)})
 	if _, f := v.Verify(t.Context(), tok); f != nil {
-		t.Fatalf("Verify(kid new) = %q, want valid after one refetch", f.Detail)
+		t.Fatalf("Verify(kid new) = %q, want valid after one refetch", f.Detail())
 	}
 	if n := src.refetches.Load(); n != 1 || src.kids[0] != "new" {
 		t.Fatalf("refetches = %d %v, want 1 for kid new", n, src.kids)
@@ -616,12 +616,12 @@ func TestVerifyNeverFetchesJKU(t *testing.T) {
 	}))
 	defer srv.Close()
 	jwksFile := jtWriteFile(t, "jwks.json", jtJWKS(t, []crypto.PublicKey{k.rs.priv.Public()}, []string{"rs"}, nil))
-	for _, cfg := range []JWTConfig{
+	for _, cfg := range []Config{
 		{VerificationKeys: []string{k.rs.pubPEM}},
 		{JWKSFile: jwksFile},
 		{Validate: jtPtr(false)},
 	} {
-		v := jtVerifier(t, cfg, VerifierOptions{})
+		v := jtVerifier(t, cfg, Options{})
 		for _, h := range []map[string]any{
 			{"jku": srv.URL + "/jwks.json", "kid": "attacker"},
 			{"x5u": srv.URL + "/cert.pem"},
@@ -641,11 +641,11 @@ func TestVerifyNeverFetchesJKU(t *testing.T) {
 
 func TestVerifyCanceledContext(t *testing.T) {
 	k := jtLoadKeys(t)
-	v := jtVerifier(t, jtBaseConfig(k), VerifierOptions{})
+	v := jtVerifier(t, jtBaseConfig(k), Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, f := v.Verify(ctx, hsTok(nil)(t, k))
-	if f == nil || f.Reason != ReasonCanceled {
+	if f == nil || f.Reason() != ReasonCanceled {
 		t.Fatalf("Verify(cancelled) = %+v, want ReasonCanceled", f)
 	}
 }
@@ -653,7 +653,7 @@ func TestVerifyCanceledContext(t *testing.T) {
 // TestVerifyConcurrent runs Verify from many goroutines (for -race).
 func TestVerifyConcurrent(t *testing.T) {
 	k := jtLoadKeys(t)
-	v := jtVerifier(t, jtBaseConfig(k), VerifierOptions{})
+	v := jtVerifier(t, jtBaseConfig(k), Options{})
 	toks := []string{hsTok(nil)(t, k), jtMint(t, jtToken{alg: "ES256", key: k.es.priv, claims: jtClaims(nil)}), "garbage"}
 	done := make(chan struct{})
 	for g := range 8 {

@@ -1,7 +1,6 @@
-package authz
+package jwtauth
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -22,7 +21,7 @@ import (
 // This file owns the verification key material: the signature algorithms we
 // accept, the parsing of jwt.verification_keys and JWKS documents into
 // verifyKeys, and the one jws.KeyProvider (keyRing) that picks the keys for
-// a token. It never fetches anything: a remote JWKS is a JWKSource someone
+// a token. It never fetches anything: a remote JWKS is a jwksSource someone
 // else implements.
 
 // sigAlg is a JWS signature algorithm this service can verify. Each is a bit
@@ -114,6 +113,51 @@ func (a sigAlg) jwa() jwa.SignatureAlgorithm {
 }
 
 func (a sigAlg) String() string { return string(a.jwa()) }
+
+// KeyFamily is the kind of key an algorithm signs with.
+type KeyFamily uint8
+
+// The key families.
+const (
+	FamilyHMAC KeyFamily = iota + 1
+	FamilyRSA
+	FamilyEC
+	FamilyEd25519
+)
+
+// Algorithm is a signature algorithm as a signing tool needs it: its JOSE
+// name, its key family and, for ECDSA, its curve.
+type Algorithm struct {
+	Name   jwa.SignatureAlgorithm
+	Family KeyFamily
+	Curve  elliptic.Curve // FamilyEC only
+}
+
+// LookupAlgorithm resolves a JOSE "alg" name (case-sensitive, as
+// parseAlg) to the algorithm this package verifies; ok is false for
+// "none" and unknown names.
+func LookupAlgorithm(name string) (Algorithm, bool) {
+	a, ok := parseAlg(name)
+	if !ok {
+		return Algorithm{}, false
+	}
+	out := Algorithm{Name: a.jwa()}
+	switch a {
+	case algHS256, algHS384, algHS512:
+		out.Family = FamilyHMAC
+	case algRS256, algRS384, algRS512, algPS256, algPS384, algPS512:
+		out.Family = FamilyRSA
+	case algES256:
+		out.Family, out.Curve = FamilyEC, elliptic.P256()
+	case algES384:
+		out.Family, out.Curve = FamilyEC, elliptic.P384()
+	case algES512:
+		out.Family, out.Curve = FamilyEC, elliptic.P521()
+	case algEdDSA:
+		out.Family = FamilyEd25519
+	}
+	return out, true
+}
 
 // keyKind says what key an algorithm needs, for configuration errors.
 func (a sigAlg) keyKind() string {
@@ -313,21 +357,21 @@ func parseVerificationKey(s string) ([]verifyKey, error) {
 	return []verifyKey{{algs: 1<<algHS256 | 1<<algHS384 | 1<<algHS512, raw: []byte(s)}}, nil
 }
 
-// KeySet is an immutable JWKS indexed for verification: keys by kid, and the
+// keySet is an immutable JWKS indexed for verification: keys by kid, and the
 // keys without a kid. Keys for encryption (use: enc), keys whose own alg is
 // not a supported signature algorithm, and key types that fit no algorithm
 // are left out. Safe for concurrent use.
-type KeySet struct {
+type keySet struct {
 	byKID   map[string][]verifyKey
 	kidless []verifyKey
 	n       int
 	skipped int
 }
 
-// NewKeySet indexes set. It fails when no key of set is usable for
+// newKeySet indexes set. It fails when no key of set is usable for
 // verification, naming why the first unusable key was left out.
-func NewKeySet(set jwk.Set) (*KeySet, error) {
-	ks := &KeySet{byKID: make(map[string][]verifyKey)}
+func newKeySet(set jwk.Set) (*keySet, error) {
+	ks := &keySet{byKID: make(map[string][]verifyKey)}
 	var firstErr error
 	for i := range set.Len() {
 		key, _ := set.Key(i)
@@ -355,20 +399,20 @@ func NewKeySet(set jwk.Set) (*KeySet, error) {
 	return ks, nil
 }
 
-// ParseJWKS parses a JWKS document (or a single JWK) into a KeySet.
-func ParseJWKS(data []byte) (*KeySet, error) {
+// parseJWKS parses a JWKS document (or a single JWK) into a keySet.
+func parseJWKS(data []byte) (*keySet, error) {
 	set, err := jwk.Parse(data)
 	if err != nil {
 		return nil, errors.New("is not a JWK Set (JSON with a \"keys\" list)")
 	}
-	return NewKeySet(set)
+	return newKeySet(set)
 }
 
 // maxJWKSBytes bounds a JWKS document; real ones are a few KiB.
 const maxJWKSBytes = 1 << 20
 
-// LoadJWKSFile reads and parses the JWKS file at path.
-func LoadJWKSFile(path string) (*KeySet, error) {
+// loadJWKSFile reads and parses the JWKS file at path.
+func loadJWKSFile(path string) (*keySet, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -384,7 +428,7 @@ func LoadJWKSFile(path string) (*KeySet, error) {
 	if len(data) > maxJWKSBytes {
 		return nil, fmt.Errorf("%q is larger than 1 MiB", path)
 	}
-	ks, err := ParseJWKS(data)
+	ks, err := parseJWKS(data)
 	if err != nil {
 		return nil, fmt.Errorf("%q %w", path, err)
 	}
@@ -392,13 +436,13 @@ func LoadJWKSFile(path string) (*KeySet, error) {
 }
 
 // Len is the number of usable keys.
-func (s *KeySet) Len() int { return s.n }
+func (s *keySet) Len() int { return s.n }
 
 // Skipped is the number of keys of the document left out as unusable.
-func (s *KeySet) Skipped() int { return s.skipped }
+func (s *keySet) Skipped() int { return s.skipped }
 
 // fits reports whether some key of s may verify a.
-func (s *KeySet) fits(a sigAlg) bool {
+func (s *keySet) fits(a sigAlg) bool {
 	for _, k := range s.kidless {
 		if k.algs.has(a) {
 			return true
@@ -412,145 +456,4 @@ func (s *KeySet) fits(a sigAlg) bool {
 		}
 	}
 	return false
-}
-
-// JWKSource is where the JWKS comes from: a static file (StaticJWKS) or a
-// source that fetches and refreshes a JWKS URL. Implementations are safe for
-// concurrent use; the Verifier calls them on the request's goroutine with the
-// request's context.
-type JWKSource interface {
-	// Keys returns the current key set. It must be cheap (a snapshot, not a
-	// fetch). An error or a nil set means no JWKS key for this token: the
-	// static keys are still tried.
-	Keys(ctx context.Context) (*KeySet, error)
-	// Refetch is called at most once per token, when the token's kid is in
-	// no key of the current set (CONTRACT §5: "after one refetch, for a JWKS
-	// URL"). A fetching source refetches, rate-limited, and returns the new
-	// set; a source with nothing new returns nil, nil.
-	Refetch(ctx context.Context, kid string) (*KeySet, error)
-}
-
-// StaticJWKS is a JWKSource that never changes (jwt.jwks_file).
-type StaticJWKS struct{ set *KeySet }
-
-var _ JWKSource = StaticJWKS{}
-
-// NewStaticJWKS serves set for ever.
-func NewStaticJWKS(set *KeySet) StaticJWKS { return StaticJWKS{set: set} }
-
-// Keys returns the fixed set.
-func (s StaticJWKS) Keys(context.Context) (*KeySet, error) { return s.set, nil }
-
-// Refetch has nothing new to offer.
-func (s StaticJWKS) Refetch(context.Context, string) (*KeySet, error) { return nil, nil }
-
-// Why a keyRing refused to hand out keys; Verify maps them to the detail.
-var (
-	errAlgNotAllowed = errors.New("algorithm not allowed")
-	errNoKey         = errors.New("no key for this token")
-	errCritHeader    = errors.New("unsupported critical header")
-	errSignature     = errors.New("signature verification failed")
-)
-
-// keyRing is the one jws.KeyProvider of a Verifier. It pins the algorithm:
-// the token's alg must be allowlisted, and each key is offered only for an
-// algorithm of its own type — never inferred from the key, never fetched
-// from the token's jku/x5u (JWX docs/01-jwt.md: taking alg from the key is
-// brute force; a jku lets the token pick its own key). CONTRACT §5 order:
-// the JWKS first (kid → that key; no kid, or a kid no key has after one
-// refetch → the kid-less JWKS keys), then the static keys in order.
-type keyRing struct {
-	allowed algSet
-	jwks    JWKSource // nil: no JWKS
-	static  []verifyKey
-}
-
-var _ jws.KeyProvider = (*keyRing)(nil)
-
-// FetchKeys sinks the candidate keys for sig, in the order they are tried.
-// It is the key selection of jws.Verify, which Verifier.verifySignature
-// uses only for the tokens its own header reading leaves to jwx (see
-// compactHeader); both select keys with appendKeys.
-func (r *keyRing) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
-	h := sig.ProtectedHeaders()
-	alg, ok := parseAlg(string(h.Algorithm()))
-	if !ok || !r.allowed.has(alg) {
-		return errAlgNotAllowed
-	}
-	// RFC 7515 §4.1.11: a crit extension we do not understand (b64 among
-	// them) makes the token invalid.
-	// The accessors, not Get: no interface boxing and no string switch per
-	// call. Critical is non-nil exactly when Get("crit") reports the header
-	// present (an empty list included); b64 is a private parameter.
-	if h.Critical() != nil {
-		return errCritHeader
-	}
-	if _, b64 := h.PrivateParams()["b64"]; b64 {
-		return errCritHeader
-	}
-	var buf [8]any
-	keys := r.appendKeys(ctx, buf[:0], alg, h.KeyID())
-	if len(keys) == 0 {
-		return errNoKey
-	}
-	for _, k := range keys {
-		sink.Key(alg.jwa(), k)
-	}
-	return nil
-}
-
-// appendKeys appends to dst the raw keys to try for a token of the
-// allowlisted alg naming kid ("" for none), in order: the JWKS candidates
-// (jwksCandidates, which may refetch once), then the static keys; only
-// keys whose type (and own alg) fit alg.
-func (r *keyRing) appendKeys(ctx context.Context, dst []any, alg sigAlg, kid string) []any {
-	if r.jwks != nil {
-		for _, k := range r.jwksCandidates(ctx, kid) {
-			if k.algs.has(alg) {
-				dst = append(dst, k.raw)
-			}
-		}
-	}
-	for _, k := range r.static {
-		// A static key with a kid (a JWK) serves only tokens naming it;
-		// PEM keys and secrets have none and serve every token.
-		if k.kid != "" && k.kid != kid {
-			continue
-		}
-		if k.algs.has(alg) {
-			dst = append(dst, k.raw)
-		}
-	}
-	return dst
-}
-
-// jwksCandidates picks the JWKS keys for a token's kid (CONTRACT §5): the
-// keys with that kid only, else (no kid, or a kid unknown even after one
-// refetch) the keys without a kid.
-func (r *keyRing) jwksCandidates(ctx context.Context, kid string) []verifyKey {
-	set, err := r.jwks.Keys(ctx)
-	if err != nil {
-		set = nil
-	}
-	if kid == "" {
-		if set == nil {
-			return nil
-		}
-		return set.kidless
-	}
-	if set != nil {
-		if keys, ok := set.byKID[kid]; ok {
-			return keys
-		}
-	}
-	if fresh, err := r.jwks.Refetch(ctx, kid); err == nil && fresh != nil {
-		set = fresh
-		if keys, ok := set.byKID[kid]; ok {
-			return keys
-		}
-	}
-	if set == nil {
-		return nil
-	}
-	return set.kidless
 }
