@@ -164,11 +164,8 @@ func validIdentityValue(s string) bool {
 // a throttled or unanswered service-account lookup, 401 for every other
 // (docs/CONTRACT.md §5 table).
 func (f *Failure) status() int {
-	switch f.Reason {
-	case ReasonServiceAccountThrottled:
-		return 429
-	case ReasonServiceAccountUnavailable:
-		return 503
+	if st := f.Reason.Status(); st == 429 || st == 503 {
+		return st
 	}
 	return 401
 }
