@@ -23,6 +23,11 @@ func TestReasonStatus(t *testing.T) {
 		ReasonInsufficientScopes: 403,
 		ReasonNoRule:             403,
 		ReasonCanceled:           403,
+
+		ReasonServiceAccountInvalid:     401,
+		ReasonServiceAccountsDisabled:   401,
+		ReasonServiceAccountThrottled:   429,
+		ReasonServiceAccountUnavailable: 503,
 	}
 	if len(want) != len(Reasons()) {
 		t.Fatalf("the table has %d reasons, Reasons() %d", len(want), len(Reasons()))
