@@ -50,9 +50,9 @@ const agentOSTableSQLite = `CREATE TABLE agno_service_accounts (
 	PRIMARY KEY (id)
 )`
 
-// tokenHash is what AgentOS stores of a token: the lower-case hex SHA-256
+// TokenHash is what AgentOS stores of a token: the lower-case hex SHA-256
 // of the whole token (agno/os/service_accounts.py, hash_token).
-func tokenHash(token string) string {
+func TokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
@@ -93,33 +93,11 @@ func InsertAccounts(ctx context.Context, db *sql.DB, placeholder, table string, 
 	}
 	q := `INSERT INTO ` + table + ` (id, name, user_id, token_hash, token_prefix, scopes, created_at, expires_at, last_used_at, revoked_at, created_by) VALUES (` + strings.Join(cols, ", ") + `)`
 	for _, a := range accounts {
-		if a.Name == "" || !strings.HasPrefix(a.Token, "agno_pat_") || len(a.Token) < 16 {
-			return fmt.Errorf("service account %q: a name and an agno_pat_ token are required", a.Name)
-		}
-		scopes := a.Scopes
-		if scopes == nil {
-			scopes = []string{}
-		}
-		sj, err := json.Marshal(scopes)
+		row, err := AccountRow(a, now)
 		if err != nil {
 			return err
 		}
-		exp, err := fixtureTime(a.ExpiresAt, now)
-		if err != nil {
-			return fmt.Errorf("service account %q: expires_at: %w", a.Name, err)
-		}
-		rev, err := fixtureTime(a.RevokedAt, now)
-		if err != nil {
-			return fmt.Errorf("service account %q: revoked_at: %w", a.Name, err)
-		}
-		var id [16]byte
-		_, _ = rand.Read(id[:])
-		var user any
-		if a.UserID != nil {
-			user = *a.UserID
-		}
-		if _, err := db.ExecContext(ctx, q, hex.EncodeToString(id[:]), a.Name, user, tokenHash(a.Token), a.Token[:16],
-			string(sj), now.Add(-time.Hour).Unix(), exp, nil, rev, "harness"); err != nil {
+		if _, err := db.ExecContext(ctx, q, row...); err != nil {
 			return fmt.Errorf("inserting service account %q: %w", a.Name, err)
 		}
 	}
@@ -137,4 +115,38 @@ func fixtureTime(v *string, now time.Time) (any, error) {
 		return nil, errors.New(*v + ": want null, now or ±N with unit s, m, h or d")
 	}
 	return t.Unix(), nil
+}
+
+// AccountRow is the 11 values of a's row in column order (id, name,
+// user_id, token_hash, token_prefix, scopes as JSON text, created_at,
+// expires_at, last_used_at, revoked_at, created_by), for a test that
+// writes AgentOS's table in another database.
+func AccountRow(a ServiceAccount, now time.Time) ([]any, error) {
+	if a.Name == "" || !strings.HasPrefix(a.Token, "agno_pat_") || len(a.Token) < 16 {
+		return nil, fmt.Errorf("service account %q: a name and an agno_pat_ token are required", a.Name)
+	}
+	scopes := a.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	sj, err := json.Marshal(scopes)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := fixtureTime(a.ExpiresAt, now)
+	if err != nil {
+		return nil, fmt.Errorf("service account %q: expires_at: %w", a.Name, err)
+	}
+	rev, err := fixtureTime(a.RevokedAt, now)
+	if err != nil {
+		return nil, fmt.Errorf("service account %q: revoked_at: %w", a.Name, err)
+	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	var user any
+	if a.UserID != nil {
+		user = *a.UserID
+	}
+	return []any{hex.EncodeToString(id[:]), a.Name, user, TokenHash(a.Token), a.Token[:16],
+		string(sj), now.Add(-time.Hour).Unix(), exp, nil, rev, "harness"}, nil
 }
