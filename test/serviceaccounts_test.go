@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,13 +145,21 @@ func sqliteAccounts(t *testing.T) saDB {
 // with the HTTP ext_authz listener on.
 func startSAServer(t *testing.T, db saDB) *harness.Server {
 	t.Helper()
+	return startSAServerWith(t, db, nil)
+}
+
+// startSAServerWith is startSAServer with more service_accounts settings.
+func startSAServerWith(t *testing.T, db saDB, extra map[string]any) *harness.Server {
+	t.Helper()
+	sa := map[string]any{
+		"db_url": db.url, "cache_ttl": saCacheTTL.String(),
+		"max_failures": saMaxFails, "failure_window": saWindow.String(),
+	}
+	maps.Copy(sa, extra)
 	cfg := map[string]any{
-		"os_id": "test-os",
-		"jwt":   map[string]any{"algorithms": []string{"HS256"}, "verification_keys": []string{randomSecret("sa-")}},
-		"service_accounts": map[string]any{
-			"db_url": db.url, "cache_ttl": saCacheTTL.String(),
-			"max_failures": saMaxFails, "failure_window": saWindow.String(),
-		},
+		"os_id":            "test-os",
+		"jwt":              map[string]any{"algorithms": []string{"HS256"}, "verification_keys": []string{randomSecret("sa-")}},
+		"service_accounts": sa,
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -335,32 +346,34 @@ func TestServiceAccountsPostgres(t *testing.T) {
 	db := postgresAccounts(t)
 	srv := startSAServer(t, db)
 	for _, transport := range []string{"grpc", "http"} {
-		t.Run(transport, func(t *testing.T) { runSAScenario(t, srv, db, transport, "10.1.0.7") })
+		t.Run(transport, func(t *testing.T) {
+			runSAScenario(t, srv, db, transport, "10.1.0."+map[string]string{"grpc": "7", "http": "8"}[transport])
+		})
 	}
 	t.Run("revocation within cache_ttl", func(t *testing.T) { revocationTiming(t, srv, db) })
 	t.Run("database stopped and back", func(t *testing.T) {
 		db.stop(t)
 		poll.For(t, "503 once the cache is stale", func() bool {
-			return saCheck(t, srv, "grpc", saValid, "/config", "10.1.0.8").status == 503
+			return saCheck(t, srv, "grpc", saValid, "/config", "10.1.9.9").status == 503
 		})
-		a := saCheck(t, srv, "grpc", saValid, "/config", "10.1.0.8")
+		a := saCheck(t, srv, "grpc", saValid, "/config", "10.1.9.9")
 		wantAnswer(t, "valid token, database down", a, 503, "Authentication is temporarily unavailable")
 		if a.grpc != "UNAVAILABLE" {
 			t.Errorf("503 gRPC code %s, want UNAVAILABLE", a.grpc)
 		}
-		wantAnswer(t, "over HTTP, database down", saCheck(t, srv, "http", saValid, "/config", "10.1.0.8"), 503,
+		wantAnswer(t, "over HTTP, database down", saCheck(t, srv, "http", saValid, "/config", "10.1.9.9"), 503,
 			"Authentication is temporarily unavailable")
 		// A database error is never a failure: far more than max_failures
 		// of them, and the valid token still works when it returns.
 		for range 2 * saMaxFails {
-			saCheck(t, srv, "grpc", saUnknown, "/config", "10.1.0.8")
+			saCheck(t, srv, "grpc", saUnknown, "/config", "10.1.9.9")
 		}
 		if code, body := readyz(t, srv); code != 200 || !strings.Contains(body, "DOWN") || strings.Contains(body, "gw-read-only-pw") {
 			t.Errorf("/readyz with the database down = %d %q, want 200 naming the database state, never its password", code, body)
 		}
 		db.start(t)
 		poll.For(t, "service accounts to work again", func() bool {
-			return saCheck(t, srv, "grpc", saValid, "/config", "10.1.0.8").status == 200
+			return saCheck(t, srv, "grpc", saValid, "/config", "10.1.9.9").status == 200
 		})
 		if code, body := readyz(t, srv); code != 200 || !strings.Contains(body, "database up") {
 			t.Errorf("/readyz with the database back = %d %q", code, body)
@@ -390,14 +403,56 @@ func TestServiceAccountsPostgres(t *testing.T) {
 	noPanics(t, srv)
 }
 
-// TestServiceAccountsSQLite: AgentOS's SQLite file, over gRPC and HTTP.
+// TestServiceAccountsSQLite: AgentOS's SQLite file, over gRPC and HTTP,
+// and concurrent checks (run the suite with -race: the binary is then a
+// race build).
 func TestServiceAccountsSQLite(t *testing.T) {
 	db := sqliteAccounts(t)
 	srv := startSAServer(t, db)
 	for _, transport := range []string{"grpc", "http"} {
-		t.Run(transport, func(t *testing.T) { runSAScenario(t, srv, db, transport, "10.2.0.7") })
+		t.Run(transport, func(t *testing.T) {
+			runSAScenario(t, srv, db, transport, "10.2.0."+map[string]string{"grpc": "7", "http": "8"}[transport])
+		})
 	}
 	t.Run("revocation within cache_ttl", func(t *testing.T) { revocationTiming(t, srv, db) })
+	t.Run("concurrent checks", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				transport := []string{"grpc", "http"}[g%2]
+				for i := range 20 {
+					// Each goroutine is its own client, far below max_failures
+					// per window only for its valid tokens: failures may be 429.
+					client := fmt.Sprintf("10.3.%d.%d", g, i%2)
+					if a := saCheck(t, srv, transport, saValid, "/config", client); a.status != 200 || a.user != "sa:ci-bot" {
+						t.Errorf("valid token under load: %+v", a)
+						return
+					}
+					if a := saCheck(t, srv, transport, saExpired, "/config", client); a.status != 401 && a.status != 429 {
+						t.Errorf("expired token under load: %+v", a)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	noPanics(t, srv)
+}
+
+// TestServiceAccountsWrongTable: a table or schema the database does not
+// have is 503 for service-account tokens, never an allow and never fatal:
+// the service serves, JWT traffic passes, and /readyz names the problem.
+func TestServiceAccountsWrongTable(t *testing.T) {
+	db := sqliteAccounts(t)
+	srv := startSAServerWith(t, db, map[string]any{"table": "not_agno_service_accounts"})
+	wantAnswer(t, "valid token, wrong table", saCheck(t, srv, "grpc", saValid, "/config", "10.4.0.1"), 503,
+		"Authentication is temporarily unavailable")
+	if code, body := readyz(t, srv); code != 200 || !strings.Contains(body, "NOT USABLE") {
+		t.Errorf("/readyz with a wrong table = %d %q, want 200 naming the problem", code, body)
+	}
 	noPanics(t, srv)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -63,8 +64,12 @@ func (sa serviceAccounts) readyzLine() string {
 	case st.Up:
 		return fmt.Sprintf("service accounts: database up (%s)\n", sa.where)
 	}
-	return fmt.Sprintf("service accounts: database DOWN since at least %s: %v (service-account tokens get 503)\n",
-		st.Checked.UTC().Format("2006-01-02T15:04:05Z"), st.Err)
+	what := "database DOWN"
+	if errors.Is(st.Err, serviceaccount.ErrSchema) {
+		what = "table NOT USABLE (check service_accounts.db_schema, table and the role's grants)"
+	}
+	return fmt.Sprintf("service accounts: %s at %s: %v (service-account tokens get 503)\n",
+		what, st.Checked.UTC().Format("2006-01-02T15:04:05Z"), st.Err)
 }
 
 // saPingTimeout bounds the ping at start.
