@@ -158,5 +158,6 @@ func nextReady() []string {
 	return []string{
 		"manual-default-routes.json",
 		"manual-interfaces-a2a.json",
+		"manual-identity-values.json",
 	}
 }
