@@ -212,8 +212,10 @@ func TestTraefikValidatorsReject(t *testing.T) {
 			wantErr: "client-sent x-original-uri",
 		},
 		{
-			name:    "identity headers not copied",
-			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-User-Id$") },
+			name: "identity headers not copied",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-User-Id$")
+			},
 			wantErr: "X-Agentos-Scopes would not reach AgentOS",
 		},
 		{
