@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -103,7 +104,7 @@ func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 	if !mOK || !pOK {
 		return authz.Request{Malformed: true}
 	}
-	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Header, r.Host)}
+	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host)}
 }
 
 // checkedValue reads one attribute of the checked request from the nginx
@@ -156,10 +157,17 @@ func stripPrefix(target, prefix string) (string, bool) {
 
 // lowerHeader copies h with lower-case keys, repeated values joined with
 // "," in order (Envoy's default mode), and the Host header, which net/http
-// keeps apart in r.Host.
-func lowerHeader(h http.Header, host string) map[string]string {
+// keeps apart in r.Host. The work is linear in the header block; once ctx
+// is done (the proxy hung up) the copy stops, and the Decider, seeing the
+// same ctx, fails closed without deciding the partial request.
+func lowerHeader(ctx context.Context, h http.Header, host string) map[string]string {
 	m := make(map[string]string, len(h)+1)
+	i := 0
 	for k, vs := range h {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return m
+		}
+		i++
 		m[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	if host != "" {
