@@ -54,6 +54,10 @@ var _ http.Handler = (*httpHandler)(nil)
 // NewHTTPHandler returns the HTTP ext_authz service around d: every
 // request is a check (CONTRACT §6), decided on the serving goroutine. It
 // panics if d is nil: that is a wiring bug, not an input.
+//
+// The http.Server serving it must set DisableGeneralOptionsHandler:
+// otherwise net/http answers "OPTIONS *" itself with 200, without the
+// handler (and so the pipeline) ever seeing it.
 func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 	if d == nil {
 		panic("envoy: NewHTTPHandler called with a nil Decider")
@@ -97,7 +101,16 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 	method, mOK := checkedValue(r.Header, headerOriginalMethod, headerForwardedMethod, r.Method)
 	path, pOK := checkedValue(r.Header, headerOriginalURI, headerForwardedURI, "")
-	if pOK && path == "" {
+	switch {
+	case !pOK || path != "":
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		// A target that is not origin-form: asterisk-form (OPTIONS *),
+		// absolute-form (GET http://host/agents) or authority-form
+		// (CONNECT host:443). No proxy sends one as a check: it goes to
+		// the pipeline as is, which answers 400 Malformed request path
+		// (CONTRACT §5), never an allow it was not asked for.
+		path = r.RequestURI
+	default:
 		// Envoy's HTTP service mode: the request is the check.
 		path, pOK = stripPrefix(r.RequestURI, prefix)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -99,6 +100,28 @@ func TestServeLimits(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("OPTIONS * asks the pipeline", func(t *testing.T) {
+		conn, err := net.Dial("tcp", httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+		if _, err := conn.Write([]byte("OPTIONS * HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\nConnection: close\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// net/http's own answer would be 200 with no body: an allow to a proxy.
+		if resp.StatusCode != http.StatusBadRequest || string(body) != `{"detail": "Malformed request path"}` {
+			t.Errorf("OPTIONS * = %d %s, want 400 {\"detail\": \"Malformed request path\"}", resp.StatusCode, body)
+		}
+	})
 
 	t.Run("slow header block cut off", func(t *testing.T) {
 		conn, err := net.Dial("tcp", httpAddr)

@@ -296,11 +296,14 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	var checkHTTP *http.Server
 	if httpLis != nil {
 		checkHTTP = &http.Server{
-			Handler:           gateHTTP,
-			ReadHeaderTimeout: httpReadHeaderTimeout,
-			MaxHeaderBytes:    httpMaxHeaderBytes,
-			IdleTimeout:       httpIdleTimeout,
-			ErrorLog:          zap.NewStdLog(log.Named("http")),
+			Handler: gateHTTP,
+			// "OPTIONS *" is a check like any other (the pipeline answers
+			// 400 Malformed request path), not net/http's own 200.
+			DisableGeneralOptionsHandler: true,
+			ReadHeaderTimeout:            httpReadHeaderTimeout,
+			MaxHeaderBytes:               httpMaxHeaderBytes,
+			IdleTimeout:                  httpIdleTimeout,
+			ErrorLog:                     zap.NewStdLog(log.Named("http")),
 		}
 	}
 
