@@ -308,9 +308,9 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	if auth == AuthSecurityKey {
 		// CONTRACT §7: each use of the deprecated key is logged (and
 		// counted by the service from Decision.Auth). Never the key itself.
-		log.Warn("deprecated security key used; migrate to JWTs (CONTRACT §7)",
-			zap.String("method", r.Method), zap.String("path", path),
-			zap.String("request_id", r.Headers["x-request-id"]))
+		log.Warn("deprecated security key used; migrate to JWTs (docs/CONTRACT.md §7)",
+			zap.String("method", truncateForLog(r.Method, logMethodMax)), zap.String("path", truncateForLog(path, logPathMax)),
+			zap.String("request_id", truncateForLog(r.Headers["x-request-id"], logRequestIDMax)))
 	}
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
