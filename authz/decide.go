@@ -221,7 +221,10 @@ const (
 	detailMalformedRequest = "Malformed check request"
 	detailMalformedPath    = "Malformed request path"
 	detailNoRule           = "Insufficient permissions. No permission rule for this route"
-	detailScopesPrefix     = "Insufficient permissions. Required scope(s): "
+	// DetailUnavailable is the 503 of a dependency not available yet or any
+	// more: the JWKS before its first fetch, the service-account database.
+	DetailUnavailable  = "Authentication is temporarily unavailable"
+	detailScopesPrefix = "Insufficient permissions. Required scope(s): "
 	// detailCanceled is not a contract message: the caller is gone and
 	// will not read it.
 	detailCanceled = "Authorization check canceled"
@@ -299,10 +302,13 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	id, auth, fail := s.authenticate(ctx, r)
 	if fail != nil {
 		d := s.deny(r, fail.Reason, fail.Detail)
-		// An authentication failure is a 401 whatever its reason: a
-		// verification cancelled midway too (Reason.Status says 403 for
-		// a check cancelled before it started).
-		d.Status = 401
+		if d.Status != 503 {
+			// An authentication failure is a 401 whatever its reason: a
+			// verification cancelled midway too (Reason.Status says 403
+			// for a check cancelled before it started). A fault of ours
+			// (keys not loaded) stays 503.
+			d.Status = 401
+		}
 		return d, path
 	}
 	if auth == AuthSecurityKey {
@@ -383,6 +389,12 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 	if s.verifier == nil {
 		// Unreachable with a validated configuration: fail closed.
 		return principal{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
+	}
+	if !s.verifier.Ready() {
+		// docs/CONTRACT.md §5: until the keys are loaded (a JWKS URL
+		// before its first fetch) no token can be judged; a valid one must
+		// not be told it is invalid.
+		return principal{}, "", &Failure{Reason: ReasonKeysUnavailable, Detail: DetailUnavailable}
 	}
 	p, fail := s.verifyToken(ctx, tok)
 	if fail != nil {

@@ -48,6 +48,7 @@ const (
 	ReasonInsufficientScopes // 403
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
+	ReasonKeysUnavailable    // 503 keys not loaded yet (a JWKS URL before its first fetch)
 	reasonCount
 )
 
@@ -69,6 +70,7 @@ var reasonNames = [...]string{
 	ReasonInsufficientScopes: "insufficient_scopes",
 	ReasonNoRule:             "no_rule",
 	ReasonCanceled:           "canceled",
+	ReasonKeysUnavailable:    "keys_unavailable",
 }
 
 // String returns the stable snake_case code of r.
@@ -93,6 +95,8 @@ func (r Reason) Status() int {
 	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
 		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
 		return 401
+	case ReasonKeysUnavailable:
+		return 503
 	}
 	return 403
 }

@@ -23,6 +23,7 @@ func TestReasonStatus(t *testing.T) {
 		ReasonInsufficientScopes: 403,
 		ReasonNoRule:             403,
 		ReasonCanceled:           403,
+		ReasonKeysUnavailable:    503,
 	}
 	if len(want) != len(Reasons()) {
 		t.Fatalf("the table has %d reasons, Reasons() %d", len(want), len(Reasons()))

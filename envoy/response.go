@@ -155,6 +155,10 @@ func grpcCode(status int) codes.Code {
 		return codes.Unauthenticated
 	case http.StatusBadRequest:
 		return codes.InvalidArgument
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
 	default:
 		return codes.PermissionDenied
 	}
