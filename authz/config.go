@@ -89,6 +89,7 @@ func Default() Config {
 		JWT:            DefaultJWTConfig(),
 		UnmappedRoutes: "allow",
 		Mode:           ModeEnforce,
+		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: DefaultExcludedRoutes(),
 		GRPCAddr:       DefaultGRPCAddr,
 		HTTPAddr:       DefaultHTTPAddr,

@@ -16,8 +16,10 @@ const (
 // at debug, or at info when sampleRate > 0 (log.allow_sample_rate picked
 // this one; the line then carries sample_rate, so counts can be scaled
 // back). The fields are an allowlist:
-// reason, status, method, path (never the query), rule, user_id and
-// request_id. Never a header value, a token, a key or a claim other than
+// reason, status, method, path (never the query), rule, user_id,
+// request_id, transport (grpc or http), token_problem (a closed set, on
+// token denials) and mode (shadow, on decisions shadow mode let through).
+// Never a header value, a token, a key or a claim other than
 // the user id. path is the normalised path, or "" when the request was
 // denied before normalisation succeeded; the raw path is then logged
 // without its query.
@@ -33,15 +35,15 @@ func logDecision(log *zap.Logger, r *Request, path string, d *Decision, sampleRa
 	if ce == nil {
 		return
 	}
-	var method, requestID string
+	var method, requestID, transport string
 	if r != nil {
-		method = r.Method
+		method, transport = r.Method, r.Transport
 		requestID = r.Headers["x-request-id"]
 		if path == "" {
 			path = withoutQuery(r.Path)
 		}
 	}
-	fields := [8]zap.Field{
+	fields := [11]zap.Field{
 		zap.Stringer("reason", d.Reason),
 		zap.Int("status", d.Status),
 		zap.String("method", method),
@@ -51,6 +53,19 @@ func logDecision(log *zap.Logger, r *Request, path string, d *Decision, sampleRa
 		zap.String("request_id", requestID),
 	}
 	n := 7
+	if transport != "" { // "" outside the service (the check command)
+		fields[n] = zap.String("transport", transport)
+		n++
+	}
+	if d.TokenProblem != "" {
+		fields[n] = zap.String("token_problem", string(d.TokenProblem))
+		n++
+	}
+	if d.Shadow {
+		// Shadow mode: this decision was reported, not enforced.
+		fields[n] = zap.String("mode", ModeShadow)
+		n++
+	}
 	if d.Allowed() && sampleRate > 0 {
 		fields[n] = zap.Float64("sample_rate", sampleRate)
 		n++

@@ -43,6 +43,7 @@ func NewServer(d Decider) authv3.AuthorizationServer {
 // A cancelled ctx reaches the Decider, which fails closed.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := FromCheckRequest(req)
+	r.Transport = authz.TransportGRPC
 	d := s.decider.Decide(ctx, &r)
 	return ToCheckResponse(&d), nil
 }

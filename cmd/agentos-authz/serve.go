@@ -141,10 +141,14 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
-	log := newLogger(s.stderr, *dev, level)
+	log := newServiceLogger(s.stderr, *dev, level, cfg.Log)
 	defer func() { _ = log.Sync() }()
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
+	}
+	if cfg.Shadow() {
+		// docs/CONTRACT.md §4 mode: shadow; also a condition on /readyz.
+		log.Warn(shadowWarning)
 	}
 	for _, w := range cfg.Warnings() {
 		// docs/CONTRACT.md §4: settings that weaken protection.
@@ -154,19 +158,6 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
 	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
-}
-
-// newLogger is zap's production JSON logger (sampled), or a readable
-// console logger for --dev, writing to w.
-func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
-	sink := zapcore.Lock(zapcore.AddSync(w))
-	if dev {
-		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-		return zap.New(zapcore.NewCore(enc, sink, level), zap.ErrorOutput(sink))
-	}
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, level), time.Second, 100, 100)
-	return zap.New(core, zap.ErrorOutput(sink))
 }
 
 // checkGate is the registered Check service: UNAVAILABLE until the
@@ -228,6 +219,18 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: %v\n", err)
 		return exitFault
 	}
+
+	// Counts of suppressed denial lines, until every check is answered.
+	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		reportSuppressed(reportCtx, log, suppressedReportInterval)
+	}()
+	defer func() {
+		stopReport()
+		<-reported
+	}()
 
 	hs := health.NewServer()
 	for _, name := range serviceNames() {
