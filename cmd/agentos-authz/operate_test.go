@@ -228,3 +228,30 @@ func TestServeShutdownDelay(t *testing.T) {
 		t.Errorf("logs lack the shutdown delay line:\n%s", logs)
 	}
 }
+
+// TestServeShadowMode: mode: shadow warns loudly at start and shows on
+// /readyz without making the service unready; a would-be denial passes.
+func TestServeShadowMode(t *testing.T) {
+	h := newHarness(t)
+	_, pub := keyPair(t, h)
+	cfg := keyConfig(pub, "ES256")
+	cfg["mode"] = "shadow"
+	srv := newHarness(t)
+	r := startServe(t, srv, nil, 0, "--config", writeConfig(t, cfg))
+	r.waitServing(t)
+	status, body := r.readyz(t)
+	c, ok := conditionOf(body, condShadow)
+	if status != http.StatusOK || !ok || !c.OK || !strings.Contains(c.Detail, "SHADOW MODE") {
+		t.Errorf("GET /readyz in shadow mode = %d %+v, want 200 with the shadow_mode warning", status, body)
+	}
+	if !strings.Contains(srv.stderr.String(), `"level":"warn","ts":`) || !strings.Contains(srv.stderr.String(), "SHADOW MODE") {
+		t.Errorf("no shadow-mode warning in the logs:\n%s", srv.stderr)
+	}
+	resp, err := r.check(t.Context(), "GET", "/agents", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Errorf("Check without a credential in shadow mode = %v, want OK", resp)
+	}
+}
