@@ -255,3 +255,24 @@ func TestServeShadowMode(t *testing.T) {
 		t.Errorf("Check without a credential in shadow mode = %v, want OK", resp)
 	}
 }
+
+// TestCheckShadowMode: the offline check prints the decision enforce mode
+// would make, says shadow mode lets it through, and exits by the decision.
+func TestCheckShadowMode(t *testing.T) {
+	h := newHarness(t)
+	_, pub := keyPair(t, h)
+	cfg := keyConfig(pub, "ES256")
+	cfg["mode"] = "shadow"
+	path := writeConfig(t, cfg)
+	c := newHarness(t)
+	args := []string{"check", "--config", path, "--method", "GET", "--path", "/agents"}
+	if code := c.run(args...); code != exitDenied {
+		t.Errorf("%s = exit %d, want %d (the would-be decision)\n%s%s", call(args), code, exitDenied, c.stdout, c.stderr)
+	}
+	out := c.stdout.String()
+	for _, want := range []string{"status:   401", "mode:     shadow", "upstream: x-agentos-shadow-decision: 401 missing_credential"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s printed %q, want %q", call(args), out, want)
+		}
+	}
+}
