@@ -5,6 +5,9 @@
 GO        ?= go
 BIN       := bin/agentos-authz
 PKGS      := ./...
+# DEPLOY is the nested test module of the deploy-file validators (its own
+# go.mod keeps Istio and Kubernetes out of the service's): vet and unit run it too.
+DEPLOY    := envoy/deploy
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 # VERSION is linked into the binary (agentos-authz version, agentos_authz_build_info):
@@ -35,17 +38,19 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd $(DEPLOY) && $(GO) vet ./...
 
 # The black-box suite in test/ runs in local-directory mode so that its summary
 # line ("conformance: N vectors, N passed, N failed") is always printed.
 unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/test$$')
+	cd $(DEPLOY) && $(GO) test -race -count=1 -timeout 20m ./...
 	cd test && $(GO) test -race -count=1 -timeout 20m
 
 # bench: the in-process Go benchmarks, then the side-by-side gRPC comparison of the
 # real service against a no-op ext_authz server (pinned with taskset when present).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/ ./envoy/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/... ./envoy/
 	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
 	bin/authz-bench compare --bin $(BIN) --duration 10s
 
@@ -53,9 +58,9 @@ bench: build
 # time). Crashers land in the package's testdata/fuzz/ and become regression seeds.
 FUZZ_TARGETS := \
 	./scopes/:FuzzParseScope ./scopes/:FuzzGlob \
-	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/:FuzzVerify \
-	./authz/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/:FuzzVerifySignature \
-	./authz/:FuzzCompactShape ./authz/:FuzzNumericDate \
+	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/internal/jwtauth/:FuzzVerify \
+	./authz/internal/jwtauth/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/internal/jwtauth/:FuzzVerifySignature \
+	./authz/internal/jwtauth/:FuzzCompactShape ./authz/internal/jwtauth/:FuzzNumericDate \
 	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody
 
 fuzz:

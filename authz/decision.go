@@ -82,6 +82,24 @@ func (r Reason) String() string {
 	return "reason_" + strconv.Itoa(int(r))
 }
 
+// Status is the HTTP status a decision with reason r carries (CONTRACT
+// §5): 200 for the allowed reasons, 400 for a malformed request or path,
+// 401 for a missing or refused credential, 403 otherwise (insufficient
+// scopes, no rule, a cancelled check, and the zero Reason, so that a zero
+// Decision denies).
+func (r Reason) Status() int {
+	switch r {
+	case ReasonAllowed, ReasonAllowedExcluded, ReasonAllowedPreflight, ReasonAllowedListing, ReasonAllowedUnmapped:
+		return 200
+	case ReasonMalformedRequest, ReasonMalformedPath:
+		return 400
+	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
+		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
+		return 401
+	}
+	return 403
+}
+
 // Reasons lists every Reason, for pre-registering metric label values.
 func Reasons() []Reason {
 	rs := make([]Reason, 0, reasonCount)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -259,7 +260,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 	reader := mint("reader-1", "agents:read")
 	expiredClaims, _ := json.Marshal(map[string]any{"sub": "late", "aud": "test-os", "exp": "-1h", "iat": "-2h", "scopes": []string{"agents:read"}})
-	expired, err := h.minter.Mint(harness.TokenSpec{Alg: "HS256", Key: "hs", Claims: expiredClaims})
+	expired, err := h.minter.Mint(conformance.TokenSpec{Alg: "HS256", Key: "hs", Claims: expiredClaims})
 	if err != nil {
 		t.Fatal(err)
 	}

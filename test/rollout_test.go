@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -31,7 +33,7 @@ func TestShutdownDelayNoFailedChecks(t *testing.T) {
 		if err != nil {
 			return harness.Built{}, err
 		}
-		return harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
+		return harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
 	}
 	type record struct {
 		start, end time.Time
@@ -72,7 +74,7 @@ func TestShutdownDelayNoFailedChecks(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "checks before SIGTERM", func() bool {
+	poll.For(t, "checks before SIGTERM", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(records) >= 30
@@ -83,7 +85,7 @@ func TestShutdownDelayNoFailedChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	health := healthpb.NewHealthClient(h.srv.Conn())
-	waitFor(t, "NOT_SERVING after SIGTERM", func() bool {
+	poll.For(t, "NOT_SERVING after SIGTERM", func() bool {
 		resp, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
 	})
@@ -159,18 +161,4 @@ func getReadyz(t *testing.T, addr string) (int, string) {
 		t.Errorf("GET /readyz body %q is not the JSON conditions (%v)", body, err)
 	}
 	return resp.StatusCode, string(body)
-}
-
-// waitFor polls cond until it holds or harness.DefaultStopTimeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(harness.DefaultStopTimeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // readyz fetches /readyz and decodes its JSON body.
@@ -60,7 +62,7 @@ func TestReadyzConditions(t *testing.T) {
 	fake := newBlockingAuthz(false)
 	r := startServe(t, newHarness(t), fake.factory, waitTimeout)
 	var body readyzBody
-	poll(t, "config_loaded", func() bool {
+	poll.For(t, "config_loaded", func() bool {
 		status, b := r.readyz(t)
 		if status != http.StatusServiceUnavailable || b.Ready {
 			t.Fatalf("GET /readyz before the keys = %d %+v, want 503 not ready", status, b)
@@ -91,7 +93,7 @@ func TestReadyzConditions(t *testing.T) {
 		}
 	}
 	r.cancel()
-	poll(t, "/readyz 503 after SIGTERM", func() bool {
+	poll.For(t, "/readyz 503 after SIGTERM", func() bool {
 		status, body = r.readyz(t)
 		return status == http.StatusServiceUnavailable
 	})
@@ -169,7 +171,7 @@ func TestServeShutdownDelay(t *testing.T) {
 			}
 		})
 	}
-	poll(t, "checks answered before SIGTERM", func() bool {
+	poll.For(t, "checks answered before SIGTERM", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(records) >= 20
@@ -180,7 +182,7 @@ func TestServeShutdownDelay(t *testing.T) {
 	st, err := r.health(t.Context(), "")
 	if err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
 		// Health turns at once: poll only for the goroutine to run.
-		poll(t, "NOT_SERVING after SIGTERM", func() bool {
+		poll.For(t, "NOT_SERVING after SIGTERM", func() bool {
 			st, err = r.health(t.Context(), "")
 			return err == nil && st == healthpb.HealthCheckResponse_NOT_SERVING
 		})

@@ -5,8 +5,9 @@
 // rules their tools apply. Each validator returns an error naming the file and field, and
 // the negative tests prove that every validator can fail.
 //
-// This directory holds tests only: nothing here is imported by the server binary, so
-// istio.io/api, k8s.io/* and the Envoy bootstrap and filter types stay out of it.
+// This directory holds tests only, in a module of its own (envoy/deploy/go.mod): nothing
+// here is imported by the server binary, so istio.io/api, k8s.io/* and the Envoy bootstrap
+// and filter types stay out of it and out of the service's go.mod.
 package deploy_test
 
 import (
