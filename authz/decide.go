@@ -317,9 +317,9 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	if auth == AuthSecurityKey {
 		// CONTRACT §7: each use of the deprecated key is logged (and
 		// counted by the service from Decision.Auth). Never the key itself.
-		log.Warn("deprecated security key used; migrate to JWTs (CONTRACT §7)",
-			zap.String("method", r.Method), zap.String("path", path),
-			zap.String("request_id", r.Headers["x-request-id"]))
+		log.Warn("deprecated security key used; migrate to JWTs (docs/CONTRACT.md §7)",
+			zap.String("method", truncateForLog(r.Method, logMethodMax)), zap.String("path", truncateForLog(path, logPathMax)),
+			zap.String("request_id", truncateForLog(r.Headers["x-request-id"], logRequestIDMax)))
 	}
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
@@ -505,6 +505,12 @@ func jsonStrings(ids []string) string {
 
 // removals lists the inbound x-agentos-* headers not set in up, sorted, so a
 // client can never pass its own identity headers to the upstream.
+//
+// The work is O(n log n) in the number of headers, whatever they are (a
+// preflight or an excluded route carrying 50 000 x-agentos-* headers costs
+// one sort, not a quadratic scan): names are collected, sorted, and the
+// duplicates that only differ in case removed in one pass. up is the short
+// list of CONTRACT §5 headers, plus the configured forward_claims.
 func removals(h map[string]string, up []Header) []string {
 	var out []string
 	for name := range h {
@@ -512,13 +518,13 @@ func removals(h map[string]string, up []Header) []string {
 			continue
 		}
 		lower := strings.ToLower(name)
-		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) || slices.Contains(out, lower) {
+		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) {
 			continue
 		}
 		out = append(out, lower)
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // excludedRoutes are the compiled excluded_routes globs. docs/CONTRACT.md
