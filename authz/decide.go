@@ -64,6 +64,8 @@ type snapshot struct {
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
+	// shadow: mode: shadow (shadow.go).
+	shadow bool
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -127,6 +129,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
+	s.shadow = cfg.Shadow()
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -211,6 +214,12 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 		// The caller gave up while we verified: fail closed rather than
 		// hand out an allow nobody asked for any more.
 		d = canceledDecision(detailCanceled)
+	}
+	if d.TokenProblem == "" && d.Status == 401 {
+		d.TokenProblem = tokenProblemOf(d.Reason)
+	}
+	if s != nil && s.shadow {
+		d = shadowed(r, d)
 	}
 	logDecision(a.log, r, path, &d, a.sampleAllowed(s, &d))
 	return d
