@@ -69,6 +69,8 @@ type snapshot struct {
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
+	// shadow: mode: shadow (shadow.go).
+	shadow bool
 	// sa is the service accounts' part (serviceaccounts.go).
 	sa serviceAccounts
 }
@@ -134,6 +136,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
+	s.shadow = cfg.Shadow()
 	if s.sa, err = newServiceAccounts(cfg, opts); err != nil {
 		return nil, err
 	}
@@ -222,6 +225,12 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 		// hand out an allow nobody asked for any more.
 		d = canceledDecision(detailCanceled)
 	}
+	if d.TokenProblem == "" && d.Status == 401 {
+		d.TokenProblem = tokenProblemOf(d.Reason)
+	}
+	if s != nil && s.shadow {
+		d = shadowed(r, d)
+	}
 	logDecision(a.log, r, path, &d, a.sampleAllowed(s, &d))
 	return d
 }
@@ -231,7 +240,10 @@ const (
 	detailMalformedRequest = "Malformed check request"
 	detailMalformedPath    = "Malformed request path"
 	detailNoRule           = "Insufficient permissions. No permission rule for this route"
-	detailScopesPrefix     = "Insufficient permissions. Required scope(s): "
+	// DetailUnavailable is the 503 of a dependency not available yet or any
+	// more: the JWKS before its first fetch, the service-account database.
+	DetailUnavailable  = "Authentication is temporarily unavailable"
+	detailScopesPrefix = "Insufficient permissions. Required scope(s): "
 	// detailCanceled is not a contract message: the caller is gone and
 	// will not read it.
 	detailCanceled = "Authorization check canceled"
@@ -309,19 +321,22 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	id, auth, fail := s.authenticateAll(ctx, r, log)
 	if fail != nil {
 		d := s.deny(r, fail.Reason, fail.Detail)
-		// An authentication failure is a 401 whatever its reason: a
-		// verification cancelled midway too (Reason.Status says 403 for
-		// a check cancelled before it started); only a service-account
-		// lookup throttled (429) or unanswered (503) is not (status).
-		d.Status = fail.status()
+		if st := d.Status; st != 503 && st != 429 {
+			// An authentication failure is a 401 whatever its reason: a
+			// verification cancelled midway too (Reason.Status says 403
+			// for a check cancelled before it started). A fault of ours
+			// (keys not loaded, the service-account database not
+			// answering) stays 503, a throttled service-account lookup 429.
+			d.Status = 401
+		}
 		return d, path
 	}
 	if auth == AuthSecurityKey {
 		// CONTRACT §7: each use of the deprecated key is logged (and
 		// counted by the service from Decision.Auth). Never the key itself.
-		log.Warn("deprecated security key used; migrate to JWTs (CONTRACT §7)",
-			zap.String("method", r.Method), zap.String("path", path),
-			zap.String("request_id", r.Headers["x-request-id"]))
+		log.Warn("deprecated security key used; migrate to JWTs (docs/CONTRACT.md §7)",
+			zap.String("method", truncateForLog(r.Method, logMethodMax)), zap.String("path", truncateForLog(path, logPathMax)),
+			zap.String("request_id", truncateForLog(r.Headers["x-request-id"], logRequestIDMax)))
 	}
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
@@ -398,6 +413,12 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 	if s.verifier == nil {
 		// Unreachable with a validated configuration: fail closed.
 		return principal{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
+	}
+	if !s.verifier.Ready() {
+		// docs/CONTRACT.md §5: until the keys are loaded (a JWKS URL
+		// before its first fetch) no token can be judged; a valid one must
+		// not be told it is invalid.
+		return principal{}, "", &Failure{Reason: ReasonKeysUnavailable, Detail: DetailUnavailable}
 	}
 	p, fail := s.verifyToken(ctx, tok)
 	if fail != nil {
@@ -511,6 +532,12 @@ func jsonStrings(ids []string) string {
 
 // removals lists the inbound x-agentos-* headers not set in up, sorted, so a
 // client can never pass its own identity headers to the upstream.
+//
+// The work is O(n log n) in the number of headers, whatever they are (a
+// preflight or an excluded route carrying 50 000 x-agentos-* headers costs
+// one sort, not a quadratic scan): names are collected, sorted, and the
+// duplicates that only differ in case removed in one pass. up is the short
+// list of CONTRACT §5 headers, plus the configured forward_claims.
 func removals(h map[string]string, up []Header) []string {
 	var out []string
 	for name := range h {
@@ -518,13 +545,13 @@ func removals(h map[string]string, up []Header) []string {
 			continue
 		}
 		lower := strings.ToLower(name)
-		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) || slices.Contains(out, lower) {
+		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) {
 			continue
 		}
 		out = append(out, lower)
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // excludedRoutes are the compiled excluded_routes globs. docs/CONTRACT.md

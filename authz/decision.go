@@ -22,6 +22,9 @@ type Request struct {
 	// Malformed is set by an adapter whose transport request lacks the HTTP
 	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
+	// Transport is TransportGRPC or TransportHTTP, set by the adapter, for
+	// the decision log line; "" when unknown (the check command).
+	Transport string
 }
 
 // Header is one header name/value pair (name lower-case).
@@ -53,6 +56,7 @@ const (
 	ReasonInsufficientScopes // 403
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
+	ReasonKeysUnavailable    // 503 keys not loaded yet (a JWKS URL before its first fetch)
 	// Service accounts (docs/CONTRACT.md §8, serviceaccounts.go).
 	ReasonServiceAccountInvalid     // 401 unknown, revoked or expired agno_pat_ token
 	ReasonServiceAccountsDisabled   // 401 an agno_pat_ token without service_accounts.db_url
@@ -79,6 +83,7 @@ var reasonNames = [...]string{
 	ReasonInsufficientScopes: "insufficient_scopes",
 	ReasonNoRule:             "no_rule",
 	ReasonCanceled:           "canceled",
+	ReasonKeysUnavailable:    "keys_unavailable",
 
 	ReasonServiceAccountInvalid:     "service_account_invalid",
 	ReasonServiceAccountsDisabled:   "service_accounts_disabled",
@@ -111,7 +116,7 @@ func (r Reason) Status() int {
 		return 401
 	case ReasonServiceAccountThrottled: // docs/CONTRACT.md §5 table
 		return 429
-	case ReasonServiceAccountUnavailable:
+	case ReasonKeysUnavailable, ReasonServiceAccountUnavailable:
 		return 503
 	}
 	return 403
@@ -156,7 +161,20 @@ type Decision struct {
 	Missing  []string // required scopes the caller lacks
 	UserID   string   // the user id claim, "" when none
 	Auth     string   // "jwt", "security-key", "service-account", "none" or "" (denied before authentication)
+	// TokenProblem is why a token was refused (401 token denials), from a
+	// closed set; "" otherwise.
+	TokenProblem TokenProblem
+	// Shadow is set in shadow mode (mode: shadow, docs/CONTRACT.md §4) on a
+	// decision that is reported but not enforced: Status, Reason and Detail
+	// are what enforce mode answers, yet the request passes (Passes), with
+	// Upstream and Remove. Malformed requests (400) are never shadowed.
+	Shadow bool
 }
 
-// Allowed reports whether d lets the request through.
+// Allowed reports whether d is an allow (Status 200).
 func (d *Decision) Allowed() bool { return d.Status == 200 }
+
+// Passes reports whether the adapters let the request through: an allow,
+// or a shadowed decision (shadow mode reports a denial, it does not enforce
+// it). The zero Decision does not pass.
+func (d *Decision) Passes() bool { return d.Status == 200 || d.Shadow }

@@ -23,6 +23,7 @@ func TestReasonStatus(t *testing.T) {
 		ReasonInsufficientScopes: 403,
 		ReasonNoRule:             403,
 		ReasonCanceled:           403,
+		ReasonKeysUnavailable:    503,
 
 		ReasonServiceAccountInvalid:     401,
 		ReasonServiceAccountsDisabled:   401,

@@ -18,10 +18,9 @@ const AuthServiceAccount = "service-account"
 
 // Service-account details (docs/CONTRACT.md §5 table).
 const (
-	detailSAInvalid     = "Invalid or expired service account token"
-	detailSADisabled    = "Service accounts are not enabled on this AgentOS instance"
-	detailSAThrottled   = "Too many failed authentication attempts"
-	detailSAUnavailable = "Authentication is temporarily unavailable"
+	detailSAInvalid   = "Invalid or expired service account token"
+	detailSADisabled  = "Service accounts are not enabled on this AgentOS instance"
+	detailSAThrottled = "Too many failed authentication attempts"
 	// detailSAForbidden is AgentOS's 403 for a service account whose scopes
 	// fall short (agno/os/service_accounts.py): it names no scope, unlike
 	// the JWT one.
@@ -117,7 +116,7 @@ func (s *snapshot) serviceAccount(ctx context.Context, r *Request, tok string, l
 	if ctx.Err() == nil {
 		log.Warn("service account lookup failed: the database could not answer", zap.Error(res.Err), requestID)
 	}
-	return principal{}, "", &Failure{Reason: ReasonServiceAccountUnavailable, Detail: detailSAUnavailable}
+	return principal{}, "", &Failure{Reason: ReasonServiceAccountUnavailable, Detail: DetailUnavailable}
 }
 
 // serviceAccountPrincipal is the identity of a verified account: the user
@@ -158,14 +157,4 @@ func validIdentityValue(s string) bool {
 		}
 	}
 	return true
-}
-
-// status is the HTTP status of an authentication failure: 429 and 503 for
-// a throttled or unanswered service-account lookup, 401 for every other
-// (docs/CONTRACT.md §5 table).
-func (f *Failure) status() int {
-	if st := f.Reason.Status(); st == 429 || st == 503 {
-		return st
-	}
-	return 401
 }

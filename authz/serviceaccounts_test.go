@@ -147,7 +147,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		{name: "only source: excluded route", cfg: saBlock(f.url, ""), path: "/health", status: 200,
 			upstream: map[string]string{HeaderAuth: AuthNone}},
 		{name: "database missing: 503", cfg: hsConfig(saBlock("sqlite:///"+filepath.Join(t.TempDir(), "none.db"), "")),
-			path: "/config", headers: bearerH(f.valid), status: 503, detail: detailSAUnavailable},
+			path: "/config", headers: bearerH(f.valid), status: 503, detail: DetailUnavailable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -50,25 +50,26 @@ func (sa serviceAccounts) close() {
 	}
 }
 
-// readyzLine is the database state for /readyz: information only, the
-// service is ready whatever it says (JWT traffic never depends on the
-// database). "" without service accounts.
-func (sa serviceAccounts) readyzLine() string {
-	if sa.store == nil {
-		return ""
-	}
+// condServiceAccounts is the /readyz condition of the service-account
+// database.
+const condServiceAccounts = "service_accounts_database"
+
+// readyzCondition is the database state for /readyz: information only, it
+// always holds (the service is ready whatever the database does: JWT
+// traffic never depends on it).
+func (sa serviceAccounts) readyzCondition() (bool, string) {
 	st := sa.store.State()
 	switch {
 	case st.Checked.IsZero():
-		return fmt.Sprintf("service accounts: database not queried yet (%s)\n", sa.where)
+		return true, "database not queried yet (" + sa.where + ")"
 	case st.Up:
-		return fmt.Sprintf("service accounts: database up (%s)\n", sa.where)
+		return true, "database up (" + sa.where + ")"
 	}
 	what := "database DOWN"
 	if errors.Is(st.Err, serviceaccount.ErrSchema) {
 		what = "table NOT USABLE (check service_accounts.db_schema, table and the role's grants)"
 	}
-	return fmt.Sprintf("service accounts: %s at %s: %v (service-account tokens get 503)\n",
+	return true, fmt.Sprintf("%s at %s: %v (service-account tokens get 503)",
 		what, st.Checked.UTC().Format("2006-01-02T15:04:05Z"), st.Err)
 }
 

@@ -84,6 +84,17 @@ var agentosHeaders = []string{
 	"x-agentos-claim-email",
 }
 
+// forgedAgentosHeaders are client-sent x-agentos-* headers every shipped proxy must
+// remove (contract §5): names agentos-authz sets, a forward_claims name, and names it
+// never sets, which only a prefix removal catches.
+var forgedAgentosHeaders = []string{
+	"x-agentos-user-id",
+	"x-agentos-scopes",
+	"x-agentos-claim-email",
+	"x-agentos-claim-role",
+	"x-agentos-foo",
+}
+
 // spoofableHeaders name the checked request in HTTP mode (contract §6): a proxy must never
 // take them from the client, or a caller could have one path checked and another served.
 var spoofableHeaders = []string{

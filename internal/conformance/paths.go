@@ -158,6 +158,7 @@ func nextReady() []string {
 	return []string{
 		"manual-default-routes.json",
 		"manual-interfaces-a2a.json",
+		"manual-identity-values.json",
 		"manual-service-accounts.json",
 		"manual-service-accounts-throttle-small.json",
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
@@ -43,8 +44,17 @@ func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
 		return Identity{}, time.Time{}, f
 	}
 	issRaw, hasIss := claims.get(jwt.IssuerKey)
-	if hasIss && (len(issRaw) == 0 || issRaw[0] != '"') {
-		return Identity{}, time.Time{}, invalid("iss claim is not a string")
+	// docs/CONTRACT.md §5: iss, sub, session_id and jti, when present, are
+	// strings, whichever claims carry the identity.
+	// (The configured user and session id claims are read, with their own
+	// messages, by stringClaim below.)
+	for _, name := range [...]string{jwt.IssuerKey, jwt.SubjectKey, "session_id", jwt.JwtIDKey} {
+		if name == v.claims.UserID || name == v.claims.SessionID {
+			continue
+		}
+		if raw, ok := claims.get(name); ok && (len(raw) == 0 || raw[0] != '"') {
+			return Identity{}, time.Time{}, invalid(name + " claim is not a string")
+		}
 	}
 	// jwx treats exp 0 as "no exp"; for us it is a token that expired in
 	// 1970, like any exp before it.
@@ -242,25 +252,49 @@ func jsonStringIs(raw []byte, want string) bool {
 	return ok && s == want
 }
 
-// stringClaim reads an identity claim: absent or "" gives "", a string
-// with control characters or any other value (null included) is an invalid
-// token (it would go into an upstream header).
+// stringClaim reads an identity claim: absent or "" gives "". A value with
+// leading or trailing white space or a control character, or anything but
+// a string (null included), is an invalid token (docs/CONTRACT.md §5,
+// "Identity values"): it would reach the upstream as a different id, or not
+// fit a header, on one transport or the other.
 func stringClaim(claims rawClaims, text *payloadText, name, what string) (string, *Failure) {
 	c := claims.find(name)
 	if c == nil {
 		return "", nil
 	}
+	var s string
 	if c.plain {
-		return text.slice(c.at+1, c.at+len(c.raw)-1), nil // printable ASCII: header-safe
+		s = text.slice(c.at+1, c.at+len(c.raw)-1) // printable ASCII
+	} else {
+		var isString bool
+		if s, isString = jsonString(c.raw); !isString {
+			return "", invalid(what + " claim is not a string")
+		}
+		if !identitySafe(s) {
+			return "", invalid(what + " claim has control characters")
+		}
 	}
-	s, isString := jsonString(c.raw)
-	if !isString {
-		return "", invalid(what + " claim is not a string")
-	}
-	if !headerSafe(s) {
-		return "", invalid(what + " claim has control characters")
+	if s != "" && (isSpace(s[0]) || isSpace(s[len(s)-1])) {
+		return "", invalid(what + " claim has leading or trailing white space")
 	}
 	return s, nil
+}
+
+// isSpace reports an ASCII white-space byte (a multi-byte space is not a
+// control character and stays part of the id).
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// identitySafe reports whether s is valid UTF-8 without any control
+// character, tab included.
+func identitySafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }
 
 // reservedSubject reports user ids AgentOS keeps for itself (CONTRACT §5).
@@ -268,9 +302,12 @@ func reservedSubject(id string) bool {
 	return strings.HasPrefix(id, "sa:") || strings.HasPrefix(id, "__oauth__:") || id == "__scheduler__"
 }
 
-// scopeList reads the scope claim (CONTRACT §5): a list of strings (other
-// entries ignored) or one space-separated string. Empty entries and entries
-// with control characters (which no header can carry) are dropped too.
+// scopeList reads the scope claim (docs/CONTRACT.md §5): a list of strings
+// or one space-separated string. Only entries that are non-empty strings
+// without control characters and without leading or trailing white space
+// are kept: any other entry (a padded one) matches nothing and is left out
+// of x-agentos-scopes. A space inside an entry stays: a per-resource id may
+// hold one ("agents:sales bot:run", as the conformance vectors require).
 func scopeList(c *rawClaim, text *payloadText) []string {
 	raw := c.raw
 	if len(raw) == 0 {
@@ -282,7 +319,7 @@ func scopeList(c *rawClaim, text *payloadText) []string {
 		out := strings.Fields(s)
 		n := 0
 		for _, f := range out {
-			if headerSafe(f) {
+			if oneScope(f) {
 				out[n] = f
 				n++
 			}
@@ -311,8 +348,9 @@ func scopeList(c *rawClaim, text *payloadText) []string {
 			}
 			switch {
 			case isString && sc.plain:
-				if sc.i-start > 2 { // printable ASCII: header-safe
-					out = append(out, text.slice(c.at+start+1, c.at+sc.i-1))
+				// Printable ASCII: only padding can disqualify it.
+				if e := text.slice(c.at+start+1, c.at+sc.i-1); e != "" && e[0] != ' ' && e[len(e)-1] != ' ' {
+					out = append(out, e)
 				}
 			case isString:
 				if s, ok := jsonString(sc.b[start:sc.i]); ok && oneScope(s) {
@@ -330,11 +368,15 @@ func scopeList(c *rawClaim, text *payloadText) []string {
 	return nil
 }
 
-// oneScope reports whether a list entry is kept as a scope: non-empty and
-// header-safe. An entry with a space stays one scope (CONTRACT §5: a
-// per-resource scope's id may hold one, "agents:sales bot:run").
+// oneScope reports whether an entry is kept as a scope: non-empty, valid
+// UTF-8, without control characters or leading or trailing white space.
 func oneScope(s string) bool {
-	return s != "" && headerSafe(s)
+	if s == "" || !identitySafe(s) {
+		return false
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	return !unicode.IsSpace(first) && !unicode.IsSpace(last)
 }
 
 // headerSafe reports whether s can be an HTTP header value as is: valid
