@@ -135,8 +135,9 @@ func Reasons() []Reason {
 // outcome (allow, 400, 401, 403) is a Decision, never an error.
 // The zero Decision denies (Status 0 is not 200).
 type Decision struct {
-	// Status is the HTTP status: 200 allow, 400, 401 or 403; 429 and 503
-	// for a service-account token (docs/CONTRACT.md §5 table).
+	// Status is the HTTP status: 200 allow, 400, 401 or 403; 429 for a
+	// throttled service-account token, 503 when the keys or the
+	// service-account database cannot answer (docs/CONTRACT.md §5 table).
 	Status int
 	// Reason is the machine code for logs and metrics.
 	Reason Reason
