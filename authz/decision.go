@@ -17,6 +17,9 @@ type Request struct {
 	// Malformed is set by an adapter whose transport request lacks the HTTP
 	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
+	// Transport is TransportGRPC or TransportHTTP, set by the adapter, for
+	// the decision log line; "" when unknown (the check command).
+	Transport string
 }
 
 // Header is one header name/value pair (name lower-case).
@@ -48,6 +51,7 @@ const (
 	ReasonInsufficientScopes // 403
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
+	ReasonKeysUnavailable    // 503 keys not loaded yet (a JWKS URL before its first fetch)
 	reasonCount
 )
 
@@ -69,6 +73,7 @@ var reasonNames = [...]string{
 	ReasonInsufficientScopes: "insufficient_scopes",
 	ReasonNoRule:             "no_rule",
 	ReasonCanceled:           "canceled",
+	ReasonKeysUnavailable:    "keys_unavailable",
 }
 
 // String returns the stable snake_case code of r.
@@ -77,6 +82,26 @@ func (r Reason) String() string {
 		return reasonNames[r]
 	}
 	return "reason_" + strconv.Itoa(int(r))
+}
+
+// Status is the HTTP status a decision with reason r carries (CONTRACT
+// §5): 200 for the allowed reasons, 400 for a malformed request or path,
+// 401 for a missing or refused credential, 403 otherwise (insufficient
+// scopes, no rule, a cancelled check, and the zero Reason, so that a zero
+// Decision denies).
+func (r Reason) Status() int {
+	switch r {
+	case ReasonAllowed, ReasonAllowedExcluded, ReasonAllowedPreflight, ReasonAllowedListing, ReasonAllowedUnmapped:
+		return 200
+	case ReasonMalformedRequest, ReasonMalformedPath:
+		return 400
+	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
+		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
+		return 401
+	case ReasonKeysUnavailable:
+		return 503
+	}
+	return 403
 }
 
 // Reasons lists every Reason, for pre-registering metric label values.
@@ -117,7 +142,20 @@ type Decision struct {
 	Missing  []string // required scopes the caller lacks
 	UserID   string   // the user id claim, "" when none
 	Auth     string   // "jwt", "security-key", "none" or "" (denied before authentication)
+	// TokenProblem is why a token was refused (401 token denials), from a
+	// closed set; "" otherwise.
+	TokenProblem TokenProblem
+	// Shadow is set in shadow mode (mode: shadow, docs/CONTRACT.md §4) on a
+	// decision that is reported but not enforced: Status, Reason and Detail
+	// are what enforce mode answers, yet the request passes (Passes), with
+	// Upstream and Remove. Malformed requests (400) are never shadowed.
+	Shadow bool
 }
 
-// Allowed reports whether d lets the request through.
+// Allowed reports whether d is an allow (Status 200).
 func (d *Decision) Allowed() bool { return d.Status == 200 }
+
+// Passes reports whether the adapters let the request through: an allow,
+// or a shadowed decision (shadow mode reports a denial, it does not enforce
+// it). The zero Decision does not pass.
+func (d *Decision) Passes() bool { return d.Status == 200 || d.Shadow }

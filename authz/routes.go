@@ -68,7 +68,8 @@ func (r Reason) Step() int {
 	case ReasonAllowedPreflight, ReasonAllowedExcluded:
 		return 3
 	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
-		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
+		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey,
+		ReasonKeysUnavailable:
 		return 4
 	case ReasonAllowed, ReasonAllowedListing, ReasonAllowedUnmapped,
 		ReasonInsufficientScopes, ReasonNoRule:

@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -53,6 +54,10 @@ var _ http.Handler = (*httpHandler)(nil)
 // NewHTTPHandler returns the HTTP ext_authz service around d: every
 // request is a check (CONTRACT §6), decided on the serving goroutine. It
 // panics if d is nil: that is a wiring bug, not an input.
+//
+// The http.Server serving it must set DisableGeneralOptionsHandler:
+// otherwise net/http answers "OPTIONS *" itself with 200, without the
+// handler (and so the pipeline) ever seeing it.
 func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 	if d == nil {
 		panic("envoy: NewHTTPHandler called with a nil Decider")
@@ -68,6 +73,7 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 // Decider, which fails closed.
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := FromHTTPRequest(r, h.prefix)
+	req.Transport = authz.TransportHTTP
 	d := h.decider.Decide(r.Context(), &req)
 	if err := WriteDecision(w, &d); err != nil {
 		// Only an allow can fail, before anything was written: its 500 is
@@ -96,14 +102,23 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 	method, mOK := checkedValue(r.Header, headerOriginalMethod, headerForwardedMethod, r.Method)
 	path, pOK := checkedValue(r.Header, headerOriginalURI, headerForwardedURI, "")
-	if pOK && path == "" {
+	switch {
+	case !pOK || path != "":
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		// A target that is not origin-form: asterisk-form (OPTIONS *),
+		// absolute-form (GET http://host/agents) or authority-form
+		// (CONNECT host:443). No proxy sends one as a check: it goes to
+		// the pipeline as is, which answers 400 Malformed request path
+		// (CONTRACT §5), never an allow it was not asked for.
+		path = r.RequestURI
+	default:
 		// Envoy's HTTP service mode: the request is the check.
 		path, pOK = stripPrefix(r.RequestURI, prefix)
 	}
 	if !mOK || !pOK {
 		return authz.Request{Malformed: true}
 	}
-	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Header, r.Host)}
+	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host)}
 }
 
 // checkedValue reads one attribute of the checked request from the nginx
@@ -156,10 +171,17 @@ func stripPrefix(target, prefix string) (string, bool) {
 
 // lowerHeader copies h with lower-case keys, repeated values joined with
 // "," in order (Envoy's default mode), and the Host header, which net/http
-// keeps apart in r.Host.
-func lowerHeader(h http.Header, host string) map[string]string {
+// keeps apart in r.Host. The work is linear in the header block; once ctx
+// is done (the proxy hung up) the copy stops, and the Decider, seeing the
+// same ctx, fails closed without deciding the partial request.
+func lowerHeader(ctx context.Context, h http.Header, host string) map[string]string {
 	m := make(map[string]string, len(h)+1)
+	i := 0
 	for k, vs := range h {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return m
+		}
+		i++
 		m[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	if host != "" {
@@ -178,7 +200,7 @@ func (e *errUncarriable) Error() string {
 
 // WriteDecision renders d as the HTTP ext_authz reply (CONTRACT §5, §6).
 //
-// Allowed: 200, no body, every d.Upstream header, and d.Remove in
+// Allowed, or shadowed (d.Passes): 200, no body, every d.Upstream header, and d.Remove in
 // x-envoy-auth-headers-to-remove, which Envoy applies to the upstream
 // request (nginx and Traefik copy only the x-agentos-* headers). A header
 // value HTTP cannot carry exactly (a claim holding a control character, or
@@ -191,7 +213,7 @@ func (e *errUncarriable) Error() string {
 // {"detail": ...} as the gRPC adapter writes it, www-authenticate: Bearer
 // on 401, and the d.Response (CORS) headers that are valid field values.
 func WriteDecision(w http.ResponseWriter, d *authz.Decision) error {
-	if d.Allowed() {
+	if d.Passes() { // an allow, or a decision shadow mode reports only
 		return writeAllow(w, d)
 	}
 	status := httpStatus(d.Status)

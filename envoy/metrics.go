@@ -38,6 +38,9 @@ const (
 	labelStatus         = "status"
 	labelReason         = "reason"
 	labelResult         = "result"
+	// labelMode is how the decision was applied: enforce, or shadow
+	// (reported, let through: authz.Decision.Shadow).
+	labelMode = "mode"
 )
 
 // checkBuckets are the latency buckets of a check, from 10µs (a denial
@@ -54,7 +57,7 @@ func checkBuckets() []float64 {
 // Registerer given to NewMetrics (never the global one) and are safe for
 // concurrent use.
 type Metrics struct {
-	checks      *prometheus.CounterVec   // decision, status, reason
+	checks      *prometheus.CounterVec   // decision, status, reason, mode
 	duration    *prometheus.HistogramVec // decision
 	securityKey prometheus.Counter
 	configLoads *prometheus.CounterVec // result
@@ -94,8 +97,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricChecks,
-			Help: "Authorization checks answered (gRPC and HTTP), by decision (allow, deny), HTTP status and reason.",
-		}, []string{labelDecision, labelStatus, labelReason}),
+			Help: "Authorization checks answered (gRPC and HTTP), by decision (allow, deny), HTTP status, reason and mode (enforce; shadow: the decision was reported, the request let through).",
+		}, []string{labelDecision, labelStatus, labelReason, labelMode}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricCheckDuration,
 			Help:    "Time to decide one authorization check, by decision (allow, deny).",
@@ -141,8 +144,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	for _, r := range authz.Reasons() {
-		status := reasonStatus(r)
-		c := m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String())
+		status := r.Status()
+		c := m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String(), authz.ModeEnforce)
+		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String(), authz.ModeShadow)
 		if int(r) < reasonSlots {
 			m.byReason[r] = reasonCounter{status: status, counter: c}
 		}
@@ -165,23 +169,6 @@ func fetchResults() []string {
 		string(authz.FaultMalformed), string(authz.FaultRefused), string(authz.FaultCanceled), resultError}
 }
 
-// reasonStatus is the HTTP status a decision with reason r carries (the
-// pre-registered series; an unexpected pair is still counted as it comes).
-func reasonStatus(r authz.Reason) int {
-	switch r {
-	case authz.ReasonAllowed, authz.ReasonAllowedExcluded, authz.ReasonAllowedPreflight,
-		authz.ReasonAllowedListing, authz.ReasonAllowedUnmapped:
-		return http.StatusOK
-	case authz.ReasonMalformedRequest, authz.ReasonMalformedPath:
-		return http.StatusBadRequest
-	case authz.ReasonMissingCredential, authz.ReasonTokenExpired, authz.ReasonInvalidAudience,
-		authz.ReasonInvalidToken, authz.ReasonInvalidSubject, authz.ReasonInvalidSecurityKey:
-		return http.StatusUnauthorized
-	default: // insufficient_scopes, no_rule, canceled, unknown (the zero Decision)
-		return http.StatusForbidden
-	}
-}
-
 func decisionLabel(status int) string {
 	if status == http.StatusOK {
 		return decisionAllow
@@ -202,10 +189,14 @@ func renderedStatus(d *authz.Decision) int {
 // agentos_authz_checks_total, its latency, and a use of the security key.
 func (m *Metrics) ObserveCheck(d *authz.Decision, elapsed time.Duration) {
 	status := renderedStatus(d)
-	if int(d.Reason) < reasonSlots && m.byReason[d.Reason].counter != nil && m.byReason[d.Reason].status == status {
+	switch {
+	case d.Shadow:
+		// Counted as the decision enforce mode would have made.
+		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), d.Reason.String(), authz.ModeShadow).Inc()
+	case int(d.Reason) < reasonSlots && m.byReason[d.Reason].counter != nil && m.byReason[d.Reason].status == status:
 		m.byReason[d.Reason].counter.Inc()
-	} else {
-		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), d.Reason.String()).Inc()
+	default:
+		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), d.Reason.String(), authz.ModeEnforce).Inc()
 	}
 	if status == http.StatusOK {
 		m.allowDur.Observe(elapsed.Seconds())

@@ -68,7 +68,8 @@ func (p *PolicyServer) Explain(ctx context.Context, req *authzv1.ExplainRequest)
 		return nil, err
 	}
 	cr := ExplainCheckRequest(st.Config, req)
-	r := FromCheckRequest(cr)
+	r := fromCheckRequest(ctx, cr)
+	r.Transport = authz.TransportGRPC
 	d := st.Authorizer.Explain(ctx, &r)
 	return ExplainResponse(&d), nil
 }
@@ -131,9 +132,10 @@ func ExplainResponse(d *authz.Decision) *authzv1.ExplainResponse {
 		Auth:           d.Auth,
 		RemovedHeaders: d.Remove,
 	}
-	if d.Allowed() {
+	if d.Passes() {
 		out.Decision = authzv1.Decision_DECISION_ALLOW
 	}
+	out.Shadow = d.Shadow
 	for _, m := range d.Matched {
 		// scopes.Result.Matched: "required=caller scope that met it".
 		req, by, _ := strings.Cut(m, "=")

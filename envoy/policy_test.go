@@ -37,7 +37,7 @@ func TestExplainAgreesWithCheckOnFixtures(t *testing.T) {
 			h := cr.GetAttributes().GetRequest().GetHttp()
 			headers := map[string]string{}
 			if lines := h.GetHeaderMap().GetHeaders(); len(lines) > 0 {
-				for k, v := range joinHeaderLines(lines) {
+				for k, v := range joinHeaderLines(t.Context(), lines) {
 					headers[k] = v
 				}
 			} else {

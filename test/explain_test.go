@@ -93,6 +93,14 @@ func checkExplainAgrees(ctx context.Context, t *testing.T, srv *harness.Server, 
 	if err != nil {
 		t.Fatalf("%s: Explain RPC on the admin listener failed: %v", b.Describe(), err)
 	}
+	if resp.GetShadow() {
+		// Shadow mode: Explain reports what enforce mode answers; Check lets
+		// the request through.
+		if resp.GetDecision() != authzv1.Decision_DECISION_ALLOW || !o.Allowed {
+			t.Errorf("%s: shadowed Explain decision %s, Check allowed=%v; both must pass", b.Describe(), resp.GetDecision(), o.Allowed)
+		}
+		return
+	}
 	if int(resp.GetStatus()) != o.Status || resp.GetDetail() != o.Detail {
 		t.Errorf("%s: Explain = %d %q (reason %s, rule %q), Check = %d %q; they must agree",
 			b.Describe(), resp.GetStatus(), resp.GetDetail(), resp.GetReason(), resp.GetRule(), o.Status, o.Detail)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -96,7 +97,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}{
 		{b: h.request(t, "/agents/secret-agent-42", tokenSpec("user-metrics-7", "agents:read")), want: codes.OK},
 		{b: func() harness.Built {
-			b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, nil)
+			b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,10 +152,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		labels map[string]string
 		delta  float64
 	}{
-		{"agentos_authz_checks_total", map[string]string{"decision": "allow", "status": "200", "reason": "allowed"}, 2},
-		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "401", "reason": "missing_credential"}, 2},
-		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "403", "reason": "insufficient_scopes"}, 1},
-		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "400", "reason": "malformed_path"}, 0},
+		{"agentos_authz_checks_total", map[string]string{"decision": "allow", "status": "200", "reason": "allowed", "mode": "enforce"}, 2},
+		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "401", "reason": "missing_credential", "mode": "enforce"}, 2},
+		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "403", "reason": "insufficient_scopes", "mode": "enforce"}, 1},
+		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "400", "reason": "malformed_path", "mode": "enforce"}, 0},
 		{"agentos_authz_check_duration_seconds", map[string]string{"decision": "allow"}, 2},
 		{"agentos_authz_check_duration_seconds", map[string]string{"decision": "deny"}, 3},
 		{"agentos_authz_security_key_uses_total", map[string]string{}, 0},

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
 
@@ -170,7 +171,7 @@ func TestAdminAddrOff(t *testing.T) {
 	go func() {
 		exit <- run(runCtx, []string{"serve", "--config", cfgPath, "--grpc-addr", "127.0.0.1:0", "--http-addr", "off", "--admin-addr", "off"}, s)
 	}()
-	poll(t, "the serving log line", func() bool { return strings.Contains(h.stderr.String(), `"msg":"serving"`) })
+	poll.For(t, "the serving log line", func() bool { return strings.Contains(h.stderr.String(), `"msg":"serving"`) })
 	if _, admin := listeningAddrs(h.stderr.String()); admin != "off" {
 		t.Errorf("admin_addr logged %q, want off", admin)
 	}

@@ -64,6 +64,9 @@ func printExplained(w io.Writer, r *authzv1.ExplainResponse) {
 		line("detail", r.GetDetail())
 	}
 	line("reason", r.GetReason())
+	if r.GetShadow() {
+		line("mode", "shadow (the service lets this request through)")
+	}
 	line("step", stepText(r.GetStep()))
 	rule := r.GetRule()
 	if rule == "" {

@@ -262,7 +262,7 @@ const testAlg = "ES256"
 type testEnv struct {
 	cfg        *authz.Config
 	authorizer *authz.Authorizer
-	spec       algSpec
+	spec       authz.SigningAlgorithm
 	key        crypto.Signer
 	// jwt: the configuration verifies JWTs (with the ephemeral key).
 	jwt bool
@@ -273,7 +273,7 @@ type testEnv struct {
 // takes its key from the environment), replaces its key sources with an
 // ephemeral public key.
 func newTestEnv(cfgText []byte, now time.Time) (*testEnv, error) {
-	spec, err := lookupAlg(testAlg)
+	spec, err := authz.LookupSigningAlgorithm(testAlg)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +439,7 @@ func (e *testEnv) mint(claims map[string]any, now time.Time) (string, error) {
 	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
 		return "", err
 	}
-	signed, err := jws.Sign(payload, jws.WithKey(e.spec.alg, e.key, jws.WithProtectedHeaders(hdr)))
+	signed, err := jws.Sign(payload, jws.WithKey(e.spec.Name, e.key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}

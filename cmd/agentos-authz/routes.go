@@ -91,14 +91,14 @@ func loadRoutes(path string, s sys) (*authzv1.ListRoutesResponse, error) {
 }
 
 // ephemeralPublicKey makes a throwaway key pair of testAlg.
-func ephemeralPublicKey() (algSpec, []byte, error) {
-	spec, err := lookupAlg(testAlg)
+func ephemeralPublicKey() (authz.SigningAlgorithm, []byte, error) {
+	spec, err := authz.LookupSigningAlgorithm(testAlg)
 	if err != nil {
-		return algSpec{}, nil, err
+		return authz.SigningAlgorithm{}, nil, err
 	}
 	key, err := generateKey(spec)
 	if err != nil {
-		return algSpec{}, nil, fmt.Errorf("ephemeral key: %w", err)
+		return authz.SigningAlgorithm{}, nil, fmt.Errorf("ephemeral key: %w", err)
 	}
 	_, pub, err := encodeKeyPair(key)
 	return spec, pub, err

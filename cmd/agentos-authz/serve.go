@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -72,11 +73,64 @@ const (
 	defaultDrainTimeout = 20 * time.Second
 	adminShutdownWait   = 5 * time.Second
 	readyPollInterval   = 100 * time.Millisecond
-	adminHeaderTimeout  = 5 * time.Second
-	// httpIdleTimeout closes idle keep-alive connections of the HTTP
-	// ext_authz listener (proxies keep pools open).
+)
+
+// Server limits (README, Security). Every one is explicit, so a client
+// (or anyone who reaches the port) cannot make a check cost more than its
+// size, hold connections open for nothing, or queue unbounded work.
+const (
+	// grpcMaxRecvMsgSize bounds one CheckRequest. Envoy's request headers
+	// are at most 96 KiB (max_request_headers_kb), plus the body when
+	// with_request_body is set (max_request_bytes); a larger message is
+	// refused with RESOURCE_EXHAUSTED before it is decoded.
+	grpcMaxRecvMsgSize = 1 << 20
+	// grpcMaxConcurrentStreams bounds the checks in flight on one
+	// connection (Envoy multiplexes its checks over a few).
+	grpcMaxConcurrentStreams = 1024
+	// grpcKeepaliveMinTime: a client may ping at most this often, even
+	// with no check in flight (Envoy's connection_keepalive); more often
+	// and the connection is closed (GOAWAY too_many_pings).
+	grpcKeepaliveMinTime = 10 * time.Second
+	// grpcMaxConnectionIdle closes a connection with no check for this long.
+	grpcMaxConnectionIdle = 5 * time.Minute
+	// grpcKeepaliveTime / grpcKeepaliveTimeout: an idle connection is
+	// pinged after this long and closed if the ping is not answered.
+	grpcKeepaliveTime    = 2 * time.Minute
+	grpcKeepaliveTimeout = 20 * time.Second
+	// grpcConnectionTimeout bounds a new connection's HTTP/2 handshake.
+	grpcConnectionTimeout = 10 * time.Second
+
+	// httpMaxHeaderBytes bounds a check's request line and headers on the
+	// HTTP ext_authz and admin listeners (net/http answers 431 beyond it).
+	// nginx sends the client's headers (at most 4 x 8 KiB by default,
+	// large_client_header_buffers) and the request URI; Envoy at most
+	// 96 KiB of headers.
+	httpMaxHeaderBytes = 128 << 10
+	// httpReadHeaderTimeout bounds the time to send the headers (a slow
+	// client holds a connection and a goroutine).
+	httpReadHeaderTimeout = 5 * time.Second
+	// httpIdleTimeout closes idle keep-alive connections (proxies keep
+	// pools open).
 	httpIdleTimeout = 2 * time.Minute
 )
+
+// grpcServerOptions are the gRPC listener's limits.
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             grpcKeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: grpcMaxConnectionIdle,
+			Time:              grpcKeepaliveTime,
+			Timeout:           grpcKeepaliveTimeout,
+		}),
+		grpc.ConnectionTimeout(grpcConnectionTimeout),
+	}
+}
 
 // runServe parses the serve flags, loads the configuration (or builds the
 // --dev one) and serves until ctx is cancelled (SIGTERM/SIGINT): exit 0
@@ -87,7 +141,8 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			"grpc.health.v1 and reflection on --grpc-addr; the HTTP ext_authz service (Envoy HTTP mode,\n"+
 			"nginx auth_request, Traefik ForwardAuth) on --http-addr; /healthz, /readyz and /metrics\n"+
 			"on --admin-addr.\n"+
-			"SIGTERM or SIGINT: health turns NOT_SERVING, in-flight checks drain, exit 0.\n"+
+			"SIGTERM or SIGINT: health turns NOT_SERVING and /readyz 503, checks are still answered for\n"+
+			"--shutdown-delay, then in-flight checks drain, exit 0.\n"+
 			"--dev: ephemeral signing key, example tokens on stdout, readable logs;\n"+
 			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
 		s.stderr)
@@ -98,6 +153,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
+	shutdownDelay := fset.Duration("shutdown-delay", 0, "after SIGTERM, keep answering checks this long with health NOT_SERVING before draining (config shutdown_delay; default 0s)")
 	pprofOn := fset.Bool("pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin listener; keep that listener private")
 	if code, ok := parseFlags(fset, args); !ok {
 		return code
@@ -123,6 +179,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if isSet(fset, "admin-addr") {
 		flags.AdminAddr = adminAddr
 	}
+	if isSet(fset, "shutdown-delay") {
+		flags.ShutdownDelay = shutdownDelay
+	}
 
 	var cfg *authz.Config
 	var kit *devKit
@@ -139,10 +198,14 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
-	log := newLogger(s.stderr, *dev, level)
+	log := newServiceLogger(s.stderr, *dev, level, cfg.Log)
 	defer func() { _ = log.Sync() }()
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
+	}
+	if cfg.Shadow() {
+		// docs/CONTRACT.md §4 mode: shadow; also a condition on /readyz.
+		log.Warn(shadowWarning)
 	}
 	for _, w := range cfg.Warnings() {
 		// docs/CONTRACT.md §4: settings that weaken protection.
@@ -152,19 +215,6 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
 	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}, s)
-}
-
-// newLogger is zap's production JSON logger (sampled), or a readable
-// console logger for --dev, writing to w.
-func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
-	sink := zapcore.Lock(zapcore.AddSync(w))
-	if dev {
-		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-		return zap.New(zapcore.NewCore(enc, sink, level), zap.ErrorOutput(sink))
-	}
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, level), time.Second, 100, 100)
-	return zap.New(core, zap.ErrorOutput(sink))
 }
 
 // checkGate is the registered Check service: UNAVAILABLE until the
@@ -227,20 +277,48 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		return exitFault
 	}
 
+	// Counts of suppressed denial lines, until every check is answered.
+	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		reportSuppressed(reportCtx, log, suppressedReportInterval)
+	}()
+	defer func() {
+		stopReport()
+		<-reported
+	}()
+
 	hs := health.NewServer()
 	for _, name := range serviceNames() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	gate := &checkGate{}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpcServerOptions()...)
 	authv3.RegisterAuthorizationServer(gs, gate)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
 	life := &lifecycle{}
+	// /readyz: every condition registered here must hold.
+	var configLoaded, keysLoaded atomic.Bool
+	ready := &readyConditions{}
+	ready.register(condConfig, flagCondition(&configLoaded, "loading the configuration"))
+	ready.register(condKeys, flagCondition(&keysLoaded, "waiting for the verification keys (the JWKS URL's first fetch)"))
+	ready.register(condDraining, func() (bool, string) {
+		if life.isDraining() {
+			return false, "shutting down: health is NOT_SERVING; checks are answered until the drain ends"
+		}
+		return true, ""
+	})
+	if cfg.Shadow() {
+		ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
+	}
 	admin := &http.Server{
-		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof),
-		ReadHeaderTimeout: adminHeaderTimeout,
+		Handler:           adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
 	// The policy API shares the admin listener (admin_api.go).
@@ -252,10 +330,14 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	var checkHTTP *http.Server
 	if httpLis != nil {
 		checkHTTP = &http.Server{
-			Handler:           gateHTTP,
-			ReadHeaderTimeout: adminHeaderTimeout,
-			IdleTimeout:       httpIdleTimeout,
-			ErrorLog:          zap.NewStdLog(log.Named("http")),
+			Handler: gateHTTP,
+			// "OPTIONS *" is a check like any other (the pipeline answers
+			// 400 Malformed request path), not net/http's own 200.
+			DisableGeneralOptionsHandler: true,
+			ReadHeaderTimeout:            httpReadHeaderTimeout,
+			MaxHeaderBytes:               httpMaxHeaderBytes,
+			IdleTimeout:                  httpIdleTimeout,
+			ErrorLog:                     zap.NewStdLog(log.Named("http")),
 		}
 	}
 
@@ -285,6 +367,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		printConfigError(s.stderr, err)
 		code, stopping = exitUsage, true
 	} else {
+		configLoaded.Store(true)
 		// The JWKS URL fetch and refresh run under ctx until serve
 		// returns; readiness (below) waits for the first key set.
 		if bg, ok := a.(background); ok {
@@ -315,6 +398,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			// consult health first, so 503 (an error, a denial) until
 			// the keys are loaded.
 			gateHTTP.set(checkHandler)
+			keysLoaded.Store(true)
 			if !life.serving(hs) {
 				return // already draining
 			}
@@ -343,6 +427,12 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		}
 	}
 
+	if delay := cfg.ShutdownDelay.Duration; code == exitOK && delay > 0 && keysLoaded.Load() {
+		// Only a service that was serving can have proxies still sending
+		// it checks; a failed listener stops at once.
+		life.drain(hs)
+		waitShutdownDelay(log, delay)
+	}
 	shutdown(ctx, log, gs, checkHTTP, admin, func() { life.drain(hs) }, opts.drainTimeout)
 	log.Info("stopped", zap.Int("exit_code", code))
 	return code
@@ -393,7 +483,14 @@ func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, checkHTTP, 
 type lifecycle struct {
 	mu       sync.Mutex
 	draining bool
-	ready    atomic.Bool // read by /readyz
+}
+
+// isDraining reports whether the drain began (the not_draining condition
+// of /readyz).
+func (l *lifecycle) isDraining() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.draining
 }
 
 // serving reports SERVING on health and readiness, unless draining began;
@@ -407,7 +504,6 @@ func (l *lifecycle) serving(hs *health.Server) bool {
 	for _, name := range serviceNames() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	l.ready.Store(true)
 	return true
 }
 
@@ -417,7 +513,6 @@ func (l *lifecycle) drain(hs *health.Server) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.draining = true
-	l.ready.Store(false)
 	hs.Shutdown()
 }
 
@@ -447,27 +542,20 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 }
 
 // adminHandler serves /healthz (200 while the process lives), /readyz
-// (200 only while serving checks; 503 before and while draining), when
+// (readyz: 200 only while serving checks, 503 before and while draining,
+// with the readiness conditions as JSON), when
 // metrics is not nil, /metrics (CONTRACT §2) and, with profiling on
 // (--pprof), the Go profiles of net/http/pprof under /debug/pprof/.
 // Profiles expose internals (goroutine stacks, heap contents by site) and
 // cost CPU while taken: they are off by default, and the admin listener
 // must stay private when they are on.
-func adminHandler(ready func() bool, metrics http.Handler, profiling bool) http.Handler {
+func adminHandler(readyz http.HandlerFunc, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
+	mux.HandleFunc("GET /readyz", readyz)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // listeningHTTPAddr finds http_addr in the JSON "listening" log line.
@@ -131,14 +132,14 @@ func TestServeHTTPModeAndMetrics(t *testing.T) {
 		t.Fatalf("GET /metrics = %d %s", status, header.Get("Content-Type"))
 	}
 	for series, want := range map[string]string{
-		`agentos_authz_checks_total{decision="allow",reason="allowed",status="200"}`:            "2",
-		`agentos_authz_checks_total{decision="deny",reason="missing_credential",status="401"}`:  "2",
-		`agentos_authz_checks_total{decision="deny",reason="insufficient_scopes",status="403"}`: "1",
-		`agentos_authz_checks_total{decision="deny",reason="malformed_path",status="400"}`:      "0",
-		`agentos_authz_check_duration_seconds_count{decision="allow"}`:                          "2",
-		`agentos_authz_config_loads_total{result="success"}`:                                    "1",
-		`agentos_authz_security_key_uses_total`:                                                 "0",
-		`agentos_authz_jwks_fetches_total{result="success"}`:                                    "0",
+		`agentos_authz_checks_total{decision="allow",mode="enforce",reason="allowed",status="200"}`:            "2",
+		`agentos_authz_checks_total{decision="deny",mode="enforce",reason="missing_credential",status="401"}`:  "2",
+		`agentos_authz_checks_total{decision="deny",mode="enforce",reason="insufficient_scopes",status="403"}`: "1",
+		`agentos_authz_checks_total{decision="deny",mode="enforce",reason="malformed_path",status="400"}`:      "0",
+		`agentos_authz_check_duration_seconds_count{decision="allow"}`:                                         "2",
+		`agentos_authz_config_loads_total{result="success"}`:                                                   "1",
+		`agentos_authz_security_key_uses_total`:                                                                "0",
+		`agentos_authz_jwks_fetches_total{result="success"}`:                                                   "0",
 	} {
 		if got := metricValue(text, series); got != want {
 			t.Errorf("/metrics %s = %q, want %q", series, got, want)
@@ -180,7 +181,7 @@ func TestServeHTTPNotReady(t *testing.T) {
 		}
 	}()
 	var addr string
-	poll(t, "the listening line", func() bool {
+	poll.For(t, "the listening line", func() bool {
 		addr = listeningHTTPAddr(h.stderr.String())
 		return addr != ""
 	})
@@ -189,7 +190,7 @@ func TestServeHTTPNotReady(t *testing.T) {
 		t.Errorf("HTTP check before ready = %d %q %s, want 503 with a JSON detail", status, header.Get("Content-Type"), body)
 	}
 	fake.ready.Store(true)
-	poll(t, "HTTP checks once ready", func() bool {
+	poll.For(t, "HTTP checks once ready", func() bool {
 		status, _, _ = httpDo(t, "GET", "http://"+addr+"/agents", nil)
 		return status == http.StatusOK
 	})

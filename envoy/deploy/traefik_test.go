@@ -111,6 +111,15 @@ func checkTraefik(cfg *traefikDynamic) error {
 				fail("%s.authResponseHeadersRegex %q: %s would not reach AgentOS", where, re, http.CanonicalHeaderKey(h))
 			}
 		}
+		// Contract §5: every client-sent x-agentos-* header is removed, names agentos-authz
+		// never sets included, as Go canonicalises them and as sent.
+		for _, h := range forgedAgentosHeaders {
+			for _, name := range []string{http.CanonicalHeaderKey(h), h, strings.ToUpper(h)} {
+				if !re.MatchString(name) {
+					fail("%s.authResponseHeadersRegex %q: a client-sent %s would reach AgentOS", where, re, name)
+				}
+			}
+		}
 		for _, h := range []string{"Authorization", "Cookie", "Content-Type", "X-Forwarded-Uri", "X-Agentos", "X-Agentosfoo"} {
 			if re.MatchString(h) {
 				fail("%s.authResponseHeadersRegex %q: also matches %s", where, re, h)
@@ -203,13 +212,27 @@ func TestTraefikValidatorsReject(t *testing.T) {
 			wantErr: "client-sent x-original-uri",
 		},
 		{
-			name:    "identity headers not copied",
-			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "^X-Agentos-", "^X-Agentos-User-Id$") },
+			name: "identity headers not copied",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-User-Id$")
+			},
 			wantErr: "X-Agentos-Scopes would not reach AgentOS",
 		},
 		{
+			name: "only the known names removed",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-(User-Id|Session-Id|Scopes|Auth|Accessible-Ids|Claim-Email)$")
+			},
+			wantErr: "a client-sent X-Agentos-Foo would reach AgentOS",
+		},
+		{
+			name:    "case-sensitive regex",
+			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-") },
+			wantErr: "a client-sent x-agentos-foo would reach AgentOS",
+		},
+		{
 			name:    "regex too wide",
-			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "^X-Agentos-", "X-") },
+			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "(?i)^x-agentos-", "X-") },
 			wantErr: "also matches X-Forwarded-Uri",
 		},
 		{

@@ -386,8 +386,10 @@ func (x *MatchedScope) GetBy() string {
 
 // ExplainResponse is the decision and its explanation.
 type ExplainResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Decision Decision               `protobuf:"varint,1,opt,name=decision,proto3,enum=agentos.authz.v1.Decision" json:"decision,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the service does with the request: DECISION_ALLOW when it passes
+	// (an allow, or any decision in shadow mode).
+	Decision Decision `protobuf:"varint,1,opt,name=decision,proto3,enum=agentos.authz.v1.Decision" json:"decision,omitempty"`
 	// The HTTP status: 200, 400, 401 or 403.
 	Status int32 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
 	// The contract's message of a denial ({"detail": ...}); empty on allow.
@@ -412,8 +414,11 @@ type ExplainResponse struct {
 	RemovedHeaders []string `protobuf:"bytes,13,rep,name=removed_headers,json=removedHeaders,proto3" json:"removed_headers,omitempty"`
 	// Headers on the denied response (CORS).
 	ResponseHeaders []*Header `protobuf:"bytes,14,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Shadow mode (mode: shadow): status, detail and reason are what enforce
+	// mode answers, but the request passes (decision is DECISION_ALLOW).
+	Shadow        bool `protobuf:"varint,15,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExplainResponse) Reset() {
@@ -542,6 +547,13 @@ func (x *ExplainResponse) GetResponseHeaders() []*Header {
 		return x.ResponseHeaders
 	}
 	return nil
+}
+
+func (x *ExplainResponse) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
 }
 
 type ListRoutesRequest struct {
@@ -917,7 +929,7 @@ const file_agentos_authz_v1_authz_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\":\n" +
 	"\fMatchedScope\x12\x1a\n" +
 	"\brequired\x18\x01 \x01(\tR\brequired\x12\x0e\n" +
-	"\x02by\x18\x02 \x01(\tR\x02by\"\xc8\x04\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\"\xe0\x04\n" +
 	"\x0fExplainResponse\x126\n" +
 	"\bdecision\x18\x01 \x01(\x0e2\x1a.agentos.authz.v1.DecisionR\bdecision\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\x05R\x06status\x12\x16\n" +
@@ -933,7 +945,8 @@ const file_agentos_authz_v1_authz_proto_rawDesc = "" +
 	"\x04auth\x18\v \x01(\tR\x04auth\x12C\n" +
 	"\x10upstream_headers\x18\f \x03(\v2\x18.agentos.authz.v1.HeaderR\x0fupstreamHeaders\x12'\n" +
 	"\x0fremoved_headers\x18\r \x03(\tR\x0eremovedHeaders\x12C\n" +
-	"\x10response_headers\x18\x0e \x03(\v2\x18.agentos.authz.v1.HeaderR\x0fresponseHeaders\"\x13\n" +
+	"\x10response_headers\x18\x0e \x03(\v2\x18.agentos.authz.v1.HeaderR\x0fresponseHeaders\x12\x16\n" +
+	"\x06shadow\x18\x0f \x01(\bR\x06shadow\"\x13\n" +
 	"\x11ListRoutesRequest\"\x97\x02\n" +
 	"\x05Route\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
