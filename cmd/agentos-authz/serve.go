@@ -39,7 +39,7 @@ type serveOptions struct {
 	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
 	// reload loads the configuration again from its sources (nil with
 	// --dev: nothing to reload); configPath is its file ("" for none).
-	reload     func() (*authz.Config, error)
+	reload     func() (*authz.Config, configSource, error)
 	configPath string
 	// hup delivers reload requests; nil means SIGHUP.
 	hup <-chan os.Signal
@@ -224,7 +224,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
 	if !*dev {
 		opts.configPath = configPath(*cfgPath, s.lookupEnv)
-		opts.reload = func() (*authz.Config, error) { return loadConfig(opts.configPath, s.lookupEnv, flags) }
+		opts.reload = func() (*authz.Config, configSource, error) {
+			return loadConfigSource(opts.configPath, s.lookupEnv, flags, s.now())
+		}
 	}
 	return serve(ctx, cfg, log, opts, s)
 }
@@ -392,7 +394,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			}
 		}
 		if r, ok := a.(reloadable); ok && opts.reload != nil {
-			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s)
+			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *authz.Config, src configSource) {
+				if st := policyState(a, cfg, src); st != nil {
+					policy.Set(st)
+				}
+			})
 		}
 		// One Decider for both transports, measured once (/metrics).
 		dec := metrics.Decider(a)
