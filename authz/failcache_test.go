@@ -253,3 +253,35 @@ func TestFailCacheBounded(t *testing.T) {
 		t.Error("the cache is not bounded by failCacheMax")
 	}
 }
+
+// BenchmarkDecideReplayedInvalid: a refused RS256 token sent again, with
+// the failed-verification cache ("remembered") and without it ("verified":
+// every replay verified again, as before the cache).
+func BenchmarkDecideReplayedInvalid(b *testing.B) {
+	k := jtLoadKeys(b)
+	cfg := "os_id: test-os\njwt:\n  algorithms: [RS256]\n  verify_audience: true\n  verification_keys:\n    - |\n" + indent(k.rs.pubPEM, "      ")
+	good := claims{"sub": "u1", "aud": "test-os", "scopes": []string{"agents:read"}}
+	toks := map[string]string{
+		"bad-signature":  jtFlipSig(mint(b, jwa.RS256, k.rs.priv, good)),
+		"expired":        mint(b, jwa.RS256, k.rs.priv, claims{"sub": "u1", "aud": "test-os", "exp": testNow.Add(-time.Hour).Unix()}),
+		"wrong-audience": mint(b, jwa.RS256, k.rs.priv, claims{"sub": "u1", "aud": "another-os"}),
+	}
+	for _, name := range []string{"bad-signature", "expired", "wrong-audience"} {
+		for _, mode := range []string{"remembered", "verified"} {
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				a := cachedAuthorizer(b, cfg, testClock, nil)
+				if mode == "verified" {
+					a.snap.Load().fails = nil
+				}
+				req := getAgents(toks[name])
+				if d := a.Decide(b.Context(), req); d.Status != 401 {
+					b.Fatalf("Decide = %d %q, want 401", d.Status, d.Detail)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					a.Decide(b.Context(), req)
+				}
+			})
+		}
+	}
+}
