@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -47,11 +48,20 @@ type Config struct {
 	SecurityKey string `yaml:"security_key"`
 	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
 	SecurityKeyMigration bool `yaml:"security_key_migration"`
+	// ServiceAccounts is the service_accounts: section (docs/CONTRACT.md §8).
+	ServiceAccounts ServiceAccountsConfig `yaml:"service_accounts"`
 
 	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
 	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
 	Log LogConfig `yaml:"log"`
+
+	// Mode is "enforce" (the default) or "shadow": allow everything, report
+	// the decision that enforce mode would have made (config_operate.go).
+	Mode string `yaml:"mode"`
+	// ShutdownDelay is how long checks are still answered after SIGTERM,
+	// with health already NOT_SERVING, before the drain (--shutdown-delay).
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 
 	// The serve listeners (CONTRACT §2: every serve flag is settable here).
 	GRPCAddr  string `yaml:"grpc_addr"`
@@ -66,6 +76,9 @@ const (
 	DefaultAdminAddr = ":9090"
 	// HTTPAddrOff as http_addr disables the HTTP ext_authz listener.
 	HTTPAddrOff = "off"
+	// AdminAddrOff as admin_addr disables the admin listener (health,
+	// metrics and the policy API).
+	AdminAddrOff = "off"
 )
 
 // DefaultExcludedRoutes returns the default excluded_routes (CONTRACT §4).
@@ -80,6 +93,8 @@ func Default() Config {
 		AdminScope:     scopes.DefaultAdminScope,
 		JWT:            DefaultJWTConfig(),
 		UnmappedRoutes: "allow",
+		Mode:           ModeEnforce,
+		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: DefaultExcludedRoutes(),
 		GRPCAddr:       DefaultGRPCAddr,
 		HTTPAddr:       DefaultHTTPAddr,
@@ -93,6 +108,8 @@ type Flags struct {
 	GRPCAddr  *string
 	HTTPAddr  *string
 	AdminAddr *string
+	// ShutdownDelay is --shutdown-delay.
+	ShutdownDelay *time.Duration
 }
 
 // Environment variables read by Load (CONTRACT §3). AUTHZ_CONFIG, the path
@@ -185,6 +202,9 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
 	if v, ok := get(EnvOSID); ok {
 		c.OSID = v
 	}
+	if v, ok := get(EnvServiceAccountsDBURL); ok {
+		c.ServiceAccounts.DBURL = v
+	}
 }
 
 func (c *Config) applyFlags(f Flags) {
@@ -196,6 +216,9 @@ func (c *Config) applyFlags(f Flags) {
 	}
 	if f.AdminAddr != nil {
 		c.AdminAddr = *f.AdminAddr
+	}
+	if f.ShutdownDelay != nil {
+		c.ShutdownDelay = Duration{*f.ShutdownDelay}
 	}
 }
 
@@ -236,10 +259,11 @@ func (c *Config) Validate() error {
 	jwtSource := c.JWT.HasSource()
 	key := c.SecurityKey != ""
 
-	if !jwtSource && !key {
+	// docs/CONTRACT.md §8: service_accounts.db_url is a credential source.
+	if !jwtSource && !key && !c.ServiceAccounts.Enabled() {
 		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
-			"(or %s, %s, %s), or the deprecated security_key (%s)",
-			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvSecurityKey)
+			"(or %s, %s, %s), service_accounts.db_url (%s), or the deprecated security_key (%s)",
+			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvServiceAccountsDBURL, EnvSecurityKey)
 	}
 	if c.Authorization != nil && *c.Authorization && !jwtSource {
 		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+
@@ -272,13 +296,15 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.JWT.Check()...)
 	errs = append(errs, c.HTTP.check()...)
 	errs = append(errs, c.Log.check()...)
+	errs = append(errs, c.checkOperate()...)
+	errs = append(errs, c.ServiceAccounts.check()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool
 	}{
 		{"grpc_addr", c.GRPCAddr, false},
 		{"http_addr", c.HTTPAddr, true},
-		{"admin_addr", c.AdminAddr, false},
+		{"admin_addr", c.AdminAddr, true},
 	} {
 		if a.off && a.addr == HTTPAddrOff {
 			continue

@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -73,6 +74,7 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 // Decider, which fails closed.
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := FromHTTPRequest(r, h.prefix)
+	req.Transport = authz.TransportHTTP
 	d := h.decider.Decide(r.Context(), &req)
 	if err := WriteDecision(w, &d); err != nil {
 		// Only an allow can fail, before anything was written: its 500 is
@@ -117,7 +119,26 @@ func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 	if !mOK || !pOK {
 		return authz.Request{Malformed: true}
 	}
-	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host)}
+	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host), ClientAddr: clientAddr(r)}
+}
+
+// clientAddr is the client the proxy reports (docs/CONTRACT.md §8): the
+// last X-Forwarded-For entry, the one the proxy in front appended, else
+// the connection's peer (its host, without the port).
+func clientAddr(r *http.Request) string {
+	if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
+		last := vs[len(vs)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if last = strings.TrimSpace(last); last != "" {
+			return last
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // checkedValue reads one attribute of the checked request from the nginx
@@ -199,7 +220,7 @@ func (e *errUncarriable) Error() string {
 
 // WriteDecision renders d as the HTTP ext_authz reply (CONTRACT §5, §6).
 //
-// Allowed: 200, no body, every d.Upstream header, and d.Remove in
+// Allowed, or shadowed (d.Passes): 200, no body, every d.Upstream header, and d.Remove in
 // x-envoy-auth-headers-to-remove, which Envoy applies to the upstream
 // request (nginx and Traefik copy only the x-agentos-* headers). A header
 // value HTTP cannot carry exactly (a claim holding a control character, or
@@ -212,7 +233,7 @@ func (e *errUncarriable) Error() string {
 // {"detail": ...} as the gRPC adapter writes it, www-authenticate: Bearer
 // on 401, and the d.Response (CORS) headers that are valid field values.
 func WriteDecision(w http.ResponseWriter, d *authz.Decision) error {
-	if d.Allowed() {
+	if d.Passes() { // an allow, or a decision shadow mode reports only
 		return writeAllow(w, d)
 	}
 	status := httpStatus(d.Status)

@@ -159,5 +159,7 @@ func nextReady() []string {
 		"manual-default-routes.json",
 		"manual-interfaces-a2a.json",
 		"manual-identity-values.json",
+		"manual-service-accounts.json",
+		"manual-service-accounts-throttle-small.json",
 	}
 }
