@@ -13,12 +13,15 @@ FUZZTIME  ?= 30s
 # the seed corpora every `go test` runs; `make fuzz` is the long run (FUZZTIME).
 FUZZSHORT ?= 3s
 BENCHTIME ?= 1s
+# SOAK_DURATION, SOAK_RATE: the length and the checks per second of `make soak`.
+SOAK_DURATION ?= 10m
+SOAK_RATE     ?= 500
 # VERSION is linked into the binary (agentos-authz version, agentos_authz_build_info):
 # git describe in a checkout, else "devel" (a source tarball has no tags to describe).
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps fmt-check vet unit policy-test bench fuzz fuzz-short fuzz-run lint clean \
+.PHONY: all build run test test-deps fmt-check vet unit policy-test bench soak fuzz fuzz-short fuzz-run lint clean \
 	proto proto-lint proto-breaking proto-check
 
 all: build
@@ -63,6 +66,15 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/... ./envoy/
 	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
 	bin/authz-bench compare --bin $(BIN) --duration 10s
+
+# soak: not part of `make test`. The real binary at SOAK_RATE checks a second
+# (open loop) for SOAK_DURATION with pooled tokens (and replayed invalid ones),
+# 20% fresh tokens and 1% garbage requests; prints the service's RSS and
+# goroutines every 10 s and fails on any transport error, wrong answer, or RSS
+# or goroutines growing from the first third of the run to the last.
+soak: build
+	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
+	bin/authz-bench soak --bin $(BIN) --duration $(SOAK_DURATION) --rate $(SOAK_RATE)
 
 # fuzz: every fuzz target for FUZZTIME each (go test -fuzz takes one target at a
 # time). Crashers land in the package's testdata/fuzz/ and become regression seeds.

@@ -67,6 +67,9 @@ type snapshot struct {
 	// cache remembers verified tokens (nil: jwt.cache_size or
 	// jwt.cache_ttl is 0, or no verifier).
 	cache *tokenCache
+	// fails remembers settled verification failures (failcache.go); nil
+	// when cache is.
+	fails *failCache
 	clock func() time.Time
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
@@ -169,6 +172,11 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 			return nil, err
 		}
 		s.cache = newTokenCache(cfg.JWT.TokenCacheSize(), cfg.JWT.CacheTTL.Duration, cfg.JWT.Leeway.Duration)
+	}
+	if s.cache != nil {
+		// A new one on every compile, a reload with the same keys too: a
+		// replayed refusal costs one verification more, never a stale answer.
+		s.fails = newFailCache(cfg.JWT.TokenCacheSize(), cfg.JWT.CacheTTL.Duration)
 	}
 	return s, nil
 }
@@ -449,8 +457,9 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 
 // verifyToken verifies tok, or finds it in the verified-token cache. A hit
 // is exactly what a verification would say now (see tokencache.go): the
-// same key set, the clock inside the token's validity. Only a valid token
-// is remembered.
+// same key set, the clock inside the token's validity. A valid token is
+// remembered there; a settled failure in the failed-verification cache
+// (failcache.go), which answers a replayed refused token the same way.
 func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Failure) {
 	if s.cache == nil {
 		id, fail := s.verifier.Verify(ctx, tok)
@@ -472,9 +481,14 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		return p, nil
 	}
 	s.obs.CacheMiss()
-	id, from, fail := s.verifier.VerifyFrom(ctx, tok)
+	if f, ok := s.fails.get(&d, keys, now); ok {
+		return principal{}, f
+	}
+	id, from, fail, settled := s.verifier.VerifySettled(ctx, tok)
 	if fail != nil {
-		return principal{}, tokenFailure(fail)
+		f := tokenFailure(fail)
+		s.fails.put(&d, keys, s.clock(), f, settled)
+		return principal{}, f
 	}
 	p := s.sets.share(newPrincipal(&id), s.table)
 	s.cache.put(&d, keys, now, &id, from, p)
