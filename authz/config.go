@@ -48,6 +48,10 @@ type Config struct {
 	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
 	SecurityKeyMigration bool `yaml:"security_key_migration"`
 
+	// Upstream is the upstream: section (docs/CONTRACT.md §9): identity
+	// tokens for the upstream AgentOS and the listing filter.
+	Upstream UpstreamConfig `yaml:"upstream"`
+
 	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
 	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
@@ -81,6 +85,7 @@ func Default() Config {
 		JWT:            DefaultJWTConfig(),
 		UnmappedRoutes: "allow",
 		ExcludedRoutes: DefaultExcludedRoutes(),
+		Upstream:       DefaultUpstreamConfig(),
 		GRPCAddr:       DefaultGRPCAddr,
 		HTTPAddr:       DefaultHTTPAddr,
 		AdminAddr:      DefaultAdminAddr,
@@ -271,6 +276,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.JWT.Check()...)
 	errs = append(errs, c.HTTP.check()...)
+	errs = append(errs, c.checkUpstream()...)
 	errs = append(errs, c.Log.check()...)
 	for _, a := range []struct {
 		field, addr string

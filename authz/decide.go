@@ -63,6 +63,8 @@ type snapshot struct {
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
+	// up is the upstream: section (docs/CONTRACT.md §9, upstream.go).
+	up upstreamPolicy
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -126,6 +128,9 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
+	if s.up, err = compileUpstream(cfg); err != nil {
+		return nil, err
+	}
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -323,6 +328,9 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 		if !res.Allowed {
 			return s.forbid(r, d, &res), path
 		}
+		if res.Listing && s.up.listingDeny {
+			return s.forbidListing(r, d, &res), path
+		}
 		switch {
 		case res.Listing:
 			d.Reason = ReasonAllowedListing
@@ -332,6 +340,9 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	}
 	d.Upstream = upstream(&id, auth, &res)
 	d.Remove = removals(r.Headers, d.Upstream)
+	if deny, ok := s.identityToken(r, &id, auth, &d, log); !ok {
+		return deny, path
+	}
 	return d, path
 }
 
@@ -394,7 +405,9 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		if fail != nil {
 			return principal{}, fail
 		}
-		return newPrincipal(&id), nil
+		p := newPrincipal(&id)
+		p.up = s.up.newReissued(&id)
+		return p, nil
 	}
 	if ctx.Err() != nil {
 		return principal{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
@@ -414,6 +427,7 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		return principal{}, fail
 	}
 	p := s.sets.share(newPrincipal(&id), s.table)
+	p.up = s.up.newReissued(&id)
 	s.cache.put(&d, keys, now, &id, from, p)
 	return p, nil
 }

@@ -48,27 +48,31 @@ const (
 	ReasonInsufficientScopes // 403
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
+	// ReasonIdentityTokenFailed: allowed, but the identity token for the
+	// upstream could not be signed (docs/CONTRACT.md §9): 503, fail closed.
+	ReasonIdentityTokenFailed
 	reasonCount
 )
 
 var reasonNames = [...]string{
-	ReasonUnknown:            "unknown",
-	ReasonAllowed:            "allowed",
-	ReasonAllowedExcluded:    "allowed_excluded",
-	ReasonAllowedPreflight:   "allowed_preflight",
-	ReasonAllowedListing:     "allowed_listing",
-	ReasonAllowedUnmapped:    "allowed_unmapped",
-	ReasonMalformedRequest:   "malformed_request",
-	ReasonMalformedPath:      "malformed_path",
-	ReasonMissingCredential:  "missing_credential",
-	ReasonTokenExpired:       "token_expired",
-	ReasonInvalidAudience:    "invalid_audience",
-	ReasonInvalidToken:       "invalid_token",
-	ReasonInvalidSubject:     "invalid_subject",
-	ReasonInvalidSecurityKey: "invalid_security_key",
-	ReasonInsufficientScopes: "insufficient_scopes",
-	ReasonNoRule:             "no_rule",
-	ReasonCanceled:           "canceled",
+	ReasonUnknown:             "unknown",
+	ReasonAllowed:             "allowed",
+	ReasonAllowedExcluded:     "allowed_excluded",
+	ReasonAllowedPreflight:    "allowed_preflight",
+	ReasonAllowedListing:      "allowed_listing",
+	ReasonAllowedUnmapped:     "allowed_unmapped",
+	ReasonMalformedRequest:    "malformed_request",
+	ReasonMalformedPath:       "malformed_path",
+	ReasonMissingCredential:   "missing_credential",
+	ReasonTokenExpired:        "token_expired",
+	ReasonInvalidAudience:     "invalid_audience",
+	ReasonInvalidToken:        "invalid_token",
+	ReasonInvalidSubject:      "invalid_subject",
+	ReasonInvalidSecurityKey:  "invalid_security_key",
+	ReasonInsufficientScopes:  "insufficient_scopes",
+	ReasonNoRule:              "no_rule",
+	ReasonCanceled:            "canceled",
+	ReasonIdentityTokenFailed: "identity_token_failed",
 }
 
 // String returns the stable snake_case code of r.
@@ -92,7 +96,8 @@ func Reasons() []Reason {
 // outcome (allow, 400, 401, 403) is a Decision, never an error.
 // The zero Decision denies (Status 0 is not 200).
 type Decision struct {
-	// Status is the HTTP status: 200 allow, 400, 401 or 403.
+	// Status is the HTTP status: 200 allow, 400, 401, 403, or 503 for a
+	// fault of the service (an identity token not signed).
 	Status int
 	// Reason is the machine code for logs and metrics.
 	Reason Reason

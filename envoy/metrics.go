@@ -177,6 +177,8 @@ func reasonStatus(r authz.Reason) int {
 	case authz.ReasonMissingCredential, authz.ReasonTokenExpired, authz.ReasonInvalidAudience,
 		authz.ReasonInvalidToken, authz.ReasonInvalidSubject, authz.ReasonInvalidSecurityKey:
 		return http.StatusUnauthorized
+	case authz.ReasonIdentityTokenFailed:
+		return http.StatusServiceUnavailable
 	default: // insufficient_scopes, no_rule, canceled, unknown (the zero Decision)
 		return http.StatusForbidden
 	}

@@ -24,8 +24,8 @@ import (
 // into the response's dynamic_metadata, keyed by header name.
 //
 // Anything else denies (fail closed: the zero Decision denies): status
-// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, PERMISSION_DENIED
-// otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
+// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, UNAVAILABLE for 503,
+// PERMISSION_DENIED otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
 // body {"detail": ...}, content-type: application/json,
 // www-authenticate: Bearer on 401, and d.Response (CORS) headers
 // (CONTRACT §5). It never sets error_response.
@@ -97,6 +97,13 @@ func allowResponse(d *authz.Decision) *authv3.CheckResponse {
 		for i := range d.Upstream {
 			h, sl := &d.Upstream[i], &slots[i]
 			out[i] = sl.header.set(h)
+			if h.Name == authz.HeaderAuthorization {
+				// docs/CONTRACT.md §9: the identity token replaces the
+				// caller's authorization (overwrite, never append). It is
+				// a credential, not identity metadata: it stays out of
+				// the dynamic metadata, which access logs may print.
+				continue
+			}
 			// CONTRACT §5: the metadata holds the same values as the
 			// headers, one string per header name.
 			sl.str.StringValue = validUTF8(h.Value)
@@ -155,6 +162,8 @@ func grpcCode(status int) codes.Code {
 		return codes.Unauthenticated
 	case http.StatusBadRequest:
 		return codes.InvalidArgument
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
 	default:
 		return codes.PermissionDenied
 	}

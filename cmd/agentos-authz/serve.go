@@ -235,8 +235,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	reflection.Register(gs)
 
 	life := &lifecycle{}
+	// docs/CONTRACT.md §9: the identity-token keys, once the authorizer is built.
+	jwks := &jwksHandler{next: adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof)}
 	admin := &http.Server{
-		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof),
+		Handler:           jwks,
 		ReadHeaderTimeout: adminHeaderTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
@@ -282,6 +284,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		if bg, ok := a.(background); ok {
 			bg.Start(ctx)
 			defer bg.Close()
+		}
+		if src, ok := a.(jwksSource); ok {
+			jwks.set(src)
 		}
 		if cs, ok := a.(cacheSizer); ok {
 			if err := metrics.TrackCacheSize(cs.CacheLen); err != nil {
