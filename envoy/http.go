@@ -69,6 +69,7 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := FromHTTPRequest(r, h.prefix)
 	d := h.decider.Decide(r.Context(), &req)
+	passAuthorization(&d, r.Header)
 	if err := WriteDecision(w, &d); err != nil {
 		// Only an allow can fail, before anything was written: its 500 is
 		// an error to every proxy, which then denies (fails closed).

@@ -121,12 +121,26 @@ func TestIdentityTokenHTTP(t *testing.T) {
 	}
 	checkIdentityToken(t, a, got.header.Get("Authorization"), caller)
 
-	// An excluded route passes unchanged: no Authorization in the 200, so
-	// the proxy forwards the original.
+	// An excluded route passes unchanged: the 200 echoes the caller's
+	// Authorization (passAuthorization), so a Traefik that lists it in
+	// authResponseHeaders does not strip it.
 	r = httptest.NewRequest("GET", "/health", nil)
 	r.Header.Set("Authorization", "Bearer "+caller)
-	if got := serveCheck(t, h, r); got.status != http.StatusOK || got.header.Get("Authorization") != "" {
-		t.Errorf("excluded route: %d with Authorization %q", got.status, got.header.Get("Authorization"))
+	if got := serveCheck(t, h, r); got.status != http.StatusOK || got.header.Get("Authorization") != "Bearer "+caller {
+		t.Errorf("excluded route: %d, Authorization is not the caller's", got.status)
+	}
+	// Sent twice: no echo (which one would the upstream want?).
+	r = httptest.NewRequest("GET", "/health", nil)
+	r.Header.Add("Authorization", "Bearer a")
+	r.Header.Add("Authorization", "Bearer b")
+	if got := serveCheck(t, h, r); got.status != http.StatusOK || len(got.header.Values("Authorization")) != 0 {
+		t.Errorf("two Authorization lines: %d with %q", got.status, got.header.Values("Authorization"))
+	}
+	// Denied: nothing echoed.
+	r = httptest.NewRequest("GET", "/config", nil)
+	r.Header.Set("Authorization", "Bearer "+caller)
+	if got := serveCheck(t, h, r); got.status != http.StatusForbidden || got.header.Get("Authorization") != "" {
+		t.Errorf("denied: %d with an Authorization header", got.status)
 	}
 }
 

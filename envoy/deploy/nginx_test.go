@@ -203,6 +203,7 @@ func checkNginx(dirs []*ngxDirective) error {
 		where := fmt.Sprintf("location %s (line %d)", key, loc.line)
 		errs = append(errs, checkAuthLocation(where, locations["= "+ar[0]], ar[0], upstreams)...)
 		errs = append(errs, checkIdentityHeaders(where, loc)...)
+		errs = append(errs, checkNginxAuthorization(where, loc, https[0].block)...)
 		errs = append(errs, checkDenials(where, loc, locations, upstreams)...)
 	}
 	if protected == 0 {
@@ -391,6 +392,20 @@ func TestNginxValidatorsReject(t *testing.T) {
 			wantErr: "proxy_set_header x-agentos-scopes $agentos_scopes is required",
 		},
 		{
+			name: "identity token not forwarded",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "            proxy_set_header Authorization $agentos_authorization;\n", "")
+			},
+			wantErr: "no proxy_set_header Authorization",
+		},
+		{
+			name: "identity token without the client's fallback",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "proxy_set_header Authorization $agentos_authorization;", "proxy_set_header Authorization $authz_authorization;")
+			},
+			wantErr: "falls back to $http_authorization",
+		},
+		{
 			name: "identity header not captured",
 			mutate: func(t *testing.T, s string) string {
 				return mustReplace(t, s, "            auth_request_set $agentos_auth           $upstream_http_x_agentos_auth;\n", "")
@@ -505,6 +520,8 @@ func TestNginxFlow(t *testing.T) {
 		case strings.HasPrefix(uri, "/config"):
 			deny(http.StatusForbidden, "Insufficient permissions. Required scope(s): config:read")
 		default:
+			// docs/CONTRACT.md §9: the identity token replaces the client's Authorization.
+			w.Header().Set("Authorization", "Bearer reissued")
 			w.Header().Set("X-Agentos-User-Id", "u1")
 			w.Header().Set("X-Agentos-Auth", "jwt")
 			w.Header().Set("X-Agentos-Scopes", "agents:read")
@@ -598,14 +615,16 @@ func TestNginxFlow(t *testing.T) {
 				"X-Agentos-Auth":           "jwt",
 				"X-Agentos-Session-Id":     "",
 				"X-Agentos-Accessible-Ids": "",
+				"Authorization":            "Bearer reissued",
 			},
 			wantCheckURI: "/agents/web/runs?x=1", wantCheckMethod: http.MethodPost,
 		},
 		{
 			name: "preflight, client-sent identity cleared", method: http.MethodOptions, path: "/agents",
-			header:       map[string]string{"Origin": "https://app.example.com", "X-Agentos-User-Id": "admin"},
-			wantStatus:   http.StatusOK,
-			wantUpstream: map[string]string{"X-Agentos-Auth": "none", "X-Agentos-User-Id": ""},
+			header:     map[string]string{"Origin": "https://app.example.com", "X-Agentos-User-Id": "admin", "Authorization": "Bearer client"},
+			wantStatus: http.StatusOK,
+			// A reply without Authorization: the client's passes unchanged.
+			wantUpstream: map[string]string{"X-Agentos-Auth": "none", "X-Agentos-User-Id": "", "Authorization": "Bearer client"},
 			wantCheckURI: "/agents", wantCheckMethod: http.MethodOptions,
 		},
 		{

@@ -20,6 +20,7 @@ type traefikForwardAuth struct {
 	TrustForwardHeader       *bool    `json:"trustForwardHeader"`
 	AuthRequestHeaders       []string `json:"authRequestHeaders"`
 	AuthResponseHeadersRegex string   `json:"authResponseHeadersRegex"`
+	AuthResponseHeaders      []string `json:"authResponseHeaders"`
 }
 
 // traefikDynamic is the part of Traefik's dynamic configuration (file provider) we use.
@@ -98,6 +99,9 @@ func checkTraefik(cfg *traefikDynamic) error {
 			if slices.ContainsFunc(fa.AuthRequestHeaders, func(s string) bool { return strings.EqualFold(s, h) }) {
 				fail("%s.authRequestHeaders: client-sent %s would name the checked request", where, h)
 			}
+		}
+		if err := checkTraefikAuthorization(where, fa); err != nil {
+			errs = append(errs, err)
 		}
 		re, err := regexp.Compile(fa.AuthResponseHeadersRegex)
 		if fa.AuthResponseHeadersRegex == "" || err != nil {
@@ -201,6 +205,13 @@ func TestTraefikValidatorsReject(t *testing.T) {
 				return mustReplace(t, s, "        - X-Request-Id\n", "        - X-Original-Uri\n")
 			},
 			wantErr: "client-sent x-original-uri",
+		},
+		{
+			name: "identity token not copied",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "        authResponseHeaders:\n        - Authorization\n", "")
+			},
+			wantErr: "authResponseHeaders: Authorization is missing",
 		},
 		{
 			name:    "identity headers not copied",
