@@ -86,6 +86,9 @@ func (u *upstreamPolicy) addIdentityToken(p *principal, now time.Time, d *Decisi
 		return err
 	}
 	h := &signedHeader{tok: tok, header: "Bearer " + tok.Value}
+	// Keep one copy of the token: the kept Token's Value is the header's
+	// tail, so a cached entry holds the token's bytes once.
+	h.tok.Value = h.header[len("Bearer "):]
 	slot.tok.Store(h)
 	d.Upstream = append(d.Upstream, Header{Name: HeaderAuthorization, Value: h.header})
 	return nil

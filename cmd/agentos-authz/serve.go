@@ -145,7 +145,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		// docs/CONTRACT.md §4: settings that weaken protection.
 		log.Warn("configuration weakens protection", zap.String("field", w.Field), zap.String("why", w.Msg))
 	}
-	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize()); limit > 0 {
+	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize(), cfg.Upstream.IdentityToken); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
 	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
