@@ -73,6 +73,12 @@ func (c *Config) checkUpstream() []error {
 			add("upstream.signing_key_file", "required with upstream.identity_token: true: the PEM private key that signs the identity tokens "+
 				"(`agentos-authz keygen --alg RS256 --out PREFIX` writes one as PREFIX.key.pem)")
 		}
+		if c.JWT.Validate != nil && !*c.JWT.Validate {
+			// The service would sign, with a key AgentOS trusts, whatever
+			// identity an unverified token claims.
+			add("upstream.identity_token", "true with jwt.validate: false would sign identities no one verified: "+
+				"turn signature verification on, or identity tokens off")
+		}
 		if c.OSID == "" {
 			add("os_id", "required with upstream.identity_token: true: it is the aud of the identity tokens, which AgentOS checks against its own id (%s)", EnvOSID)
 		}

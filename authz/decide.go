@@ -183,7 +183,8 @@ func (a *Authorizer) CacheLen() int {
 }
 
 // Decide authorizes r (CONTRACT §5). Every outcome is a Decision, never an
-// error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden. A
+// error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden,
+// 503 an identity token not signed (docs/CONTRACT.md §9, upstream.go). A
 // cancelled ctx denies (fail closed). Decide logs one line per decision:
 // denials at info, allows at debug.
 //

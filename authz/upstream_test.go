@@ -147,6 +147,8 @@ func TestUpstreamConfigErrors(t *testing.T) {
 			want: []string{"upstream.signing_key_file: " + pub + ": the file holds a public key"}},
 		{name: "missing file", yaml: hsConfig(upstreamYAML(pub + ".missing")),
 			want: []string{"upstream.signing_key_file: open " + pub + ".missing"}},
+		{name: "unverified tokens", yaml: "os_id: test-os\njwt:\n  algorithms: [HS256]\n  validate: false\n" + upstreamYAML(good),
+			want: []string{"upstream.identity_token: true with jwt.validate: false would sign identities no one verified"}},
 		{name: "bad listing filter", yaml: hsConfig("upstream:\n  listing_filter: filter\n"),
 			want: []string{`upstream.listing_filter: "filter" must be upstream`}},
 		{name: "ttl zero", yaml: hsConfig("upstream:\n  token_ttl: 0s\n"), want: []string{"upstream.token_ttl: 0s must be at least 1s"}},
