@@ -123,6 +123,16 @@ type upstreamPolicy struct {
 
 // compileUpstream loads the signing key and builds the signer.
 func compileUpstream(c *Config) (upstreamPolicy, error) {
+	return compileUpstreamAfter(c, nil)
+}
+
+// compileUpstreamAfter is compileUpstream for a configuration reloaded
+// after prev (nil: the first load). The signing key file is read again:
+// a new key signs from now on and prev's stays published beside it in the
+// JWK Set, so tokens already handed out keep verifying for the rest of
+// their life (docs/CONTRACT.md §9: during a key rotation both keys are
+// published); the same key keeps prev's published set.
+func compileUpstreamAfter(c *Config, prev *upstreamPolicy) (upstreamPolicy, error) {
 	u := &c.Upstream
 	p := upstreamPolicy{listingDeny: u.ListingFilter == ListingFilterDeny}
 	if !u.IdentityToken {
@@ -132,7 +142,12 @@ func compileUpstream(c *Config) (upstreamPolicy, error) {
 	if err != nil {
 		return upstreamPolicy{}, &FieldError{Field: "upstream.signing_key_file", Err: err}
 	}
-	p.signer, err = idtoken.NewSigner(idtoken.Options{Issuer: u.Issuer, Audience: c.OSID, TTL: u.TokenTTL.Duration}, key)
+	opts := idtoken.Options{Issuer: u.Issuer, Audience: c.OSID, TTL: u.TokenTTL.Duration}
+	if prev != nil && prev.signer != nil {
+		p.signer, err = prev.signer.Next(opts, key)
+	} else {
+		p.signer, err = idtoken.NewSigner(opts, key)
+	}
 	if err != nil {
 		return upstreamPolicy{}, &FieldError{Field: "upstream", Err: err}
 	}

@@ -526,3 +526,48 @@ func TestUpstreamJWKSOff(t *testing.T) {
 		t.Errorf("identity tokens off: %d with %d authorization headers", d.Status, n)
 	}
 }
+
+// TestUpstreamRotation: a reload with a new signing key signs with it and
+// keeps publishing the previous key; the same key keeps the set.
+func TestUpstreamRotation(t *testing.T) {
+	load := func(keyFile string) *Config {
+		cfg, err := Load([]byte(hsConfig(upstreamYAML(keyFile))), nil, Flags{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	kids := func(p upstreamPolicy) []string {
+		set, err := jwk.Parse(p.signer.JWKS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i := range set.Len() {
+			k, _ := set.Key(i)
+			out = append(out, k.KeyID())
+		}
+		return out
+	}
+	oldFile, newFile := signingKeyFile(t, "EdDSA"), signingKeyFile(t, "ES256")
+	first, err := compileUpstream(load(oldFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKid := first.signer.Key().KeyID()
+	same, err := compileUpstreamAfter(load(oldFile), &first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kids(same); !slices.Equal(got, []string{oldKid}) {
+		t.Errorf("same key reloaded: published %v, want [%s]", got, oldKid)
+	}
+	rotated, err := compileUpstreamAfter(load(newFile), &same)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKid := rotated.signer.Key().KeyID()
+	if got := kids(rotated); newKid == oldKid || !slices.Equal(got, []string{newKid, oldKid}) {
+		t.Errorf("rotated: published %v, want [%s %s] (the new key signs, the old stays published)", got, newKid, oldKid)
+	}
+}
