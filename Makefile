@@ -5,10 +5,16 @@
 GO        ?= go
 BIN       := bin/agentos-authz
 PKGS      := ./...
+# DEPLOY is the nested test module of the deploy-file validators (its own
+# go.mod keeps Istio and Kubernetes out of the service's): vet and unit run it too.
+DEPLOY    := envoy/deploy
 FUZZTIME  ?= 30s
+# FUZZSHORT: the budget of each fuzz target in `make test` (fuzz-short), on top of
+# the seed corpora every `go test` runs; `make fuzz` is the long run (FUZZTIME).
+FUZZSHORT ?= 3s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test test-deps fmt-check vet unit bench fuzz lint clean
+.PHONY: all build run test test-deps fmt-check vet unit bench fuzz fuzz-short fuzz-run lint clean
 
 all: build
 
@@ -19,8 +25,9 @@ run: build
 	$(BIN) serve --dev
 
 # test: formatting, vet, then every test (unit, fuzz seeds, conformance vectors
-# against the real binary over gRPC, nginx end to end) with the race detector.
-test: test-deps fmt-check vet unit
+# against the real binary over gRPC, nginx end to end) with the race detector,
+# then every fuzz target for FUZZSHORT, so new code is fuzzed on every run.
+test: test-deps fmt-check vet unit fuzz-short
 
 test-deps:
 	@bash .ci/install-test-deps.sh
@@ -31,17 +38,19 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd $(DEPLOY) && $(GO) vet ./...
 
 # The black-box suite in test/ runs in local-directory mode so that its summary
 # line ("conformance: N vectors, N passed, N failed") is always printed.
 unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/test$$')
+	cd $(DEPLOY) && $(GO) test -race -count=1 -timeout 20m ./...
 	cd test && $(GO) test -race -count=1 -timeout 20m
 
 # bench: the in-process Go benchmarks, then the side-by-side gRPC comparison of the
 # real service against a no-op ext_authz server (pinned with taskset when present).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/ ./envoy/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/... ./envoy/
 	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
 	bin/authz-bench compare --bin $(BIN) --duration 10s
 
@@ -49,16 +58,26 @@ bench: build
 # time). Crashers land in the package's testdata/fuzz/ and become regression seeds.
 FUZZ_TARGETS := \
 	./scopes/:FuzzParseScope ./scopes/:FuzzGlob \
-	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/:FuzzVerify \
-	./authz/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/:FuzzVerifySignature \
-	./authz/:FuzzCompactShape ./authz/:FuzzNumericDate \
-	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody
+	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/internal/jwtauth/:FuzzVerify \
+	./authz/internal/jwtauth/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/internal/jwtauth/:FuzzVerifySignature \
+	./authz/internal/jwtauth/:FuzzCompactShape ./authz/internal/jwtauth/:FuzzNumericDate \
+	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody \
+	./envoy/:FuzzHTTPCheck
 
 fuzz:
+	@$(MAKE) --no-print-directory fuzz-run FUZZRUN=$(FUZZTIME)
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz-run FUZZRUN=$(FUZZSHORT)
+
+# fuzz-run: every target of FUZZ_TARGETS for FUZZRUN; a target missing from its
+# package fails the run (go test -fuzz matching nothing would pass silently).
+fuzz-run:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
-		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		$(GO) test -list "^$$fn\$$" $$pkg | grep -qx "$$fn" || { echo "fuzz target $$fn not found in $$pkg" >&2; exit 1; }; \
+		echo "fuzz $$pkg $$fn ($(FUZZRUN))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZRUN) $$pkg; \
 	done
 
 lint: fmt-check vet

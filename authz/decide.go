@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -43,7 +44,7 @@ type Authorizer struct {
 // modified afterwards.
 type snapshot struct {
 	table     *scopes.Table
-	verifier  *Verifier // nil without a JWT source (security key only)
+	verifier  *jwtauth.Verifier // nil without a JWT source (security key only)
 	authorize bool
 	excluded  excludedRoutes
 	corsAny   bool
@@ -124,7 +125,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	if s.obs == nil {
 		s.obs = NopJWKSObserver{}
 	}
-	s.keyPrincipal = newPrincipal(&Identity{Scopes: []string{table.AdminScope()}})
+	s.keyPrincipal = newPrincipal(&jwtauth.Identity{Scopes: []string{table.AdminScope()}})
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
@@ -140,7 +141,8 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.corsAny = s.corsAny || len(s.cors) == 0
 	if jwtSource {
 		aud := cfg.ExpectedAudience()
-		s.verifier, err = NewVerifier(&cfg.JWT, VerifierOptions{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
+		vc := cfg.JWT.verifierConfig()
+		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +252,7 @@ const (
 )
 
 func canceledDecision(detail string) Decision {
-	return Decision{Status: 403, Reason: ReasonCanceled, Detail: detail}
+	return Decision{Status: ReasonCanceled.Status(), Reason: ReasonCanceled, Detail: detail}
 }
 
 // routeMethod is the method the route table is searched with: the request's
@@ -280,16 +282,16 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 1. a check request without HTTP attributes, or whose method is not
 	// an HTTP token (RFC 9110 §9.1): nothing sensible can be matched.
 	if r == nil || r.Malformed {
-		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
+		return s.deny(r, ReasonMalformedRequest, detailMalformedRequest), ""
 	}
 	method, ok := routeMethod(r.Method)
 	if !ok {
-		return s.deny(r, 400, ReasonMalformedRequest, detailMalformedRequest), ""
+		return s.deny(r, ReasonMalformedRequest, detailMalformedRequest), ""
 	}
 	// 2. an ambiguous path, before any credential is looked at.
 	path, ok := NormalizePath(r.Path)
 	if !ok {
-		return s.deny(r, 400, ReasonMalformedPath, detailMalformedPath), ""
+		return s.deny(r, ReasonMalformedPath, detailMalformedPath), ""
 	}
 	// 3. preflights and excluded routes pass without a credential and carry
 	// no identity, whatever credential they hold.
@@ -302,14 +304,19 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 4. authentication.
 	id, auth, fail := s.authenticate(ctx, r)
 	if fail != nil {
-		return s.deny(r, 401, fail.Reason, fail.Detail), path
+		d := s.deny(r, fail.Reason, fail.Detail)
+		// An authentication failure is a 401 whatever its reason: a
+		// verification cancelled midway too (Reason.Status says 403 for
+		// a check cancelled before it started).
+		d.Status = 401
+		return d, path
 	}
 	if auth == AuthSecurityKey {
 		// CONTRACT §7: each use of the deprecated key is logged (and
 		// counted by the service from Decision.Auth). Never the key itself.
-		log.Warn("deprecated security key used; migrate to JWTs (CONTRACT §7)",
-			zap.String("method", r.Method), zap.String("path", path),
-			zap.String("request_id", r.Headers["x-request-id"]))
+		log.Warn("deprecated security key used; migrate to JWTs (docs/CONTRACT.md §7)",
+			zap.String("method", truncateForLog(r.Method, logMethodMax)), zap.String("path", truncateForLog(path, logPathMax)),
+			zap.String("request_id", truncateForLog(r.Headers["x-request-id"], logRequestIDMax)))
 	}
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
@@ -354,7 +361,7 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
 	}
-	deny := s.deny(r, 403, reason, detail)
+	deny := s.deny(r, reason, detail)
 	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
 	deny.Missing = res.Missing()
 	deny.UserID, deny.Auth = d.UserID, d.Auth
@@ -402,20 +409,20 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 // is remembered.
 func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Failure) {
 	if s.cache == nil {
-		id, _, fail := s.verifier.verify(ctx, tok)
+		id, fail := s.verifier.Verify(ctx, tok)
 		if fail != nil {
-			return principal{}, fail
+			return principal{}, tokenFailure(fail)
 		}
 		p := newPrincipal(&id)
 		p.up = s.up.newReissued(&id)
 		return p, nil
 	}
 	if ctx.Err() != nil {
-		return principal{}, &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+		return principal{}, tokenFailure(&jwtauth.Failure{Kind: jwtauth.Canceled})
 	}
 	// The key set is read before verifying: should it change meanwhile,
 	// the entry is stored under the older set and is never served.
-	keys := s.verifier.jwksKeys(ctx)
+	keys := s.verifier.Generation(ctx)
 	d := s.cache.digest(tok)
 	now := s.clock()
 	if p, ok := s.cache.get(&d, keys, now); ok {
@@ -423,9 +430,9 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		return p, nil
 	}
 	s.obs.CacheMiss()
-	id, from, fail := s.verifier.verify(ctx, tok)
+	id, from, fail := s.verifier.VerifyFrom(ctx, tok)
 	if fail != nil {
-		return principal{}, fail
+		return principal{}, tokenFailure(fail)
 	}
 	p := s.sets.share(newPrincipal(&id), s.table)
 	p.up = s.up.newReissued(&id)
@@ -433,9 +440,10 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 	return p, nil
 }
 
-// deny builds a denial with the CORS headers an accepted Origin gets.
-func (s *snapshot) deny(r *Request, status int, reason Reason, detail string) Decision {
-	d := Decision{Status: status, Reason: reason, Detail: detail}
+// deny builds a denial, with the status of its reason and the CORS
+// headers an accepted Origin gets.
+func (s *snapshot) deny(r *Request, reason Reason, detail string) Decision {
+	d := Decision{Status: reason.Status(), Reason: reason, Detail: detail}
 	if r != nil {
 		if origin := r.Headers["origin"]; origin != "" && s.corsAllowed(origin) {
 			d.Response = corsHeaders(origin)
@@ -503,6 +511,12 @@ func jsonStrings(ids []string) string {
 
 // removals lists the inbound x-agentos-* headers not set in up, sorted, so a
 // client can never pass its own identity headers to the upstream.
+//
+// The work is O(n log n) in the number of headers, whatever they are (a
+// preflight or an excluded route carrying 50 000 x-agentos-* headers costs
+// one sort, not a quadratic scan): names are collected, sorted, and the
+// duplicates that only differ in case removed in one pass. up is the short
+// list of CONTRACT §5 headers, plus the configured forward_claims.
 func removals(h map[string]string, up []Header) []string {
 	var out []string
 	for name := range h {
@@ -510,13 +524,13 @@ func removals(h map[string]string, up []Header) []string {
 			continue
 		}
 		lower := strings.ToLower(name)
-		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) || slices.Contains(out, lower) {
+		if slices.ContainsFunc(up, func(u Header) bool { return u.Name == lower }) {
 			continue
 		}
 		out = append(out, lower)
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // excludedRoutes are the compiled excluded_routes globs. docs/CONTRACT.md

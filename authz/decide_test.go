@@ -616,7 +616,7 @@ func BenchmarkDecide(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, f := v.Verify(ctx, c.tok); f != nil {
-					b.Fatal(f.Detail)
+					b.Fatal(f.Why)
 				}
 			}
 		})

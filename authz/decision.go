@@ -83,6 +83,28 @@ func (r Reason) String() string {
 	return "reason_" + strconv.Itoa(int(r))
 }
 
+// Status is the HTTP status a decision with reason r carries (CONTRACT
+// §5): 200 for the allowed reasons, 400 for a malformed request or path,
+// 401 for a missing or refused credential, 503 for an identity token that
+// could not be signed (docs/CONTRACT.md §9), 403 otherwise (insufficient
+// scopes, no rule, a cancelled check, and the zero Reason, so that a zero
+// Decision denies).
+func (r Reason) Status() int {
+	switch r {
+	case ReasonAllowed, ReasonAllowedExcluded, ReasonAllowedPreflight, ReasonAllowedListing, ReasonAllowedUnmapped:
+		return 200
+	case ReasonMalformedRequest, ReasonMalformedPath:
+		return 400
+	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
+		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
+		return 401
+	case ReasonIdentityTokenFailed:
+		// docs/CONTRACT.md §9: a fault of ours, not of the caller.
+		return 503
+	}
+	return 403
+}
+
 // Reasons lists every Reason, for pre-registering metric label values.
 func Reasons() []Reason {
 	rs := make([]Reason, 0, reasonCount)

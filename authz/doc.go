@@ -14,7 +14,10 @@
 //
 // It owns the configuration (Config, Load: defaults → YAML → environment →
 // flags → Validate), path normalisation, credential extraction, the
-// security key, JWT verification and validation (Verifier), and Decide.
+// security key, the verified-token cache, and Decide. JWT verification
+// and validation are package authz/internal/jwtauth's; authz compiles the
+// jwt: section for it and maps its failures to a Reason and detail
+// (jwt.go).
 //
 // It never imports a transport (gRPC, go-control-plane, net/http servers):
 // adapters in package envoy build Requests and render Decisions. It never

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 )
 
 // TestConformanceJWT runs the JWT part of every conformance vector
@@ -285,12 +287,17 @@ func (vec *conformanceVector) run(t *testing.T, ck *conformanceKeys, rawCfg map[
 			}
 		}
 	}
-	v, err := NewVerifier(&cfg, VerifierOptions{Audience: aud, Clock: jtClock})
+	vc := cfg.verifierConfig()
+	v, err := jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: jtClock})
 	if err != nil {
-		t.Fatalf("NewVerifier: %v", err)
+		t.Fatalf("jwtauth.New: %v", err)
 	}
 	raw := ck.mint(t, vec.Token)
-	id, f := v.Verify(t.Context(), raw)
+	id, jf := v.Verify(t.Context(), raw)
+	var f *Failure
+	if jf != nil {
+		f = tokenFailure(jf)
+	}
 	if status == 401 {
 		if f == nil {
 			t.Fatalf("Verify = valid, want %q%q", detail, prefix)

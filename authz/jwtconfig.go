@@ -2,13 +2,16 @@ package authz
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 )
 
 // JWTConfig is the jwt: section of the configuration file (CONTRACT §4).
+// Its verifier fields compile into the jwtauth package's Config
+// (verifierConfig); the credential and token-cache fields are authz's.
 // A zero string, list or nil pointer means the default that the field's
 // comment names; start from DefaultJWTConfig, which also sets the two
 // durations, so that an explicit "leeway: 0s" stays zero.
@@ -20,7 +23,7 @@ type JWTConfig struct {
 	// JWKSFile is the path of a static JWKS document (JWT_JWKS_FILE).
 	JWKSFile string `yaml:"jwks_file"`
 	// JWKSURL is a JWKS document fetched and refreshed in the background
-	// (JWT_JWKS_URL); served by a JWKSource given to NewVerifier.
+	// (JWT_JWKS_URL).
 	JWKSURL string `yaml:"jwks_url"`
 	// JWKSRefresh is the JWKS URL refresh interval (default 5m, also when
 	// 0; at least 1s); a
@@ -52,7 +55,7 @@ type JWTConfig struct {
 	// audiences (Audience, by default [os_id]).
 	VerifyAudience bool `yaml:"verify_audience"`
 	// Audience are the accepted audiences; empty means [os_id], which the
-	// caller resolves (VerifierOptions.Audience).
+	// caller resolves (ExpectedAudience).
 	Audience []string `yaml:"audience"`
 	// Leeway is the clock skew allowed for exp, nbf and iat (default 10s).
 	Leeway Duration `yaml:"leeway"`
@@ -81,92 +84,69 @@ type ClaimNames struct {
 	Audience  string `yaml:"audience"`   // default "aud"
 }
 
-// Defaults of the jwt: section (CONTRACT §4).
+// Defaults of the jwt: section (CONTRACT §4); the verifier's own are in
+// package jwtauth.
 const (
-	DefaultAlgorithm   = "RS256"
-	DefaultLeeway      = 10 * time.Second
-	DefaultJWKSRefresh = 5 * time.Minute
-	DefaultCacheTTL    = 5 * time.Minute
-	DefaultCacheSize   = 100000
-	// MinJWKSRefresh is the shortest jwt.jwks_refresh accepted.
-	MinJWKSRefresh = time.Second
+	DefaultCacheTTL  = 5 * time.Minute
+	DefaultCacheSize = 100000
 	// maxCacheSize bounds jwt.cache_size (about 50 GiB of entries would
 	// be needed beyond it: a typo, not a plan).
 	maxCacheSize  = 100_000_000
 	DefaultHeader = "Authorization"
 	DefaultCookie = "access_token"
-	// MaxTokenBytes is the largest token Verify parses (CONTRACT §5: over
-	// 8 KiB is an invalid token).
-	MaxTokenBytes = 8 << 10
 )
 
 // DefaultJWTConfig is the jwt: section with nothing set: the durations at
 // their defaults, every other field zero (= its default).
 func DefaultJWTConfig() JWTConfig {
 	return JWTConfig{
-		Leeway:      Duration{DefaultLeeway},
-		JWKSRefresh: Duration{DefaultJWKSRefresh},
+		Leeway:      Duration{jwtauth.DefaultLeeway},
+		JWKSRefresh: Duration{jwtauth.DefaultJWKSRefresh},
 		CacheTTL:    Duration{DefaultCacheTTL},
 	}
 }
 
-// WithDefaults fills the empty names with the defaults.
-func (n ClaimNames) WithDefaults() ClaimNames {
-	if n.Scopes == "" {
-		n.Scopes = "scopes"
+// verifierConfig is what the verifier reads of the section.
+func (c *JWTConfig) verifierConfig() jwtauth.Config {
+	return jwtauth.Config{
+		VerificationKeys:  c.VerificationKeys,
+		JWKSFile:          c.JWKSFile,
+		JWKSURL:           c.JWKSURL,
+		JWKSRefresh:       c.JWKSRefresh.Duration,
+		JWKSCAFile:        c.JWKSCAFile,
+		JWKSAllowInsecure: c.JWKSAllowInsecure,
+		Algorithms:        c.Algorithms,
+		Algorithm:         c.Algorithm,
+		Issuer:            c.Issuer,
+		VerifyAudience:    c.VerifyAudience,
+		Audience:          c.Audience,
+		Leeway:            c.Leeway.Duration,
+		RequireExp:        c.RequireExp,
+		Validate:          c.Validate,
+		Claims: jwtauth.ClaimNames{
+			Scopes:    c.Claims.Scopes,
+			UserID:    c.Claims.UserID,
+			SessionID: c.Claims.SessionID,
+			Audience:  c.Claims.Audience,
+		},
+		ForwardClaims: c.ForwardClaims,
 	}
-	if n.UserID == "" {
-		n.UserID = "sub"
-	}
-	if n.SessionID == "" {
-		n.SessionID = "session_id"
-	}
-	if n.Audience == "" {
-		n.Audience = "aud"
-	}
-	return n
 }
-
-// AlgorithmNames is the effective algorithm allowlist: Algorithms, then
-// Algorithm if not already listed; [RS256] when both are empty.
-func (c *JWTConfig) AlgorithmNames() []string {
-	names := make([]string, 0, len(c.Algorithms)+1)
-	names = append(names, c.Algorithms...)
-	if c.Algorithm != "" && !slices.Contains(names, c.Algorithm) {
-		names = append(names, c.Algorithm)
-	}
-	if len(names) == 0 {
-		names = append(names, DefaultAlgorithm)
-	}
-	return names
-}
-
-// ValidatesSignature reports whether signatures are verified (validate,
-// default true).
-func (c *JWTConfig) ValidatesSignature() bool { return c.Validate == nil || *c.Validate }
-
-// RequiresExp reports whether a token without exp is refused (require_exp,
-// default true).
-func (c *JWTConfig) RequiresExp() bool { return c.RequireExp == nil || *c.RequireExp }
 
 // HasSource reports whether a JWT source is configured: a key, a JWKS file
 // or URL, an issuer to discover the JWKS from, or validate: false
 // (CONTRACT §4).
 func (c *JWTConfig) HasSource() bool {
-	return len(c.VerificationKeys) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.ValidatesSignature() || c.DiscoversJWKS()
-}
-
-// DiscoversJWKS reports whether the JWKS URL comes from OIDC discovery:
-// an issuer is set and no other key source is (a verification key, a JWKS
-// file or URL), and signatures are verified. An issuer beside configured
-// keys only checks iss: it never makes the service fetch anything.
-func (c *JWTConfig) DiscoversJWKS() bool {
-	return c.Issuer != "" && c.JWKSURL == "" && c.JWKSFile == "" && len(c.VerificationKeys) == 0 && c.ValidatesSignature()
+	v := c.verifierConfig()
+	return v.HasSource()
 }
 
 // RemoteJWKS reports whether keys are fetched over HTTP: jwks_url, or
-// discovery.
-func (c *JWTConfig) RemoteJWKS() bool { return c.JWKSURL != "" || c.DiscoversJWKS() }
+// OIDC discovery from the issuer.
+func (c *JWTConfig) RemoteJWKS() bool {
+	v := c.verifierConfig()
+	return v.RemoteJWKS()
+}
 
 // TokenCacheSize is the effective jwt.cache_size; 0 means no cache.
 func (c *JWTConfig) TokenCacheSize() int {
@@ -177,93 +157,20 @@ func (c *JWTConfig) TokenCacheSize() int {
 }
 
 // Check returns every problem of the section, each prefixed by its YAML
-// path ("jwt.algorithms[1]: ..."). It parses the keys and reads the JWKS
-// file, so it finds exactly what NewVerifier would refuse (except what
-// needs os_id, which Check does not know). Messages never quote key
-// material.
+// path ("jwt.algorithms[1]: ..."): the verifier's (jwtauth.Config.Check:
+// it parses the keys and reads the JWKS file, so it finds exactly what
+// the verifier would refuse, except what needs os_id), then the
+// credential and token-cache fields. Messages never quote key material.
 func (c *JWTConfig) Check() []error {
-	_, errs := c.compile(!c.RemoteJWKS(), nil)
-	return errs
-}
-
-// jwtKeys is the compiled key material of a JWTConfig.
-type jwtKeys struct {
-	allowed algSet
-	static  []verifyKey
-	jwks    *KeySet // from jwks_file; nil without one
-}
-
-// compile checks every field and parses the keys. coverage asks for the
-// check that each algorithm has a key of its type (skipped with
-// validate: false); jwks, when non-nil, replaces jwks_file as the JWKS
-// and is not checked for coverage (its keys may arrive later).
-func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 	var errs []error
 	fail := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
 	}
-	var out jwtKeys
-
-	// Algorithms; origin remembers where each came from, for messages.
-	origin := make(map[sigAlg]string)
-	checkAlg := func(path, name string) {
-		a, ok := parseAlg(name)
-		switch {
-		case ok:
-			out.allowed.add(a)
-			if _, seen := origin[a]; !seen {
-				origin[a] = path
-			}
-		case strings.EqualFold(name, "none"):
-			fail(path, "%q is not allowed: unsigned tokens are never accepted", name)
-		default:
-			hint := ""
-			for b := range algCount {
-				if strings.EqualFold(name, b.String()) {
-					hint = fmt.Sprintf(" (did you mean %s?)", b)
-				}
-			}
-			fail(path, "%s is not a signature algorithm%s; use one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
-				strconv.Quote(name), hint)
-		}
+	if c.JWKSURL != "" && c.JWKSFile != "" {
+		fail("jwks_url", "set jwks_url (%s) or jwks_file (%s), not both", EnvJWKSURL, EnvJWKSFile)
 	}
-	for i, name := range c.Algorithms {
-		checkAlg("algorithms["+strconv.Itoa(i)+"]", name)
-	}
-	if c.Algorithm != "" {
-		checkAlg("algorithm", c.Algorithm)
-	}
-	if len(c.Algorithms) == 0 && c.Algorithm == "" {
-		out.allowed.add(algRS256)
-		origin[algRS256] = "algorithms"
-	}
-
-	for i, s := range c.VerificationKeys {
-		keys, err := parseVerificationKey(s)
-		if err != nil {
-			fail("verification_keys["+strconv.Itoa(i)+"]", "%v", err)
-			continue
-		}
-		out.static = append(out.static, keys...)
-	}
-	if c.JWKSFile != "" && jwks == nil {
-		ks, err := LoadJWKSFile(c.JWKSFile)
-		if err != nil {
-			fail("jwks_file", "%v", err)
-		} else {
-			out.jwks = ks
-		}
-	}
-
-	if c.Leeway.Duration < 0 {
-		fail("leeway", "must not be negative")
-	}
-	if c.JWKSRefresh.Duration < 0 {
-		fail("jwks_refresh", "must not be negative")
-	} else if c.JWKSRefresh.Duration > 0 && c.JWKSRefresh.Duration < MinJWKSRefresh {
-		fail("jwks_refresh", "%s is too short: the JWKS is refreshed at most every %s", c.JWKSRefresh.Duration, MinJWKSRefresh)
-	}
-	errs = append(errs, c.checkRemote()...)
+	v := c.verifierConfig()
+	errs = append(errs, v.Check()...)
 	if c.CacheTTL.Duration < 0 {
 		fail("cache_ttl", "must not be negative (0s disables the verified-token cache)")
 	}
@@ -280,11 +187,6 @@ func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 	}
 	if c.Cookie != "" && !IsHTTPToken(c.Cookie) {
 		fail("cookie", "%q is not a valid cookie name", c.Cookie)
-	}
-	for i, a := range c.Audience {
-		if a == "" {
-			fail("audience["+strconv.Itoa(i)+"]", "is empty")
-		}
 	}
 	seen := make(map[string]int, len(c.ForwardClaims))
 	for i, name := range c.ForwardClaims {
@@ -303,25 +205,5 @@ func (c *JWTConfig) compile(coverage bool, jwks JWKSource) (jwtKeys, []error) {
 			}
 		}
 	}
-
-	// Every accepted algorithm needs a key of its type (CONTRACT §4),
-	// unless no signature is checked or no JWT source is configured at all
-	// (security key only: nothing to cover).
-	if coverage && c.ValidatesSignature() && jwks == nil && c.HasSource() {
-		for _, a := range out.allowed.algs() {
-			fits := out.jwks != nil && out.jwks.fits(a)
-			for _, k := range out.static {
-				fits = fits || k.algs.has(a)
-			}
-			if fits {
-				continue
-			}
-			path, def := origin[a], ""
-			if len(c.Algorithms) == 0 && c.Algorithm == "" {
-				def = " (the default; set jwt.algorithms to the algorithms your tokens use)"
-			}
-			fail(path, "%s%s has no key of its type: it needs %s in verification_keys or jwks_file", a, def, a.keyKind())
-		}
-	}
-	return out, errs
+	return errs
 }

@@ -1,9 +1,38 @@
 package authz
 
 import (
+	"strconv"
+	"unicode/utf8"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
+
+// Bounds of the request-supplied values a decision log line carries: a
+// client picks them, so a 3 MB path must not become a 3 MB log line.
+const (
+	// logPathMax bounds the logged path (1 KiB).
+	logPathMax = 1 << 10
+	// logMethodMax bounds the logged method (HTTP mode reads it from a
+	// header; a real method is a short token).
+	logMethodMax = 64
+	// logRequestIDMax bounds the logged x-request-id (Envoy's are UUIDs).
+	logRequestIDMax = 128
+)
+
+// truncateForLog returns s when it is at most max bytes long; otherwise
+// its first max bytes (fewer, to end on a whole UTF-8 character), marked
+// with the original length, e.g. "/agents/aaaa…(truncated, 3145728 bytes)".
+func truncateForLog(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for i := 0; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	return s[:cut] + "…(truncated, " + strconv.Itoa(len(s)) + " bytes)"
+}
 
 // Decision log messages: constants, so that zap's sampler (which keys on
 // the message) groups them.
@@ -17,10 +46,13 @@ const (
 // this one; the line then carries sample_rate, so counts can be scaled
 // back). The fields are an allowlist:
 // reason, status, method, path (never the query), rule, user_id and
-// request_id. Never a header value, a token, a key or a claim other than
-// the user id. path is the normalised path, or "" when the request was
+// request_id (the x-request-id correlation id, the one header value
+// logged). Never another header value, a token, a key or a claim other
+// than the user id. path is the normalised path, or "" when the request was
 // denied before normalisation succeeded; the raw path is then logged
-// without its query.
+// without its query. The values a client chooses are bounded: the path to
+// logPathMax, the method and request id shorter still, each marked with
+// its full length when cut (truncateForLog).
 func logDecision(log *zap.Logger, r *Request, path string, d *Decision, sampleRate float64) {
 	level, msg := zapcore.InfoLevel, msgDenied
 	if d.Allowed() {
@@ -35,12 +67,13 @@ func logDecision(log *zap.Logger, r *Request, path string, d *Decision, sampleRa
 	}
 	var method, requestID string
 	if r != nil {
-		method = r.Method
-		requestID = r.Headers["x-request-id"]
+		method = truncateForLog(r.Method, logMethodMax)
+		requestID = truncateForLog(r.Headers["x-request-id"], logRequestIDMax)
 		if path == "" {
 			path = withoutQuery(r.Path)
 		}
 	}
+	path = truncateForLog(path, logPathMax)
 	fields := [8]zap.Field{
 		zap.Stringer("reason", d.Reason),
 		zap.Int("status", d.Status),

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -26,15 +27,15 @@ func TestScopeSets(t *testing.T) {
 	tb := internTable(t)
 	tests := []struct {
 		name string
-		id   Identity
+		id   jwtauth.Identity
 	}{
-		{name: "none", id: Identity{UserID: "u"}},
-		{name: "one", id: Identity{UserID: "u", Scopes: []string{"agents:read"}}},
-		{name: "several", id: Identity{UserID: "u", SessionID: "s", Scopes: []string{"agents:read", "agents:a1:run", "teams:*:read"}}},
-		{name: "admin", id: Identity{Scopes: []string{scopes.DefaultAdminScope}}},
-		{name: "unknown shapes kept", id: Identity{Scopes: []string{"bogus", "", "agents:read"}}},
-		{name: "a scope with a space", id: Identity{Scopes: []string{"agents:sales bot:run", "agents:read"}}},
-		{name: "more than 16", id: Identity{Scopes: []string{"a:read", "b:read", "c:read", "d:read", "e:read", "f:read",
+		{name: "none", id: jwtauth.Identity{UserID: "u"}},
+		{name: "one", id: jwtauth.Identity{UserID: "u", Scopes: []string{"agents:read"}}},
+		{name: "several", id: jwtauth.Identity{UserID: "u", SessionID: "s", Scopes: []string{"agents:read", "agents:a1:run", "teams:*:read"}}},
+		{name: "admin", id: jwtauth.Identity{Scopes: []string{scopes.DefaultAdminScope}}},
+		{name: "unknown shapes kept", id: jwtauth.Identity{Scopes: []string{"bogus", "", "agents:read"}}},
+		{name: "a scope with a space", id: jwtauth.Identity{Scopes: []string{"agents:sales bot:run", "agents:read"}}},
+		{name: "more than 16", id: jwtauth.Identity{Scopes: []string{"a:read", "b:read", "c:read", "d:read", "e:read", "f:read",
 			"g:read", "h:read", "i:read", "j:read", "k:read", "l:read", "m:read", "n:read", "o:read", "p:read", "q:read"}}},
 	}
 	sets := newScopeSets(scopeSetSlots)
@@ -65,8 +66,8 @@ func TestScopeSets(t *testing.T) {
 func TestScopeSetsShared(t *testing.T) {
 	tb := internTable(t)
 	sets := newScopeSets(scopeSetSlots)
-	a := newPrincipal(&Identity{UserID: "alice", Scopes: []string{"agents:read", "teams:read"}})
-	b := newPrincipal(&Identity{UserID: "bob", SessionID: "s-9", Scopes: []string{"agents:read", "teams:read"}})
+	a := newPrincipal(&jwtauth.Identity{UserID: "alice", Scopes: []string{"agents:read", "teams:read"}})
+	b := newPrincipal(&jwtauth.Identity{UserID: "bob", SessionID: "s-9", Scopes: []string{"agents:read", "teams:read"}})
 	if sa, sb := sets.set(&a, tb), sets.set(&b, tb); sa != sb {
 		t.Errorf("set(alice) = %p, set(bob) = %p: the same list is not shared", sa, sb)
 	}
@@ -74,7 +75,7 @@ func TestScopeSetsShared(t *testing.T) {
 	tiny := newScopeSets(2) // one pair: every list competes for it
 	for i := range 200 {
 		list := []string{fmt.Sprintf("agents:a%d:run", i%7), "teams:read"}
-		p := newPrincipal(&Identity{UserID: fmt.Sprint("u", i), Scopes: list})
+		p := newPrincipal(&jwtauth.Identity{UserID: fmt.Sprint("u", i), Scopes: list})
 		got := tiny.set(&p, tb)
 		if want := tb.Parse(list); !reflect.DeepEqual(got.Scopes(), want.Scopes()) {
 			t.Fatalf("tiny table, list %q: set = %q", list, got.Scopes())
@@ -95,7 +96,7 @@ func TestScopeSetsConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 500 {
 				list := []string{fmt.Sprintf("agents:a%d:run", (g+i)%13), "sessions:read"}
-				p := newPrincipal(&Identity{Scopes: list})
+				p := newPrincipal(&jwtauth.Identity{Scopes: list})
 				if got := sets.set(&p, tb).Scopes(); !reflect.DeepEqual(got, list) {
 					t.Errorf("set(%q) = %q", list, got)
 					return
@@ -126,17 +127,17 @@ func TestDecideCachedInternedAllocs(t *testing.T) {
 func TestScopeSetsShare(t *testing.T) {
 	tb := internTable(t)
 	sets := newScopeSets(scopeSetSlots)
-	fwd := []Header{{Name: HeaderClaimPrefix + "org", Value: "acme"}}
+	fwd := []jwtauth.Header{{Name: HeaderClaimPrefix + "org", Value: "acme"}}
 	tests := []struct {
 		name   string
-		id     Identity
+		id     jwtauth.Identity
 		shared bool // the scopes text comes from the interned entry
 	}{
-		{name: "ids and scopes", id: Identity{UserID: "alice", SessionID: "s-1", Scopes: []string{"agents:read", "teams:read"}}, shared: true},
-		{name: "no session", id: Identity{UserID: "bob", Scopes: []string{"agents:read", "teams:read"}}, shared: true},
-		{name: "forwarded claims", id: Identity{UserID: "carol", Scopes: []string{"agents:read", "teams:read"}, Forward: fwd}, shared: true},
-		{name: "no scopes", id: Identity{UserID: "dave"}},
-		{name: "a scope with a space", id: Identity{UserID: "erin", Scopes: []string{"agents:sales bot:run"}}},
+		{name: "ids and scopes", id: jwtauth.Identity{UserID: "alice", SessionID: "s-1", Scopes: []string{"agents:read", "teams:read"}}, shared: true},
+		{name: "no session", id: jwtauth.Identity{UserID: "bob", Scopes: []string{"agents:read", "teams:read"}}, shared: true},
+		{name: "forwarded claims", id: jwtauth.Identity{UserID: "carol", Scopes: []string{"agents:read", "teams:read"}, Forward: fwd}, shared: true},
+		{name: "no scopes", id: jwtauth.Identity{UserID: "dave"}},
+		{name: "a scope with a space", id: jwtauth.Identity{UserID: "erin", Scopes: []string{"agents:sales bot:run"}}},
 	}
 	var text *byte
 	for _, tc := range tests {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -70,7 +71,7 @@ type principalExtra struct {
 }
 
 // newPrincipal builds the principal of a verified identity.
-func newPrincipal(id *Identity) principal {
+func newPrincipal(id *jwtauth.Identity) principal {
 	n := len(id.UserID) + len(id.SessionID)
 	spaced := false
 	for i, s := range id.Scopes {
@@ -94,7 +95,13 @@ func newPrincipal(id *Identity) principal {
 	u, sess := len(id.UserID), len(id.SessionID)
 	p := principal{userID: blob[:u], sessionID: blob[u : u+sess], scopes: blob[u+sess:]}
 	if spaced || len(id.Forward) > 0 {
-		p.extra = &principalExtra{forward: id.Forward}
+		p.extra = &principalExtra{}
+		if len(id.Forward) > 0 {
+			p.extra.forward = make([]Header, len(id.Forward))
+			for i, h := range id.Forward {
+				p.extra.forward[i] = Header(h)
+			}
+		}
 		if spaced {
 			p.extra.list = id.Scopes
 		}
@@ -127,7 +134,7 @@ type cacheEntry struct {
 	digest [sha256.Size]byte
 	// keys is the JWKS key set current when the token was verified (nil
 	// without a JWKS): the entry serves only while it still is.
-	keys *KeySet
+	keys jwtauth.Generation
 	// from and to bound the validity in Unix nanoseconds: from is compared
 	// with the clock truncated to the second (jwx's rule for nbf and iat),
 	// to with the clock itself (it is the earlier of exp + leeway and the
@@ -214,7 +221,7 @@ func (c *tokenCache) digest(tok string) [sha256.Size]byte {
 	}
 	buf := append((*bp)[:0], tok...)
 	d := sha256.Sum256(buf)
-	if cap(buf) <= MaxTokenBytes {
+	if cap(buf) <= jwtauth.MaxTokenBytes {
 		*bp = buf
 		c.bufs.Put(bp)
 	}
@@ -229,7 +236,7 @@ func (c *tokenCache) shard(d *[sha256.Size]byte) (*cacheShard, uint64) {
 // get returns the principal remembered for d if the entry was verified
 // with keys and the clock (now) is inside its validity. An entry found
 // out of its validity is dropped.
-func (c *tokenCache) get(d *[sha256.Size]byte, keys *KeySet, now time.Time) (principal, bool) {
+func (c *tokenCache) get(d *[sha256.Size]byte, keys jwtauth.Generation, now time.Time) (principal, bool) {
 	s, k := c.shard(d)
 	at, atSec := now.UnixNano(), now.Truncate(time.Second).UnixNano()
 	s.mu.Lock()
@@ -260,7 +267,7 @@ func (c *tokenCache) get(d *[sha256.Size]byte, keys *KeySet, now time.Time) (pri
 
 // put remembers a valid token verified at now with keys: id is what it
 // says, validFrom the later of its nbf and iat (zero when none).
-func (c *tokenCache) put(d *[sha256.Size]byte, keys *KeySet, now time.Time, id *Identity, validFrom time.Time, p principal) {
+func (c *tokenCache) put(d *[sha256.Size]byte, keys jwtauth.Generation, now time.Time, id *jwtauth.Identity, validFrom time.Time, p principal) {
 	to := now.Add(c.ttl).UnixNano()
 	if !id.Expires.IsZero() {
 		// jwx: valid while now (truncated to the second) is before exp + leeway.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 )
 
 // TestTokenCacheRoom checks the bound on the whole cache: as many tokens as
@@ -15,9 +17,9 @@ func TestTokenCacheRoom(t *testing.T) {
 			c := newTokenCache(size, time.Hour, 0)
 			exp := testNow.Add(time.Minute)
 			put := func(i int) {
-				id := Identity{UserID: fmt.Sprint("u", i), Scopes: []string{"agents:read"}, Expires: exp}
+				id := jwtauth.Identity{UserID: fmt.Sprint("u", i), Scopes: []string{"agents:read"}, Expires: exp}
 				d := c.digest(fmt.Sprintf("token-%d", i))
-				c.put(&d, nil, testNow, &id, time.Time{}, newPrincipal(&id))
+				c.put(&d, jwtauth.Generation{}, testNow, &id, time.Time{}, newPrincipal(&id))
 			}
 			for i := range size {
 				put(i)
@@ -34,7 +36,7 @@ func TestTokenCacheRoom(t *testing.T) {
 			// Past exp every lookup drops its entry.
 			for i := range size + size/10 + 1 {
 				d := c.digest(fmt.Sprintf("token-%d", i))
-				if _, ok := c.get(&d, nil, exp.Add(time.Second)); ok {
+				if _, ok := c.get(&d, jwtauth.Generation{}, exp.Add(time.Second)); ok {
 					t.Fatalf("token %d served past its exp", i)
 				}
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.uber.org/zap"
+
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 )
 
 // cachedAuthorizer builds an Authorizer from yamlText with an injected
@@ -122,7 +124,16 @@ func TestTokenCacheInvalidatedOnKeyChange(t *testing.T) {
 	a.Start(t.Context())
 	t.Cleanup(a.Close)
 	waitFor(t, "the first key set", a.Ready)
-	src := a.snap.Load().verifier.ring.jwks.(*RemoteJWKS)
+	// refetch moves past the refetch rate limit and sends a token whose
+	// kid no key has: the verifier refetches the JWKS once, and the
+	// token itself is refused.
+	refetch := func() {
+		t.Helper()
+		clock.Advance(jwksRefetchGap)
+		if d := a.Decide(t.Context(), getAgents(keys.tokX)); d.Status != 401 {
+			t.Fatalf("Decide(unknown kid) = %d %q, want 401", d.Status, d.Detail)
+		}
+	}
 
 	for i, want := range []bool{false, true} {
 		if d := a.Decide(t.Context(), getAgents(keys.tok1)); d.Status != 200 {
@@ -133,19 +144,13 @@ func TestTokenCacheInvalidatedOnKeyChange(t *testing.T) {
 		}
 	}
 	// An unchanged document keeps the entries.
-	clock.Advance(jwksRefetchGap)
-	if _, err := src.Refetch(t.Context(), "x"); err != nil {
-		t.Fatal(err)
-	}
+	refetch()
 	if d := a.Decide(t.Context(), getAgents(keys.tok1)); d.Status != 200 || obs.hits.Load() != 2 {
 		t.Fatalf("after an unchanged refetch: Decide = %d, hits %d; want 200 from the cache", d.Status, obs.hits.Load())
 	}
 	// k1 is removed: the cached k1 token must not outlive its key.
 	srv.set("ok", keys.only2)
-	clock.Advance(jwksRefetchGap)
-	if _, err := src.Refetch(t.Context(), "x"); err != nil {
-		t.Fatal(err)
-	}
+	refetch()
 	if d := a.Decide(t.Context(), getAgents(keys.tok1)); d.Status != 401 {
 		t.Fatalf("Decide(k1 token) after k1 was removed = %d, want 401", d.Status)
 	}
@@ -223,19 +228,19 @@ func TestTokenCacheDigestCollision(t *testing.T) {
 	// full digest tells them apart.
 	d2 := d1
 	d2[31] ^= 0xff
-	p := newPrincipal(&Identity{UserID: "one"})
-	c.put(&d1, nil, now, &Identity{}, time.Time{}, p)
-	if _, ok := c.get(&d2, nil, now); ok {
+	p := newPrincipal(&jwtauth.Identity{UserID: "one"})
+	c.put(&d1, jwtauth.Generation{}, now, &jwtauth.Identity{}, time.Time{}, p)
+	if _, ok := c.get(&d2, jwtauth.Generation{}, now); ok {
 		t.Fatal("get(d2) found the entry of d1: a different token would be authenticated")
 	}
-	if got, ok := c.get(&d1, nil, now); !ok || got.userID != "one" {
+	if got, ok := c.get(&d1, jwtauth.Generation{}, now); !ok || got.userID != "one" {
 		t.Fatalf("get(d1) = %q, %v; want one", got.userID, ok)
 	}
-	c.put(&d2, nil, now, &Identity{}, time.Time{}, newPrincipal(&Identity{UserID: "two"}))
-	if _, ok := c.get(&d1, nil, now); ok {
+	c.put(&d2, jwtauth.Generation{}, now, &jwtauth.Identity{}, time.Time{}, newPrincipal(&jwtauth.Identity{UserID: "two"}))
+	if _, ok := c.get(&d1, jwtauth.Generation{}, now); ok {
 		t.Fatal("get(d1) after d2 took its slot = hit")
 	}
-	if got, ok := c.get(&d2, nil, now); !ok || got.userID != "two" {
+	if got, ok := c.get(&d2, jwtauth.Generation{}, now); !ok || got.userID != "two" {
 		t.Fatalf("get(d2) = %q, %v; want two", got.userID, ok)
 	}
 	if d := c.digest("token-one"); d != sha256.Sum256([]byte("token-one")) {
@@ -254,9 +259,9 @@ func TestTokenCacheEviction(t *testing.T) {
 		digests[i] = c.digest(fmt.Sprint("tok-", i))
 	}
 	put := func(i int) {
-		c.put(&digests[i], nil, now, &Identity{}, time.Time{}, newPrincipal(&Identity{UserID: fmt.Sprint(i)}))
+		c.put(&digests[i], jwtauth.Generation{}, now, &jwtauth.Identity{}, time.Time{}, newPrincipal(&jwtauth.Identity{UserID: fmt.Sprint(i)}))
 	}
-	has := func(i int) bool { _, ok := c.get(&digests[i], nil, now); return ok }
+	has := func(i int) bool { _, ok := c.get(&digests[i], jwtauth.Generation{}, now); return ok }
 	for i := range 64 {
 		put(i)
 	}
@@ -395,19 +400,19 @@ func TestTokenCacheMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newTokenCache(DefaultCacheSize, DefaultCacheTTL, DefaultLeeway)
+	c := newTokenCache(DefaultCacheSize, DefaultCacheTTL, jwtauth.DefaultLeeway)
 	exp := testNow.Add(time.Hour)
 	for i := range DefaultCacheSize {
 		// A token as an IdP issues it; only its digest is kept.
 		tok := fmt.Sprintf("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.%040d.%0342d", i, i)
-		id := Identity{
+		id := jwtauth.Identity{
 			UserID:    fmt.Sprintf("user-%06d@example.com", i),
 			SessionID: fmt.Sprintf("sess-%012d", i),
 			Scopes:    []string{"agents:read", "agents:a1:run", "teams:read"},
 			Expires:   exp,
 		}
 		d := c.digest(tok)
-		c.put(&d, nil, testNow, &id, testNow, newPrincipal(&id))
+		c.put(&d, jwtauth.Generation{}, testNow, &id, testNow, newPrincipal(&id))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

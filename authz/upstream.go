@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/idtoken"
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -30,10 +31,6 @@ const HeaderAuthorization = "authorization"
 // detailUnavailable is the 503 detail of docs/CONTRACT.md §5 ("a fault of
 // ours"): here, an identity token that could not be signed.
 const detailUnavailable = "Authentication is temporarily unavailable"
-
-// StatusUnavailable is the HTTP status of a decision that failed for a
-// fault of the service (docs/CONTRACT.md §5: 503, gRPC UNAVAILABLE).
-const StatusUnavailable = 503
 
 // errNoSlot is never expected: with identity tokens on, every principal
 // of a verified JWT carries its slot (verifyToken).
@@ -60,7 +57,7 @@ type signedHeader struct {
 
 // newReissued returns the identity-token slot for a verified identity, or
 // nil when identity tokens are off (then no principal carries one).
-func (u *upstreamPolicy) newReissued(id *Identity) *reissued {
+func (u *upstreamPolicy) newReissued(id *jwtauth.Identity) *reissued {
 	if u.signer == nil {
 		return nil
 	}
@@ -120,7 +117,7 @@ func (s *snapshot) identityToken(r *Request, p *principal, auth string, d *Decis
 	}
 	if err := s.up.addIdentityToken(p, s.clock(), d); err != nil {
 		log.Error("identity token not signed; the request is denied 503 (docs/CONTRACT.md §9)", zap.Error(err))
-		deny := s.deny(r, StatusUnavailable, ReasonIdentityTokenFailed, detailUnavailable)
+		deny := s.deny(r, ReasonIdentityTokenFailed, detailUnavailable)
 		deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
 		deny.UserID, deny.Auth = d.UserID, d.Auth
 		return deny, false
@@ -132,7 +129,7 @@ func (s *snapshot) identityToken(r *Request, p *principal, auth string, d *Decis
 // upstream.listing_filter is deny (docs/CONTRACT.md §9): 403 with the
 // route's required scopes, the detail a caller without them gets.
 func (s *snapshot) forbidListing(r *Request, d Decision, res *scopes.Result) Decision {
-	deny := s.deny(r, 403, ReasonInsufficientScopes, detailScopesPrefix+strings.Join(res.Rule.Scopes, ", "))
+	deny := s.deny(r, ReasonInsufficientScopes, detailScopesPrefix+strings.Join(res.Rule.Scopes, ", "))
 	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
 	for _, g := range res.Grants() {
 		if g.Listing {

@@ -40,9 +40,10 @@ func NewServer(d Decider) authv3.AuthorizationServer {
 // Check answers one ext_authz check. Every outcome, allow or deny, is a
 // CheckResponse with a nil error: Envoy treats a failed RPC as an error
 // (status_on_error, or failure_mode_allow!), not as a denial (ENVOY-NOTES §3).
-// A cancelled ctx reaches the Decider, which fails closed.
+// A cancelled ctx stops the translation of the request and reaches the
+// Decider, which fails closed without deciding it.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r := FromCheckRequest(req)
+	r := fromCheckRequest(ctx, req)
 	d := s.decider.Decide(ctx, &r)
 	return ToCheckResponse(&d), nil
 }

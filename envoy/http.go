@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -39,6 +40,12 @@ type HTTPOptions struct {
 	// Logger receives faults (a decision HTTP cannot carry); nil means
 	// zap.NewNop(). Decisions themselves are logged by the Decider.
 	Logger *zap.Logger
+	// EchoAuthorization is set with upstream.identity_token
+	// (docs/CONTRACT.md §9): every 200 then carries the Authorization the
+	// upstream must receive, the identity token or else the caller's own
+	// (see passAuthorization), for a proxy that replaces the header with
+	// the reply's. Off, a reply never carries the caller's credential.
+	EchoAuthorization bool
 }
 
 // httpHandler is the HTTP ext_authz service. It keeps no per-request state.
@@ -46,6 +53,7 @@ type httpHandler struct {
 	decider Decider
 	prefix  string
 	log     *zap.Logger
+	echo    bool
 }
 
 var _ http.Handler = (*httpHandler)(nil)
@@ -53,6 +61,10 @@ var _ http.Handler = (*httpHandler)(nil)
 // NewHTTPHandler returns the HTTP ext_authz service around d: every
 // request is a check (CONTRACT §6), decided on the serving goroutine. It
 // panics if d is nil: that is a wiring bug, not an input.
+//
+// The http.Server serving it must set DisableGeneralOptionsHandler:
+// otherwise net/http answers "OPTIONS *" itself with 200, without the
+// handler (and so the pipeline) ever seeing it.
 func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 	if d == nil {
 		panic("envoy: NewHTTPHandler called with a nil Decider")
@@ -61,7 +73,7 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &httpHandler{decider: d, prefix: opts.PathPrefix, log: log}
+	return &httpHandler{decider: d, prefix: opts.PathPrefix, log: log, echo: opts.EchoAuthorization}
 }
 
 // ServeHTTP answers one check. A cancelled request context reaches the
@@ -69,7 +81,9 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := FromHTTPRequest(r, h.prefix)
 	d := h.decider.Decide(r.Context(), &req)
-	passAuthorization(&d, r.Header)
+	if h.echo {
+		passAuthorization(&d, r.Header)
+	}
 	if err := WriteDecision(w, &d); err != nil {
 		// Only an allow can fail, before anything was written: its 500 is
 		// an error to every proxy, which then denies (fails closed).
@@ -97,14 +111,23 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 	method, mOK := checkedValue(r.Header, headerOriginalMethod, headerForwardedMethod, r.Method)
 	path, pOK := checkedValue(r.Header, headerOriginalURI, headerForwardedURI, "")
-	if pOK && path == "" {
+	switch {
+	case !pOK || path != "":
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		// A target that is not origin-form: asterisk-form (OPTIONS *),
+		// absolute-form (GET http://host/agents) or authority-form
+		// (CONNECT host:443). No proxy sends one as a check: it goes to
+		// the pipeline as is, which answers 400 Malformed request path
+		// (CONTRACT §5), never an allow it was not asked for.
+		path = r.RequestURI
+	default:
 		// Envoy's HTTP service mode: the request is the check.
 		path, pOK = stripPrefix(r.RequestURI, prefix)
 	}
 	if !mOK || !pOK {
 		return authz.Request{Malformed: true}
 	}
-	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Header, r.Host)}
+	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host)}
 }
 
 // checkedValue reads one attribute of the checked request from the nginx
@@ -157,10 +180,17 @@ func stripPrefix(target, prefix string) (string, bool) {
 
 // lowerHeader copies h with lower-case keys, repeated values joined with
 // "," in order (Envoy's default mode), and the Host header, which net/http
-// keeps apart in r.Host.
-func lowerHeader(h http.Header, host string) map[string]string {
+// keeps apart in r.Host. The work is linear in the header block; once ctx
+// is done (the proxy hung up) the copy stops, and the Decider, seeing the
+// same ctx, fails closed without deciding the partial request.
+func lowerHeader(ctx context.Context, h http.Header, host string) map[string]string {
 	m := make(map[string]string, len(h)+1)
+	i := 0
 	for k, vs := range h {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return m
+		}
+		i++
 		m[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	if host != "" {

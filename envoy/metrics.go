@@ -141,7 +141,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	for _, r := range authz.Reasons() {
-		status := reasonStatus(r)
+		status := r.Status()
 		c := m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String())
 		if int(r) < reasonSlots {
 			m.byReason[r] = reasonCounter{status: status, counter: c}
@@ -163,25 +163,6 @@ func fetchResults() []string {
 	return []string{resultSuccess,
 		string(authz.FaultTimeout), string(authz.FaultNetwork), string(authz.FaultStatus), string(authz.FaultTooLarge),
 		string(authz.FaultMalformed), string(authz.FaultRefused), string(authz.FaultCanceled), resultError}
-}
-
-// reasonStatus is the HTTP status a decision with reason r carries (the
-// pre-registered series; an unexpected pair is still counted as it comes).
-func reasonStatus(r authz.Reason) int {
-	switch r {
-	case authz.ReasonAllowed, authz.ReasonAllowedExcluded, authz.ReasonAllowedPreflight,
-		authz.ReasonAllowedListing, authz.ReasonAllowedUnmapped:
-		return http.StatusOK
-	case authz.ReasonMalformedRequest, authz.ReasonMalformedPath:
-		return http.StatusBadRequest
-	case authz.ReasonMissingCredential, authz.ReasonTokenExpired, authz.ReasonInvalidAudience,
-		authz.ReasonInvalidToken, authz.ReasonInvalidSubject, authz.ReasonInvalidSecurityKey:
-		return http.StatusUnauthorized
-	case authz.ReasonIdentityTokenFailed:
-		return http.StatusServiceUnavailable
-	default: // insufficient_scopes, no_rule, canceled, unknown (the zero Decision)
-		return http.StatusForbidden
-	}
 }
 
 func decisionLabel(status int) string {

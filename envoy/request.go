@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"context"
 	"sort"
 	"strings"
 
@@ -28,6 +29,19 @@ import (
 // without a copy: Envoy's keys are already lower-case. The caller must not
 // modify the request while the returned Request is in use.
 func FromCheckRequest(cr *authv3.CheckRequest) authz.Request {
+	return fromCheckRequest(context.Background(), cr)
+}
+
+// ctxCheckEvery is how many header lines are converted between two looks
+// at the caller's context: a cancelled caller stops the conversion of a
+// large request within that many lines, at the cost of one ctx.Err per
+// batch.
+const ctxCheckEvery = 1024
+
+// fromCheckRequest is FromCheckRequest for a caller that may go away: once
+// ctx is done, the conversion stops and the partial Request is returned;
+// the Decider, seeing the same ctx, fails closed without deciding it.
+func fromCheckRequest(ctx context.Context, cr *authv3.CheckRequest) authz.Request {
 	h := cr.GetAttributes().GetRequest().GetHttp()
 	if h == nil {
 		return authz.Request{Malformed: true}
@@ -37,9 +51,9 @@ func FromCheckRequest(cr *authv3.CheckRequest) authz.Request {
 		Path:   h.GetPath(),
 	}
 	if lines := h.GetHeaderMap().GetHeaders(); len(lines) > 0 {
-		r.Headers = joinHeaderLines(lines)
+		r.Headers = joinHeaderLines(ctx, lines)
 	} else {
-		r.Headers = lowerKeys(h.GetHeaders())
+		r.Headers = lowerKeys(ctx, h.GetHeaders())
 	}
 	return r
 }
@@ -50,11 +64,17 @@ func FromCheckRequest(cr *authv3.CheckRequest) authz.Request {
 // (check_request_utils_test.cc BasicHttpWithDuplicateHeaders).
 //
 // The raw values (bytes) are copied into one string, which the values
-// slice: one allocation for all of them rather than one per header.
-func joinHeaderLines(lines []*corev3.HeaderValue) map[string]string {
+// slice: one allocation for all of them rather than one per header. A
+// repeated name is joined as joinRepeat says, so the work is linear in the
+// request's size however often a name repeats.
+func joinHeaderLines(ctx context.Context, lines []*corev3.HeaderValue) map[string]string {
 	raw := rawValues(lines)
 	m := make(map[string]string, len(lines))
-	for _, hv := range lines {
+	var repeats map[string][]string // names seen more than once: their values in order
+	for i, hv := range lines {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return m
+		}
 		var v string
 		if n := len(hv.GetRawValue()); n > 0 {
 			v, raw = raw[:n], raw[n:]
@@ -66,10 +86,13 @@ func joinHeaderLines(lines []*corev3.HeaderValue) map[string]string {
 			continue
 		}
 		if prev, ok := m[key]; ok {
-			m[key] = prev + "," + v
+			m[key], repeats = joinRepeat(repeats, key, prev, v)
 			continue
 		}
 		m[key] = v
+	}
+	for k, vs := range repeats {
+		m[k] = strings.Join(vs, ",")
 	}
 	return m
 }
@@ -97,7 +120,7 @@ func rawValues(lines []*corev3.HeaderValue) string {
 // so for Envoy), else a copy with lower-cased keys where keys that differ
 // only in case are joined with "," in sorted order of the original keys,
 // so the result does not depend on map iteration order.
-func lowerKeys(m map[string]string) map[string]string {
+func lowerKeys(ctx context.Context, m map[string]string) map[string]string {
 	upper := false
 	for k := range m {
 		if hasUpper(k) {
@@ -113,16 +136,52 @@ func lowerKeys(m map[string]string) map[string]string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Each name's values are collected in sorted order of the original
+	// keys and joined once, so the work stays linear (after the sort)
+	// however many case variants a name has.
 	out := make(map[string]string, len(m))
-	for _, k := range keys {
+	var repeats map[string][]string
+	for i, k := range keys {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return out
+		}
 		lk := strings.ToLower(k)
 		if prev, ok := out[lk]; ok {
-			out[lk] = prev + "," + m[k]
+			out[lk], repeats = joinRepeat(repeats, lk, prev, m[k])
 			continue
 		}
 		out[lk] = m[k]
 	}
+	for k, vs := range repeats {
+		out[k] = strings.Join(vs, ",")
+	}
 	return out
+}
+
+// joinInPlaceMax bounds the joined value that a repeat is appended to by
+// copying: below it, prev + "," + v (one allocation, as the common request
+// with a few repeated lines needs); from it on, the name's values are
+// collected and joined once at the end. Either way each line costs at most
+// joinInPlaceMax + len(v) bytes of copying: linear in the request, where
+// always copying would be quadratic (50 000 repeats of one name).
+const joinInPlaceMax = 1 << 10
+
+// joinRepeat handles one more value v of a name already holding prev: it
+// returns the value to store now and the (possibly created) collection of
+// the names joined at the end; the caller joins those with "," once done.
+func joinRepeat(repeats map[string][]string, key, prev, v string) (string, map[string][]string) {
+	if vs, collected := repeats[key]; collected {
+		repeats[key] = append(vs, v)
+		return prev, repeats
+	}
+	if len(prev) < joinInPlaceMax {
+		return prev + "," + v, repeats
+	}
+	if repeats == nil {
+		repeats = make(map[string][]string)
+	}
+	repeats[key] = []string{prev, v}
+	return prev, repeats
 }
 
 // hasUpper reports whether s holds a character strings.ToLower would change.

@@ -107,7 +107,7 @@ func TestIdentityTokenGRPC(t *testing.T) {
 func TestIdentityTokenHTTP(t *testing.T) {
 	a := newIdentityAuthorizer(t)
 	caller := mintHS(t, "alice", "agents:read")
-	h := NewHTTPHandler(a, HTTPOptions{})
+	h := NewHTTPHandler(a, HTTPOptions{EchoAuthorization: true})
 	r := httptest.NewRequest("GET", "/auth", nil)
 	r.Header.Set("X-Original-Method", "GET")
 	r.Header.Set("X-Original-Uri", "/agents")
@@ -141,6 +141,13 @@ func TestIdentityTokenHTTP(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer "+caller)
 	if got := serveCheck(t, h, r); got.status != http.StatusForbidden || got.header.Get("Authorization") != "" {
 		t.Errorf("denied: %d with an Authorization header", got.status)
+	}
+	// Without EchoAuthorization a reply never carries the caller's token.
+	plain := NewHTTPHandler(newJWTAuthorizer(t, ""), HTTPOptions{})
+	r = httptest.NewRequest("GET", "/health", nil)
+	r.Header.Set("Authorization", "Bearer "+caller)
+	if got := serveCheck(t, plain, r); got.status != http.StatusOK || got.header.Get("Authorization") != "" {
+		t.Errorf("echo off: %d with an Authorization header", got.status)
 	}
 }
 

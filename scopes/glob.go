@@ -10,7 +10,7 @@ import (
 // ErrBadPattern reports a glob that does not compile.
 var ErrBadPattern = errors.New("syntax error in pattern")
 
-// Glob is one compiled route pattern, Python-fnmatch style (CONTRACT §5):
+// Glob is one compiled route pattern, Python-fnmatch style (docs/CONTRACT.md §5):
 //
 //	'*'       any run of characters, '/' included
 //	'?'       any one character

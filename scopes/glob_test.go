@@ -13,7 +13,7 @@ func TestGlobMatch(t *testing.T) {
 		{pattern: "/agents", s: "/agents", want: true},
 		{pattern: "/agents", s: "/agents/a1", want: false},
 		{pattern: "/agents", s: "/Agents", want: false},
-		// '*' crosses '/' (CONTRACT §5), unlike path.Match.
+		// '*' crosses '/' (docs/CONTRACT.md §5), unlike path.Match.
 		{pattern: "/agents/*", s: "/agents/a1", want: true},
 		{pattern: "/agents/*", s: "/agents/a1/runs/r1", want: true},
 		{pattern: "/agents/*", s: "/agents/", want: true},

@@ -8,7 +8,7 @@
 // init. The default route table is embedded data. A denial is a Result, never an
 // error; errors only report a bad configuration (Compile, CompileGlob).
 //
-// It never normalises or validates a request path (the caller does, CONTRACT §5)
+// It never normalises or validates a request path (the caller does, docs/CONTRACT.md §5)
 // and never sees a token: it receives the caller's scope strings.
 package scopes
 
@@ -22,14 +22,14 @@ import (
 const DefaultAdminScope = "agent_os:admin"
 
 // The resource families for which per-resource scopes (resource:<id>:action)
-// count against the id in the path (CONTRACT §5).
+// count against the id in the path (docs/CONTRACT.md §5).
 const (
 	familyAgents    = "agents"
 	familyTeams     = "teams"
 	familyWorkflows = "workflows"
 )
 
-// CONTRACT §5: "system:" is a legacy alias of "config:".
+// docs/CONTRACT.md §5: "system:" is a legacy alias of "config:".
 const (
 	legacyConfig = "system"
 	familyConfig = "config"

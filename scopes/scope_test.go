@@ -60,7 +60,7 @@ func TestParseScope(t *testing.T) {
 
 func TestScopeFamily(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{in: "system:read", want: "config"}, // CONTRACT §5: legacy alias
+		{in: "system:read", want: "config"}, // docs/CONTRACT.md §5: legacy alias
 		{in: "system:*:write", want: "config"},
 		{in: "config:read", want: "config"},
 		{in: "systems:read", want: "systems"},

@@ -86,7 +86,7 @@ func (s *Set) Has(scope string) bool {
 }
 
 // meet returns the index of the first caller scope that meets r on a path of
-// family fam with resource id (either may be ""), or -1. CONTRACT §5:
+// family fam with resource id (either may be ""), or -1. docs/CONTRACT.md §5:
 //   - resource:action is met by itself and resource:*:action; on a path of its
 //     own family (agents, teams, workflows) with an id, also by resource:<id>:action;
 //   - a three-part required scope is met by the global or wildcard scope of its

@@ -26,7 +26,7 @@ var (
 // Policy is what happens to a route with no entry in the table.
 type Policy uint8
 
-// The unmapped-route policies (CONTRACT §4, unmapped_routes).
+// The unmapped-route policies (docs/CONTRACT.md §4, unmapped_routes).
 const (
 	UnmappedAllow Policy = iota // any authenticated caller passes
 	UnmappedDeny                // 403 unless the caller holds the admin scope
@@ -206,7 +206,7 @@ type required struct {
 // table order.
 type methodIndex struct {
 	method string
-	exact  map[string]int // pattern → rule index: CONTRACT §5, an exact key wins
+	exact  map[string]int // pattern → rule index: docs/CONTRACT.md §5, an exact key wins
 	globs  []globRule     // patterns with metacharacters, in table order
 }
 
@@ -218,7 +218,7 @@ type globRule struct {
 
 // Compile builds the table: the embedded defaults, with each custom mapping
 // whose key equals a default's replacing it in place and the other custom keys
-// after the defaults in their order (CONTRACT §5). It reports every problem, each
+// after the defaults in their order (docs/CONTRACT.md §5). It reports every problem, each
 // a *MappingError or *OptionError, joined with errors.Join.
 func Compile(o Options) (*Table, error) {
 	var errs []error
@@ -328,7 +328,7 @@ func compileEntry(m Mapping, admin string) (entry, Glob, []error) {
 	case !isUpperToken(method):
 		bad(-1, ErrBadKey, "method %q must be upper-case letters", method)
 	case method == "HEAD":
-		// CONTRACT §5: HEAD is checked exactly as GET.
+		// docs/CONTRACT.md §5: HEAD is checked exactly as GET.
 		bad(-1, ErrBadKey, "HEAD is checked as GET: map GET %s instead", pattern)
 	case hasControlOrInvalid(pattern):
 		bad(-1, ErrBadKey, "path holds a control character or invalid UTF-8")

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 func mustCompile(t testing.TB, o Options) *Table {
@@ -18,18 +20,44 @@ func mustCompile(t testing.TB, o Options) *Table {
 	return table
 }
 
-// TestDefaultsMatchSharedFile keeps the embedded table equal to the contract's.
-func TestDefaultsMatchSharedFile(t *testing.T) {
-	shared := filepath.Join(sharedDir, "agentos-routes.tsv")
-	want, err := os.ReadFile(shared)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("%s absent: nothing to compare with", shared)
+// TestDefaultsMatchVendoredFile keeps the embedded table equal to the
+// vendored agentos-routes.tsv as the manifest records it
+// (test/testdata/SHA256SUMS), and to the shared original whenever a shared
+// directory sits beside the repository.
+func TestDefaultsMatchVendoredFile(t *testing.T) {
+	root, err := conformance.Root()
+	if err != nil {
+		t.Fatal(err)
 	}
+	const rel = "scopes/agentos-routes.tsv"
+	sums, err := conformance.Manifest(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := conformance.Sum([]byte(defaultRoutes)), sums[rel]; got != want {
+		t.Errorf("embedded %s has SHA-256 %s, %s records %q", rel, got, conformance.ManifestPath, want)
+	}
+	onDisk, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(onDisk) != defaultRoutes {
+		t.Errorf("embedded table differs from %s: rebuild", rel)
+	}
+	shared, ok, err := conformance.SharedDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Logf("no shared directory beside %s: compared with the manifest only", root)
+		return
+	}
+	want, err := os.ReadFile(filepath.Join(shared, "agentos-routes.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(want) != defaultRoutes {
-		t.Errorf("embedded agentos-routes.tsv differs from %s: copy it into scopes/", shared)
+		t.Errorf("embedded agentos-routes.tsv differs from %s: copy it into scopes/ again", filepath.Join(shared, "agentos-routes.tsv"))
 	}
 }
 
@@ -88,7 +116,7 @@ func TestParseRoutes(t *testing.T) {
 	}
 }
 
-// TestCompileMerge: CONTRACT §5, a custom key equal to a default replaces it in
+// TestCompileMerge: docs/CONTRACT.md §5, a custom key equal to a default replaces it in
 // place; new keys come after the defaults, in their order.
 func TestCompileMerge(t *testing.T) {
 	table := mustCompile(t, Options{Custom: []Mapping{

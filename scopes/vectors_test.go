@@ -7,48 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
-// sharedDir is the project's shared contract material, beside the module.
-const sharedDir = "../../shared"
-
-// defaultExcluded is CONTRACT §4's default excluded_routes.
+// defaultExcluded is docs/CONTRACT.md §4's default excluded_routes.
 var defaultExcluded = []string{"/", "/health", "/info", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
-
-// vectorFile is one conformance file (shared/conformance/README.md).
-type vectorFile struct {
-	Config  json.RawMessage   `json:"config"`
-	Env     map[string]string `json:"env"`
-	Vectors []vector          `json:"vectors"`
-}
-
-type vector struct {
-	Name    string          `json:"name"`
-	Config  json.RawMessage `json:"config"`
-	Env     map[string]string
-	Token   *vectorToken `json:"token"`
-	Request struct {
-		Method string `json:"method"`
-		Path   string `json:"path"`
-	} `json:"request"`
-	Expect struct {
-		Status        json.RawMessage            `json:"status"`
-		Detail        *string                    `json:"detail"`
-		Headers       map[string]json.RawMessage `json:"headers"`
-		AbsentHeaders []string                   `json:"absent_headers"`
-	} `json:"expect"`
-}
-
-type vectorToken struct {
-	Raw    *string                    `json:"raw"`
-	Claims map[string]json.RawMessage `json:"claims"`
-}
 
 // vectorConfig is the part of a configuration the engine and this walk need.
 type vectorConfig struct {
@@ -85,7 +54,7 @@ func parseVectorConfig(raw json.RawMessage, env map[string]string) (vectorConfig
 	if jwt.Claims.Scopes != "" {
 		c.scopesClaim = jwt.Claims.Scopes
 	}
-	// CONTRACT §4: authorization defaults to true with a JWT source.
+	// docs/CONTRACT.md §4: authorization defaults to true with a JWT source.
 	c.authorization = len(jwt.VerificationKeys) > 0 || jwt.JWKSFile != "" || jwt.JWKSURL != "" ||
 		(jwt.Validate != nil && !*jwt.Validate) ||
 		env["JWT_VERIFICATION_KEY"] != "" || env["JWT_JWKS_FILE"] != "" || env["JWT_JWKS_URL"] != ""
@@ -214,45 +183,30 @@ func excludedPath(patterns []string, path string) bool {
 	return false
 }
 
-// TestConformanceVectors walks every conformance vector that is a scope
-// decision (a token, a 200 or 403, authorization on, not excluded, not OPTIONS,
-// a path that is not a 400) and checks the engine agrees with its status,
-// accessible ids and detail.
+// TestConformanceVectors walks every conformance vector (the vendored set,
+// read by internal/conformance) that is a scope decision (a token, a 200 or
+// 403, authorization on, not excluded, not OPTIONS, a path that is not a 400)
+// and checks the engine agrees with its status, accessible ids and detail.
 func TestConformanceVectors(t *testing.T) {
-	dir := filepath.Join(sharedDir, "conformance", "vectors")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("no conformance vectors at %s: %v", dir, err)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no vector files in %s (%v)", dir, err)
+	_, files, _, err := conformance.Load()
+	if err != nil {
+		t.Fatal(err)
 	}
 	total := 0
-	for _, file := range files {
-		data, err := os.ReadFile(file)
+	for _, f := range files {
+		groups, err := f.Groups()
 		if err != nil {
-			t.Fatal(err)
-		}
-		var vf vectorFile
-		if bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
-			err = json.Unmarshal(data, &vf.Vectors)
-		} else {
-			err = json.Unmarshal(data, &vf)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
+			t.Fatalf("%s: %v", f.Path, err)
 		}
 		n := 0
-		for _, v := range vf.Vectors {
-			cfgRaw, env := vf.Config, vf.Env
-			if v.Config != nil {
-				cfgRaw, env = v.Config, v.Env
-			}
-			if checkVector(t, cfgRaw, env, v) {
-				n++
+		for _, g := range groups {
+			for _, v := range g.Vectors {
+				if checkVector(t, g.Config, g.Env, v) {
+					n++
+				}
 			}
 		}
-		t.Logf("%s: %d scope decisions checked", filepath.Base(file), n)
+		t.Logf("%s: %d scope decisions checked", filepath.Base(f.Path), n)
 		total += n
 	}
 	// rbac.json alone holds well over a hundred scope decisions: a walk that
@@ -263,13 +217,20 @@ func TestConformanceVectors(t *testing.T) {
 }
 
 // checkVector checks one vector if it is a scope decision and says whether it was.
-func checkVector(t *testing.T, cfgRaw json.RawMessage, env map[string]string, v vector) bool {
+func checkVector(t *testing.T, cfgRaw json.RawMessage, env map[string]string, v conformance.Vector) bool {
 	t.Helper()
-	var status int
-	if json.Unmarshal(v.Expect.Status, &status) != nil || (status != 200 && status != 403) {
+	if len(v.Expect.Status) != 1 {
 		return false
 	}
-	if v.Token == nil || v.Token.Raw != nil || v.Token.Claims == nil {
+	status := v.Expect.Status[0]
+	if status != 200 && status != 403 {
+		return false
+	}
+	if v.Token == nil || v.Token.Raw != nil || v.Token.PayloadRaw != nil {
+		return false
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(v.Token.Claims, &claims); err != nil || claims == nil {
 		return false
 	}
 	method := v.Request.Method
@@ -296,7 +257,7 @@ func checkVector(t *testing.T, cfgRaw json.RawMessage, env map[string]string, v 
 		t.Errorf("%s: Compile: %v", v.Name, err)
 		return false
 	}
-	scopes := claimScopes(v.Token.Claims[cfg.scopesClaim])
+	scopes := claimScopes(claims[cfg.scopesClaim])
 	set := table.Parse(scopes)
 	res := table.Check(method, path, &set)
 	call := fmt.Sprintf("%s: Check(%s %s, %q)", v.Name, method, path, scopes)
@@ -310,12 +271,9 @@ func checkVector(t *testing.T, cfgRaw json.RawMessage, env map[string]string, v 
 			t.Errorf("%s detail = %q, want %q", call, got, *v.Expect.Detail)
 		}
 	}
-	if raw, ok := v.Expect.Headers["x-agentos-accessible-ids"]; ok {
-		var want struct {
-			Set []string `json:"set"`
-		}
-		if err := json.Unmarshal(raw, &want); err != nil {
-			t.Errorf("%s: accessible ids expectation: %v", v.Name, err)
+	if want, ok := v.Expect.Headers["x-agentos-accessible-ids"]; ok {
+		if want.Set == nil {
+			t.Errorf("%s: accessible ids expectation %s is not a set", v.Name, want)
 		}
 		got := slices.Sorted(slices.Values(res.AccessibleIDs))
 		if !res.Listing || !slices.Equal(got, slices.Sorted(slices.Values(want.Set))) {

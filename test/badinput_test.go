@@ -12,6 +12,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -30,8 +31,8 @@ type badCase struct {
 	// One of: check (sent as is), or req + token (shaped by the harness;
 	// "{token}" in a header is the minted token).
 	check   *authv3.CheckRequest
-	req     harness.Request
-	token   *harness.TokenSpec
+	req     conformance.Request
+	token   *conformance.TokenSpec
 	edit    func(token string) string // applied to the minted token
 	status  int
 	details []string
@@ -47,21 +48,21 @@ func TestBadInput(t *testing.T) {
 	reader := tokenSpec("bad-input-user", "agents:read")
 	validClaims, _ := json.Marshal(map[string]any{"sub": "u", "aud": "test-os", "exp": time.Now().Add(time.Hour).Unix(), "scopes": []string{"agents:read"}})
 	b64 := base64.RawURLEncoding.EncodeToString
-	get := func(path string, headers ...harness.HeaderLine) harness.Request {
-		return harness.Request{Method: "GET", Path: path, Headers: headers}
+	get := func(path string, headers ...conformance.HeaderLine) conformance.Request {
+		return conformance.Request{Method: "GET", Path: path, Headers: headers}
 	}
-	auth := func(v string) harness.Request {
-		return get("/agents", harness.HeaderLine{Key: "authorization", Value: v})
+	auth := func(v string) conformance.Request {
+		return get("/agents", conformance.HeaderLine{Key: "authorization", Value: v})
 	}
-	signed := func(mut func(*harness.TokenSpec)) *harness.TokenSpec {
+	signed := func(mut func(*conformance.TokenSpec)) *conformance.TokenSpec {
 		s := tokenSpec("bad-input-user", "agents:read")
 		mut(&s)
 		return &s
 	}
-	many := func(n int, key func(i int) string) []harness.HeaderLine {
-		lines := make([]harness.HeaderLine, n)
+	many := func(n int, key func(i int) string) []conformance.HeaderLine {
+		lines := make([]conformance.HeaderLine, n)
 		for i := range lines {
-			lines[i] = harness.HeaderLine{Key: key(i), Value: fmt.Sprintf("value-%d", i)}
+			lines[i] = conformance.HeaderLine{Key: key(i), Value: fmt.Sprintf("value-%d", i)}
 		}
 		return lines
 	}
@@ -72,7 +73,7 @@ func TestBadInput(t *testing.T) {
 		// Garbage CheckRequests.
 		{name: "no attributes", check: &authv3.CheckRequest{}, status: 400, details: []string{malformedCheck}},
 		{name: "attributes without request", check: &authv3.CheckRequest{Attributes: &authv3.AttributeContext{}}, status: 400, details: []string{malformedCheck}},
-		{name: "request without http", req: harness.Request{Omit: "http"}, status: 400, details: []string{malformedCheck}},
+		{name: "request without http", req: conformance.Request{Omit: "http"}, status: 400, details: []string{malformedCheck}},
 		{
 			name:   "empty http",
 			check:  &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{}}}},
@@ -89,13 +90,13 @@ func TestBadInput(t *testing.T) {
 		{name: "truncated escape", req: get("/agents/a%2"), token: &reader, status: 400, details: []string{malformedPath}},
 		{name: "64 KiB path", req: get("/agents/" + big), token: &reader, status: 200},
 		// Huge and numerous headers.
-		{name: "64 KiB header value", req: get("/agents", harness.HeaderLine{Key: "x-big", Value: big}), token: &reader, status: 200},
+		{name: "64 KiB header value", req: get("/agents", conformance.HeaderLine{Key: "x-big", Value: big}), token: &reader, status: 200},
 		{name: "64 KiB authorization header", req: auth("Bearer " + big), status: 401, prefix: invalidToken},
 		{name: "64 KiB bare authorization header", req: auth(big), status: 401, prefix: invalidToken},
-		{name: "64 KiB cookie", req: get("/agents", harness.HeaderLine{Key: "cookie", Value: "access_token=" + big}), token: &reader, status: 200},
-		{name: "10k headers", req: harness.Request{Method: "GET", Path: "/agents", HeaderLines: many(10000, func(i int) string { return fmt.Sprintf("x-h-%d", i) })}, token: &reader, status: 200},
-		{name: "10k raw header lines", req: harness.Request{Method: "GET", Path: "/agents", RawHeaders: true, HeaderLines: many(10000, func(i int) string { return fmt.Sprintf("x-h-%d", i) })}, token: &reader, status: 200},
-		{name: "10k repeats of one header", req: harness.Request{Method: "GET", Path: "/agents", RawHeaders: true, HeaderLines: many(10000, func(int) string { return "x-agentos-user-id" })}, token: &reader, status: 200},
+		{name: "64 KiB cookie", req: get("/agents", conformance.HeaderLine{Key: "cookie", Value: "access_token=" + big}), token: &reader, status: 200},
+		{name: "10k headers", req: conformance.Request{Method: "GET", Path: "/agents", HeaderLines: many(10000, func(i int) string { return fmt.Sprintf("x-h-%d", i) })}, token: &reader, status: 200},
+		{name: "10k raw header lines", req: conformance.Request{Method: "GET", Path: "/agents", RawHeaders: true, HeaderLines: many(10000, func(i int) string { return fmt.Sprintf("x-h-%d", i) })}, token: &reader, status: 200},
+		{name: "10k repeats of one header", req: conformance.Request{Method: "GET", Path: "/agents", RawHeaders: true, HeaderLines: many(10000, func(int) string { return "x-agentos-user-id" })}, token: &reader, status: 200},
 		// Credentials that are no credential.
 		{name: "empty authorization", req: auth(""), status: 401, details: []string{headerMissing}},
 		{name: "Bearer alone", req: auth("Bearer"), status: 401, details: []string{headerMissing}},
@@ -111,21 +112,23 @@ func TestBadInput(t *testing.T) {
 		{name: "padded base64", req: auth("Bearer " + base64.URLEncoding.EncodeToString([]byte(`{"alg":"HS256"}`)) + "." + base64.URLEncoding.EncodeToString(validClaims) + ".c2ln"), status: 401, prefix: invalidToken},
 		{name: "header not JSON", req: auth("Bearer " + b64([]byte("not-json")) + "." + b64(validClaims) + ".c2ln"), status: 401, prefix: invalidToken},
 		{name: "header a JSON array", req: auth("Bearer " + b64([]byte(`["HS256"]`)) + "." + b64(validClaims) + ".c2ln"), status: 401, prefix: invalidToken},
-		{name: "payload not JSON, signed", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.PayloadRaw = ptr("not json") }), status: 401, prefix: invalidToken},
-		{name: "payload a JSON array, signed", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.PayloadRaw = ptr(`["agents:read"]`) }), status: 401, prefix: invalidToken},
-		{name: "payload null, signed", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.PayloadRaw = ptr("null") }), status: 401, prefix: invalidToken},
-		{name: "alg none", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Alg = "none" }), status: 401, prefix: invalidToken},
-		{name: "alg None", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Alg = "None" }), status: 401, prefix: invalidToken},
-		{name: "alg NONE", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Alg = "NONE" }), status: 401, prefix: invalidToken},
-		{name: "alg unknown", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Header = map[string]json.RawMessage{"alg": json.RawMessage(`"XS256"`)} }), status: 401, prefix: invalidToken},
-		{name: "alg missing", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Header = map[string]json.RawMessage{"alg": json.RawMessage(`null`)} }), status: 401, prefix: invalidToken},
-		{name: "alg not a string", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Header = map[string]json.RawMessage{"alg": json.RawMessage(`256`)} }), status: 401, prefix: invalidToken},
-		{name: "signature altered", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Tamper = &harness.Tamper{Signature: true} }), status: 401, prefix: invalidToken},
+		{name: "payload not JSON, signed", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.PayloadRaw = ptr("not json") }), status: 401, prefix: invalidToken},
+		{name: "payload a JSON array, signed", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.PayloadRaw = ptr(`["agents:read"]`) }), status: 401, prefix: invalidToken},
+		{name: "payload null, signed", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.PayloadRaw = ptr("null") }), status: 401, prefix: invalidToken},
+		{name: "alg none", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Alg = "none" }), status: 401, prefix: invalidToken},
+		{name: "alg None", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Alg = "None" }), status: 401, prefix: invalidToken},
+		{name: "alg NONE", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Alg = "NONE" }), status: 401, prefix: invalidToken},
+		{name: "alg unknown", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) {
+			s.Header = map[string]json.RawMessage{"alg": json.RawMessage(`"XS256"`)}
+		}), status: 401, prefix: invalidToken},
+		{name: "alg missing", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Header = map[string]json.RawMessage{"alg": json.RawMessage(`null`)} }), status: 401, prefix: invalidToken},
+		{name: "alg not a string", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Header = map[string]json.RawMessage{"alg": json.RawMessage(`256`)} }), status: 401, prefix: invalidToken},
+		{name: "signature altered", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Tamper = &conformance.Tamper{Signature: true} }), status: 401, prefix: invalidToken},
 		{name: "signature removed", req: get("/agents"), token: &reader, edit: func(tok string) string { return tok[:strings.LastIndex(tok, ".")+1] }, status: 401, prefix: invalidToken},
 		{name: "signature not base64", req: get("/agents"), token: &reader, edit: func(tok string) string { return tok[:strings.LastIndex(tok, ".")+1] + "!!!!" }, status: 401, prefix: invalidToken},
 		{name: "trailing garbage", req: get("/agents"), token: &reader, edit: func(tok string) string { return tok + ".x" }, status: 401, prefix: invalidToken},
-		{name: "wrong secret", req: get("/agents"), token: signed(func(s *harness.TokenSpec) { s.Secret = ptr("not-the-secret") }), status: 401, prefix: invalidToken},
-		{name: "9 KiB token", req: get("/agents"), token: signed(func(s *harness.TokenSpec) {
+		{name: "wrong secret", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) { s.Secret = ptr("not-the-secret") }), status: 401, prefix: invalidToken},
+		{name: "9 KiB token", req: get("/agents"), token: signed(func(s *conformance.TokenSpec) {
 			var c map[string]any
 			_ = json.Unmarshal(s.Claims, &c)
 			c["pad"] = pad
@@ -133,12 +136,12 @@ func TestBadInput(t *testing.T) {
 		}), status: 401, prefix: invalidToken},
 		{name: "NUL inside the token", req: auth("Bearer abc\x00def.ghi.jkl"), status: 401, prefix: invalidToken},
 		{name: "two tokens", req: auth("Bearer {token} {token}"), token: &reader, status: 401, prefix: invalidToken},
-		{name: "two authorization lines", req: harness.Request{Method: "GET", Path: "/agents", HeaderLines: []harness.HeaderLine{{Key: "authorization", Value: "Bearer {token}"}, {Key: "authorization", Value: "Bearer {token}"}}}, token: &reader, status: 401, prefix: invalidToken},
+		{name: "two authorization lines", req: conformance.Request{Method: "GET", Path: "/agents", HeaderLines: []conformance.HeaderLine{{Key: "authorization", Value: "Bearer {token}"}, {Key: "authorization", Value: "Bearer {token}"}}}, token: &reader, status: 401, prefix: invalidToken},
 		{name: "Basic credentials", req: auth("Basic dXNlcjpwYXNzd29yZA=="), status: 401, prefix: invalidToken},
 		{
 			name: "non-UTF-8 raw authorization",
-			req: harness.Request{Method: "GET", Path: "/agents", RawHeaders: true,
-				HeaderLines: []harness.HeaderLine{{Key: "authorization", Value: "Bearer \xff\xfe\xfd.\xc0\xaf.\x80"}}},
+			req: conformance.Request{Method: "GET", Path: "/agents", RawHeaders: true,
+				HeaderLines: []conformance.HeaderLine{{Key: "authorization", Value: "Bearer \xff\xfe\xfd.\xc0\xaf.\x80"}}},
 			status: 401, prefix: invalidToken,
 		},
 	}
@@ -156,7 +159,7 @@ func TestBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: Check RPC failed: %v, want %d", b.Describe(), err, c.status)
 			}
-			want := harness.Expect{Status: harness.StatusSet{c.status}}
+			want := conformance.Expect{Status: conformance.StatusSet{c.status}}
 			if c.prefix != "" {
 				want.DetailPrefix = ptr(c.prefix)
 			}
@@ -190,7 +193,7 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s after the bad input: %v", b.Describe(), err)
 	}
-	for _, p := range harness.Compare(harness.Expect{Status: harness.StatusSet{200}}, b, harness.Interpret(b, resp)) {
+	for _, p := range harness.Compare(conformance.Expect{Status: conformance.StatusSet{200}}, b, harness.Interpret(b, resp)) {
 		t.Errorf("after the bad input: %s", p)
 	}
 	code, err := h.srv.Stop(harness.DefaultStopTimeout)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -21,23 +22,13 @@ const maxProcesses = 4
 // checkTimeout bounds one Check RPC.
 const checkTimeout = 15 * time.Second
 
-// TestConformance runs every vector of ../../shared/conformance (or
-// $AGENTOS_CONFORMANCE_DIR) against the real binary: one server per
-// configuration group, one subtest per vector, named by the vector. It
-// prints "conformance: N vectors, N passed, N failed" at the end.
+// TestConformance runs every vector of the vendored conformance set
+// (test/testdata/conformance, or $AGENTOS_CONFORMANCE_DIR) against the real
+// binary: one server per configuration group, one subtest per vector, named
+// by the vector. It prints "conformance: N vectors, N passed, N failed" at
+// the end.
 func TestConformance(t *testing.T) {
-	dir, skip, err := harness.ConformanceDir("../../shared/conformance")
-	if skip {
-		t.Skip("AGENTOS_CONFORMANCE_DIR=skip")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := harness.LoadDir(filepath.Join(dir, "vectors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := harness.LoadKeys(filepath.Join(dir, "keys"))
+	_, files, keys, err := conformance.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +59,17 @@ func TestConformance(t *testing.T) {
 }
 
 type groupRun struct {
-	file  harness.File
+	file  conformance.File
 	index int
-	group harness.Group
-	keys  *harness.Keys
+	group conformance.Group
+	keys  *conformance.Keys
 	bin   string
 	tally *tally
 }
 
 // subtestName is the vector's name without its file's prefix, so the full
 // test name ends in the vector name: TestConformance/rbac/admin-lists-agents.
-func (r groupRun) subtestName(v harness.Vector) string {
+func (r groupRun) subtestName(v conformance.Vector) string {
 	return strings.TrimPrefix(v.Name, r.file.Name+"/")
 }
 
@@ -101,7 +92,7 @@ func (r groupRun) run(t *testing.T) {
 		return
 	}
 	defer srv.Kill()
-	minter := harness.Minter{Keys: r.keys}
+	minter := conformance.Minter{Keys: r.keys}
 	for _, v := range r.group.Vectors {
 		r.vectorTest(t, v, func(t *testing.T) {
 			if srv.Exited() {
@@ -123,7 +114,7 @@ func (r groupRun) run(t *testing.T) {
 // options writes the group's configuration file and resolves its
 // environment, placeholders substituted.
 func (r groupRun) options(dir string) (harness.Options, error) {
-	sub := &harness.Substituter{Keys: r.keys, Dir: dir}
+	sub := &conformance.Substituter{Keys: r.keys, Dir: dir}
 	opts := harness.Options{Binary: r.bin}
 	if r.group.Config != nil {
 		cfg, err := sub.Config(r.group.Config)
@@ -152,7 +143,7 @@ func (r groupRun) failAll(t *testing.T, msg string) {
 
 // vectorTest runs fn as the vector's subtest and counts its result, unless
 // -run filtered it out.
-func (r groupRun) vectorTest(t *testing.T, v harness.Vector, fn func(t *testing.T)) {
+func (r groupRun) vectorTest(t *testing.T, v conformance.Vector, fn func(t *testing.T)) {
 	t.Helper()
 	ran := false
 	ok := t.Run(r.subtestName(v), func(t *testing.T) {
@@ -192,10 +183,10 @@ func (r groupRun) runStartup(t *testing.T, opts harness.Options) {
 
 // runVector mints the vector's tokens, sends its CheckRequest and compares
 // the answer with its expectation.
-func runVector(t *testing.T, srv *harness.Server, minter harness.Minter, v harness.Vector) {
+func runVector(t *testing.T, srv *harness.Server, minter conformance.Minter, v conformance.Vector) {
 	t.Helper()
 	tokens := map[string]string{}
-	for name, spec := range map[string]*harness.TokenSpec{"token": v.Token, "token2": v.Token2} {
+	for name, spec := range map[string]*conformance.TokenSpec{"token": v.Token, "token2": v.Token2} {
 		if spec == nil {
 			continue
 		}
@@ -220,7 +211,7 @@ func runVector(t *testing.T, srv *harness.Server, minter harness.Minter, v harne
 	}
 }
 
-func configSummary(g harness.Group) string {
+func configSummary(g conformance.Group) string {
 	var parts []string
 	if g.Config != nil {
 		parts = append(parts, "config "+truncateStr(string(g.Config), 200))

@@ -32,10 +32,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
-// Black-box checks of what CONTRACT.md and the issues promise beyond the
+// Black-box checks of what docs/CONTRACT.md and the README promise beyond the
 // conformance vectors: commands and exit codes, flag > environment > file,
 // the environment variables, validate naming every problem, keygen and
 // token against serve, the HTTP ext_authz mode (§6), the security key
@@ -113,7 +115,7 @@ func hsToken(t *testing.T, secret string, claims map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := harness.Minter{}.Mint(harness.TokenSpec{Alg: "HS256", Secret: &secret, Claims: raw})
+	tok, err := conformance.Minter{}.Mint(conformance.TokenSpec{Alg: "HS256", Secret: &secret, Claims: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func noLeak(t *testing.T, what, output string, secrets ...string) {
 	}
 }
 
-// TestContractExitCodes: every command's exit status (CONTRACT §2: check
+// TestContractExitCodes: every command's exit status (docs/CONTRACT.md §2: check
 // 0 allow / 1 deny; a configuration error 2 naming the field; validate 0
 // or 2) and the usage errors.
 func TestContractExitCodes(t *testing.T) {
@@ -226,7 +228,7 @@ func TestContractExitCodes(t *testing.T) {
 }
 
 // TestContractValidateNamesEveryProblem: one validate run names every
-// problem of the file by its field (CONTRACT §2, §4), HEAD keys in
+// problem of the file by its field (docs/CONTRACT.md §2, §4), HEAD keys in
 // scope_mappings included (§5), and never prints a secret.
 func TestContractValidateNamesEveryProblem(t *testing.T) {
 	dir := t.TempDir()
@@ -389,7 +391,7 @@ func TestContractKeygenTokenServe(t *testing.T) {
 	noPanics(t, srv)
 }
 
-// TestContractServeAddressPrecedence: a flag beats the file (CONTRACT §2):
+// TestContractServeAddressPrecedence: a flag beats the file (docs/CONTRACT.md §2):
 // --grpc-addr over grpc_addr, --http-addr off over http_addr, while the
 // file's admin_addr (no flag) is used.
 func TestContractServeAddressPrecedence(t *testing.T) {
@@ -505,7 +507,7 @@ func ecKeys(t *testing.T, files map[string][]byte, name string) {
 	files[name+".pub.pem"] = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
 }
 
-// TestContractEnvironment: the environment over the file (CONTRACT §2, §3)
+// TestContractEnvironment: the environment over the file (docs/CONTRACT.md §2, §3)
 // for AGENT_OS_ID, JWT_JWKS_FILE, AUTHZ_CONFIG (and --config over it) and
 // JWT_JWKS_URL, an empty variable counting as unset.
 func TestContractEnvironment(t *testing.T) {
@@ -513,12 +515,12 @@ func TestContractEnvironment(t *testing.T) {
 	files := map[string][]byte{}
 	ecKeys(t, files, "file")
 	ecKeys(t, files, "env")
-	keys := harness.NewKeys(files)
-	minter := harness.Minter{Keys: keys}
+	keys := conformance.NewKeys(files)
+	minter := conformance.Minter{Keys: keys}
 	token := func(key, aud string) string {
 		t.Helper()
 		claims, _ := json.Marshal(map[string]any{"sub": "u", "aud": aud, "exp": "+1h", "scopes": []string{"agents:read"}})
-		tok, err := minter.Mint(harness.TokenSpec{Alg: "ES256", Key: key, Claims: claims,
+		tok, err := minter.Mint(conformance.TokenSpec{Alg: "ES256", Key: key, Claims: claims,
 			Header: map[string]json.RawMessage{"kid": json.RawMessage(`"` + key + `"`)}})
 		if err != nil {
 			t.Fatal(err)
@@ -526,7 +528,7 @@ func TestContractEnvironment(t *testing.T) {
 		return tok
 	}
 	jwks := func(name string) []byte {
-		b, err := harness.JWKS(keys, name, true)
+		b, err := conformance.JWKS(keys, name, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -608,7 +610,7 @@ func TestContractEnvironment(t *testing.T) {
 			{token("env", "file-os"), 401},
 			{token("file", "env-os"), 401},
 		} {
-			b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": c.tok})
+			b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": c.tok})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -674,7 +676,7 @@ func httpCheck(t *testing.T, addr, method, path string, headers map[string]strin
 	return r
 }
 
-// TestContractHTTPMode: the HTTP ext_authz listener (CONTRACT §6) gives
+// TestContractHTTPMode: the HTTP ext_authz listener (docs/CONTRACT.md §6) gives
 // section 5's decisions: listing filters, HEAD as GET, forwarded claims,
 // client x-agentos-* never trusted, nginx and Traefik headers, CORS on
 // errors, excluded routes and preflights without identity, and a log
@@ -811,7 +813,7 @@ func TestContractHTTPMode(t *testing.T) {
 	noPanics(t, srv)
 }
 
-// TestContractSecurityKey: CONTRACT §7 over the HTTP mode: the key alone
+// TestContractSecurityKey: docs/CONTRACT.md §7 over the HTTP mode: the key alone
 // (Bearer or bare) passes as the admin principal; wrong and missing keys
 // get their messages; each use is logged as deprecated and counted in
 // /metrics; the key is never logged. Migration accepts both credentials,
@@ -917,7 +919,7 @@ func TestContractSecurityKey(t *testing.T) {
 
 // TestContractDrainReadiness: health answers for both service names; on
 // SIGTERM, /readyz turns 503 while a check is still in flight, that check
-// is answered, and the process exits 0 (CONTRACT §2; README "Operating").
+// is answered, and the process exits 0 (docs/CONTRACT.md §2; README "Operating").
 func TestContractDrainReadiness(t *testing.T) {
 	h := startHS256(t)
 	srv := h.srv
@@ -951,7 +953,7 @@ func TestContractDrainReadiness(t *testing.T) {
 	if err := srv.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "/readyz 503 while draining", func() bool { return httpStatus(t, readyz) == http.StatusServiceUnavailable })
+	poll.For(t, "/readyz 503 while draining", func() bool { return httpStatus(t, readyz) == http.StatusServiceUnavailable })
 	b := h.request(t, "/agents", tokenSpec("drainer", "agents:read"))
 	var resp authv3.CheckResponse
 	err = st.SendMsg(b.Check)

@@ -9,16 +9,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
 // hsServer is the binary serving an HS256 configuration whose secret the
-// test generated itself, so these tests need nothing from the shared
-// directory. args are extra serve flags (after the harness's own, so they
+// test generated itself, so these tests need none of the conformance keys.
+// args are extra serve flags (after the harness's own, so they
 // win: "--http-addr", "127.0.0.1:0" turns the HTTP listener on).
 type hsServer struct {
 	srv    *harness.Server
-	minter harness.Minter
+	minter conformance.Minter
 	secret string
 }
 
@@ -28,9 +29,9 @@ func startHS256(t *testing.T, args ...string) hsServer {
 	var raw [24]byte
 	_, _ = rand.Read(raw[:])
 	secret := "bb-" + hex.EncodeToString(raw[:])
-	keys := harness.NewKeys(map[string][]byte{"hs.secret": []byte(secret)})
+	keys := conformance.NewKeys(map[string][]byte{"hs.secret": []byte(secret)})
 	dir := t.TempDir()
-	sub := &harness.Substituter{Keys: keys, Dir: dir}
+	sub := &conformance.Substituter{Keys: keys, Dir: dir}
 	cfg, err := sub.Config(json.RawMessage(`{"os_id": "test-os", "jwt": {"algorithms": ["HS256"], "verification_keys": ["@secret:hs"]}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -44,25 +45,25 @@ func startHS256(t *testing.T, args ...string) hsServer {
 		t.Fatalf("the server did not start: %v", err)
 	}
 	t.Cleanup(srv.Kill)
-	return hsServer{srv: srv, minter: harness.Minter{Keys: keys}, secret: secret}
+	return hsServer{srv: srv, minter: conformance.Minter{Keys: keys}, secret: secret}
 }
 
 // tokenSpec is a valid HS256 token for user with scopes, an hour to live.
-func tokenSpec(user string, scopes ...string) harness.TokenSpec {
+func tokenSpec(user string, scopes ...string) conformance.TokenSpec {
 	claims, _ := json.Marshal(map[string]any{
 		"sub": user, "aud": "test-os", "exp": "+1h", "iat": "now", "scopes": scopes,
 	})
-	return harness.TokenSpec{Alg: "HS256", Key: "hs", Claims: claims}
+	return conformance.TokenSpec{Alg: "HS256", Key: "hs", Claims: claims}
 }
 
 // request builds GET path with "authorization: Bearer <token>" from spec.
-func (h hsServer) request(t *testing.T, path string, spec harness.TokenSpec) harness.Built {
+func (h hsServer) request(t *testing.T, path string, spec conformance.TokenSpec) harness.Built {
 	t.Helper()
 	tok, err := h.minter.Mint(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: path}, map[string]string{"token": tok})
+	b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: path}, map[string]string{"token": tok})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"google.golang.org/grpc/codes"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -213,7 +214,7 @@ func TestIdentityTokens(t *testing.T) {
 			caller := s.callerToken(t, source, sub, exp)
 
 			// gRPC: the OK response's header options applied as Envoy does.
-			b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": caller})
+			b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": caller})
 			if err != nil {
 				t.Fatal(err)
 			}

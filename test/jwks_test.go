@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -51,22 +53,22 @@ func TestJWKSURLRotation(t *testing.T) {
 	p := startServe(t, bin, cfg)
 
 	// 1. The JWKS answers 503: the service is up but not ready.
-	waitUntil(t, "the admin listener", func() bool { return p.readyz() != 0 })
-	waitUntil(t, "a failed JWKS fetch", func() bool { return jwks.hits.Load() > 0 })
+	poll.For(t, "the admin listener", func() bool { return p.readyz() != 0 })
+	poll.For(t, "a failed JWKS fetch", func() bool { return jwks.hits.Load() > 0 })
 	if code := p.readyz(); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz while the JWKS fails = %d, want 503", code)
 	}
 	if st := p.health(t); st != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("gRPC health while the JWKS fails = %s, want NOT_SERVING", st)
 	}
-	waitUntil(t, "the not-ready log line", func() bool {
+	poll.For(t, "the not-ready log line", func() bool {
 		out := p.out.String()
 		return strings.Contains(out, "JWKS not loaded") && strings.Contains(out, srv.URL+"/jwks.json") && strings.Contains(out, "503")
 	})
 
 	// 2. The JWKS recovers with k1: ready, k1 tokens allowed.
 	jwks.serve(http.StatusOK, jwksOf(t, k1))
-	waitUntil(t, "readiness", func() bool { return p.readyz() == http.StatusOK })
+	poll.For(t, "readiness", func() bool { return p.readyz() == http.StatusOK })
 	if err := harness.WaitServing(t.Context(), p.conn); err != nil {
 		t.Fatalf("gRPC health: %v", err)
 	}
@@ -77,19 +79,19 @@ func TestJWKSURLRotation(t *testing.T) {
 	// 3. k2 is published beside k1: a k2 token verifies at once, through
 	// the kid-miss refetch or the refresh, with no restart.
 	jwks.serve(http.StatusOK, jwksOf(t, k1, k2))
-	waitUntil(t, "k2 tokens to verify", func() bool { return p.check(t, tok2) == codes.OK })
+	poll.For(t, "k2 tokens to verify", func() bool { return p.check(t, tok2) == codes.OK })
 	p.expect(t, tok1, codes.OK)
 
 	// 4. k1 is removed: k1 tokens (cached as valid a moment ago) stop
 	// verifying within a refresh interval; k2 tokens keep working.
 	jwks.serve(http.StatusOK, jwksOf(t, k2))
-	waitUntil(t, "k1 tokens to be refused", func() bool { return p.check(t, tok1) == codes.Unauthenticated })
+	poll.For(t, "k1 tokens to be refused", func() bool { return p.check(t, tok1) == codes.Unauthenticated })
 	p.expect(t, tok2, codes.OK)
 
 	// 5. The JWKS server goes down: the last good keys keep serving.
 	jwks.serve(http.StatusInternalServerError, nil)
 	hits := jwks.hits.Load()
-	waitUntil(t, "a failed refresh", func() bool { return jwks.hits.Load() > hits+1 })
+	poll.For(t, "a failed refresh", func() bool { return jwks.hits.Load() > hits+1 })
 	p.expect(t, tok2, codes.OK)
 	if code := p.readyz(); code != http.StatusOK {
 		t.Errorf("/readyz after a failed refresh = %d, want 200 (keys still loaded)", code)
@@ -189,12 +191,8 @@ type serveProc struct {
 
 func startServe(t *testing.T, bin, cfg string) *serveProc {
 	t.Helper()
-	addrs, err := harness.FreeAddrs(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &serveProc{out: &harness.LockedBuffer{}, grpc: addrs[0], admin: addrs[1], done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--config", cfg, "--grpc-addr", p.grpc, "--http-addr", "off", "--admin-addr", p.admin)
+	p := &serveProc{out: &harness.LockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve", "--config", cfg, "--grpc-addr", "127.0.0.1:0", "--http-addr", "off", "--admin-addr", "127.0.0.1:0")
 	p.cmd.Env = harness.Environ(os.Environ(), nil)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -204,6 +202,25 @@ func startServe(t *testing.T, bin, cfg string) *serveProc {
 		_ = p.cmd.Wait()
 		close(p.done)
 	}()
+	t.Cleanup(func() { // a failed wait below must not leave the process behind
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	// The addresses the server bound, from its listening log line.
+	poll.For(t, "the listening log line", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("the server exited before listening (%s)\n%s", p.cmd.ProcessState, p.out.String())
+		default:
+		}
+		a, ok := harness.ListeningAddrs(p.out.String())
+		p.grpc, p.admin = a.GRPC, a.Admin
+		return ok
+	})
 	conn, err := harness.Dial(p.grpc)
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +274,7 @@ func (p *serveProc) health(t *testing.T) healthpb.HealthCheckResponse_ServingSta
 // the CheckResponse.
 func (p *serveProc) check(t *testing.T, tok string) codes.Code {
 	t.Helper()
-	b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
+	b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,19 +303,5 @@ func (p *serveProc) stop(t *testing.T) int {
 	case <-time.After(harness.DefaultStopTimeout):
 		t.Fatal("the server did not stop after SIGTERM")
 		return -1
-	}
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -96,7 +97,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}{
 		{b: h.request(t, "/agents/secret-agent-42", tokenSpec("user-metrics-7", "agents:read")), want: codes.OK},
 		{b: func() harness.Built {
-			b, err := harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, nil)
+			b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
@@ -259,12 +260,32 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 	reader := mint("reader-1", "agents:read")
 	expiredClaims, _ := json.Marshal(map[string]any{"sub": "late", "aud": "test-os", "exp": "-1h", "iat": "-2h", "scopes": []string{"agents:read"}})
-	expired, err := h.minter.Mint(harness.TokenSpec{Alg: "HS256", Key: "hs", Claims: expiredClaims})
+	expired, err := h.minter.Mint(conformance.TokenSpec{Alg: "HS256", Key: "hs", Claims: expiredClaims})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	const spoofedUser = "admin-spoof"
+	// forged are client-sent x-agentos-* headers, names agentos-authz sets and names it
+	// does not (only nginx's more_clear_input_headers removes those), on every allowed
+	// request below.
+	forged := map[string]string{
+		"X-Agentos-User-Id":     spoofedUser,
+		"X-Agentos-Claim-Email": "root@forged.example",
+		"X-Agentos-Claim-Role":  "agent_os:admin",
+		"X-Agentos-Foo":         spoofedUser,
+		"x-agentos-scopes":      "agent_os:admin",
+	}
+	withForged := func(h map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range forged {
+			out[k] = v
+		}
+		for k, v := range h {
+			out[k] = v
+		}
+		return out
+	}
 	tests := []struct {
 		name       string
 		method     string
@@ -278,10 +299,10 @@ func TestNginxAuthRequest(t *testing.T) {
 	}{
 		{
 			name: "allowed: identity replaces the client's", method: "GET", path: "/agents?limit=5",
-			header: map[string]string{
+			header: withForged(map[string]string{
 				"Authorization": "Bearer " + reader, "X-Agentos-User-Id": spoofedUser, "X-Agentos-Scopes": "agent_os:admin",
 				"X-Agentos-Accessible-Ids": `["x"]`, "X-Original-URI": "/health", "X-Forwarded-Uri": "/health",
-			},
+			}),
 			wantStatus: 200,
 			wantUpstream: map[string]string{
 				"X-Agentos-User-Id": "reader-1", "X-Agentos-Scopes": "agents:read", "X-Agentos-Auth": "jwt",
@@ -290,13 +311,13 @@ func TestNginxAuthRequest(t *testing.T) {
 		},
 		{
 			name: "excluded route: no identity, the client's removed", method: "GET", path: "/health",
-			header:       map[string]string{"Authorization": "Bearer " + reader, "X-Agentos-User-Id": spoofedUser},
+			header:       withForged(map[string]string{"Authorization": "Bearer " + reader}),
 			wantStatus:   200,
 			wantUpstream: map[string]string{"X-Agentos-Auth": "none", "X-Agentos-User-Id": "", "X-Agentos-Scopes": ""},
 		},
 		{
 			name: "preflight: no credential needed, the client's identity removed", method: "OPTIONS", path: "/agents",
-			header:       map[string]string{"Origin": "https://app.example.com", "X-Agentos-User-Id": spoofedUser, "X-Agentos-Auth": "jwt"},
+			header:       withForged(map[string]string{"Origin": "https://app.example.com", "X-Agentos-Auth": "jwt"}),
 			wantStatus:   200,
 			wantUpstream: map[string]string{"X-Agentos-Auth": "none", "X-Agentos-User-Id": ""},
 		},
@@ -376,8 +397,12 @@ func TestNginxAuthRequest(t *testing.T) {
 				}
 			}
 			for k, vals := range got.Header {
+				// Only what agentos-authz set may arrive under x-agentos-*.
+				if want := tt.wantUpstream[k]; strings.HasPrefix(strings.ToLower(k), "x-agentos-") && want == "" {
+					t.Errorf("upstream received %s: %q, which agentos-authz did not set", k, vals)
+				}
 				for _, v := range vals {
-					if v == spoofedUser || strings.Contains(v, "agent_os:admin") {
+					if v == spoofedUser || strings.Contains(v, "agent_os:admin") || strings.Contains(v, "forged") {
 						t.Errorf("the client's identity reached the upstream: %s: %s", k, v)
 					}
 				}

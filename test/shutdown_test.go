@@ -6,17 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
 // TestGracefulShutdown: SIGTERM drains in-flight checks, reports
-// NOT_SERVING on health, then exits 0 (CONTRACT §2). See
+// NOT_SERVING on health, then exits 0 (docs/CONTRACT.md §2). See
 // harness.ExerciseDrain for how in-flight checks are held exactly.
 func TestGracefulShutdown(t *testing.T) {
 	h := startHS256(t)
-	want := harness.Expect{
-		Status: harness.StatusSet{200},
-		Headers: map[string]harness.HeaderExpect{
+	want := conformance.Expect{
+		Status: conformance.StatusSet{200},
+		Headers: map[string]conformance.HeaderExpect{
 			"x-agentos-user-id": {Exact: ptr("drain-user")},
 			"x-agentos-scopes":  {Exact: ptr("agents:read")},
 			"x-agentos-auth":    {Exact: ptr("jwt")},
@@ -28,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if err != nil {
 				return harness.Built{}, err
 			}
-			return harness.BuildRequest(harness.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
+			return harness.BuildRequest(conformance.Request{Method: "GET", Path: "/agents"}, map[string]string{"token": tok})
 		},
 		Expect: want,
 	})
@@ -44,7 +45,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestAdminEndpoints: /healthz and /readyz answer 200 once the server is
-// ready (CONTRACT §2, --admin-addr).
+// ready (docs/CONTRACT.md §2, --admin-addr).
 func TestAdminEndpoints(t *testing.T) {
 	h := startHS256(t)
 	client := &http.Client{Timeout: 10 * time.Second}

@@ -40,7 +40,7 @@ type devKit struct {
 // not read: a stray OS_SECURITY_KEY or JWT_VERIFICATION_KEY must not change
 // what the banner promises.
 func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) {
-	spec, err := lookupAlg(devAlg)
+	spec, err := authz.LookupSigningAlgorithm(devAlg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -53,14 +53,14 @@ func runKeygen(_ context.Context, args []string, s sys) int {
 	if *out == "" {
 		return usageError(fset, "--out is required")
 	}
-	spec, err := lookupAlg(*alg)
+	spec, err := authz.LookupSigningAlgorithm(*alg)
 	if err != nil {
 		return usageError(fset, "--alg: %v", err)
 	}
-	if spec.family == familyHMAC {
+	if spec.Family == authz.KeyHMAC {
 		return usageError(fset, "--alg %s uses a shared secret, not a key pair: write a random secret to a file instead", *alg)
 	}
-	if *jwksPath != "" && !identityTokenAlg(spec.alg) {
+	if *jwksPath != "" && !identityTokenAlg(spec.Name) {
 		return usageError(fset, "--jwks: identity tokens are signed with RS256, ES256 or EdDSA, not %s: use --alg RS256 (recommended), ES256 or EdDSA", *alg)
 	}
 	key, err := generateKey(spec)
@@ -78,7 +78,7 @@ func runKeygen(_ context.Context, args []string, s sys) int {
 		{path: privPath, data: privPEM, perm: 0o600},
 		{path: pubPath, data: pubPEM, perm: 0o644},
 	}
-	done := fmt.Sprintf("wrote %s (private, keep secret) and %s (public) for %s", privPath, pubPath, spec.alg)
+	done := fmt.Sprintf("wrote %s (private, keep secret) and %s (public) for %s", privPath, pubPath, spec.Name)
 	if *jwksPath != "" {
 		uk, err := authz.ParseUpstreamKey(privPEM)
 		if err != nil {
@@ -91,7 +91,7 @@ func runKeygen(_ context.Context, args []string, s sys) int {
 			return exitFault
 		}
 		files = append(files, outFile{path: *jwksPath, data: jwks, perm: 0o644})
-		done = fmt.Sprintf("wrote %s (private, keep secret), %s (public) and %s (JWK Set, kid %s) for %s", privPath, pubPath, *jwksPath, uk.KeyID(), spec.alg)
+		done = fmt.Sprintf("wrote %s (private, keep secret), %s (public) and %s (JWK Set, kid %s) for %s", privPath, pubPath, *jwksPath, uk.KeyID(), spec.Name)
 	}
 	if err := writeAllNew(files); err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -16,77 +15,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
-
-// keyFamily is the kind of key an algorithm signs with.
-type keyFamily uint8
-
-const (
-	familyHMAC keyFamily = iota + 1
-	familyRSA
-	familyEC
-	familyEd25519
-)
-
-// algSpec describes one signing algorithm the tools support.
-type algSpec struct {
-	alg    jwa.SignatureAlgorithm
-	family keyFamily
-	curve  elliptic.Curve // EC only
-}
-
-// lookupAlg resolves an algorithm name (case-sensitive, as in a JOSE
-// header). "none" and unknown names are errors.
-func lookupAlg(name string) (algSpec, error) {
-	switch name {
-	case "HS256":
-		return algSpec{alg: jwa.HS256, family: familyHMAC}, nil
-	case "HS384":
-		return algSpec{alg: jwa.HS384, family: familyHMAC}, nil
-	case "HS512":
-		return algSpec{alg: jwa.HS512, family: familyHMAC}, nil
-	case "RS256":
-		return algSpec{alg: jwa.RS256, family: familyRSA}, nil
-	case "RS384":
-		return algSpec{alg: jwa.RS384, family: familyRSA}, nil
-	case "RS512":
-		return algSpec{alg: jwa.RS512, family: familyRSA}, nil
-	case "PS256":
-		return algSpec{alg: jwa.PS256, family: familyRSA}, nil
-	case "PS384":
-		return algSpec{alg: jwa.PS384, family: familyRSA}, nil
-	case "PS512":
-		return algSpec{alg: jwa.PS512, family: familyRSA}, nil
-	case "ES256":
-		return algSpec{alg: jwa.ES256, family: familyEC, curve: elliptic.P256()}, nil
-	case "ES384":
-		return algSpec{alg: jwa.ES384, family: familyEC, curve: elliptic.P384()}, nil
-	case "ES512":
-		return algSpec{alg: jwa.ES512, family: familyEC, curve: elliptic.P521()}, nil
-	case "EdDSA":
-		return algSpec{alg: jwa.EdDSA, family: familyEd25519}, nil
-	}
-	return algSpec{}, fmt.Errorf("unsupported algorithm %q (want HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", name)
-}
 
 // rsaBits is the size of generated RSA keys.
 const rsaBits = 2048
 
 // generateKey makes a fresh private key for an asymmetric algorithm.
-func generateKey(spec algSpec) (crypto.Signer, error) {
-	switch spec.family {
-	case familyRSA:
+func generateKey(spec authz.SigningAlgorithm) (crypto.Signer, error) {
+	switch spec.Family {
+	case authz.KeyRSA:
 		return rsa.GenerateKey(rand.Reader, rsaBits)
-	case familyEC:
-		return ecdsa.GenerateKey(spec.curve, rand.Reader)
-	case familyEd25519:
+	case authz.KeyEC:
+		return ecdsa.GenerateKey(spec.Curve, rand.Reader)
+	case authz.KeyEd25519:
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		return priv, err
 	}
-	return nil, fmt.Errorf("%s uses a shared secret, not a key pair", spec.alg)
+	return nil, fmt.Errorf("%s uses a shared secret, not a key pair", spec.Name)
 }
 
 // encodeKeyPair renders a private key as PKCS#8 PEM and its public key as
@@ -135,12 +84,12 @@ func parsePrivateKey(data []byte) (crypto.Signer, error) {
 
 // signingKey reads the key file for spec: the HMAC secret (surrounding
 // whitespace trimmed) for HS*, else a private key of the algorithm's type.
-func signingKey(spec algSpec, path string) (any, error) {
+func signingKey(spec authz.SigningAlgorithm, path string) (any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if spec.family == familyHMAC {
+	if spec.Family == authz.KeyHMAC {
 		secret := bytes.TrimSpace(data)
 		if len(secret) == 0 {
 			return nil, fmt.Errorf("%s: the secret file is empty", path)
@@ -159,25 +108,25 @@ func signingKey(spec algSpec, path string) (any, error) {
 
 // keyFits reports whether k can sign with spec's algorithm: the family and,
 // for ECDSA, the curve must match (ES256 is P-256 only).
-func keyFits(spec algSpec, k crypto.Signer) error {
+func keyFits(spec authz.SigningAlgorithm, k crypto.Signer) error {
 	switch k := k.(type) {
 	case *rsa.PrivateKey:
-		if spec.family == familyRSA {
+		if spec.Family == authz.KeyRSA {
 			return nil
 		}
 	case *ecdsa.PrivateKey:
-		if spec.family == familyEC {
-			if k.Curve != spec.curve {
-				return fmt.Errorf("%s needs a %s key, this one is %s", spec.alg, spec.curve.Params().Name, k.Curve.Params().Name)
+		if spec.Family == authz.KeyEC {
+			if k.Curve != spec.Curve {
+				return fmt.Errorf("%s needs a %s key, this one is %s", spec.Name, spec.Curve.Params().Name, k.Curve.Params().Name)
 			}
 			return nil
 		}
 	case ed25519.PrivateKey:
-		if spec.family == familyEd25519 {
+		if spec.Family == authz.KeyEd25519 {
 			return nil
 		}
 	}
-	return fmt.Errorf("a %s key cannot sign %s", keyTypeName(k), spec.alg)
+	return fmt.Errorf("a %s key cannot sign %s", keyTypeName(k), spec.Name)
 }
 
 func keyTypeName(k crypto.Signer) string {
@@ -207,7 +156,7 @@ type tokenSpec struct {
 
 // mintToken signs a JWT with jwx. The scopes go in the contract's default
 // "scopes" claim as a list of strings.
-func mintToken(spec algSpec, key any, ts tokenSpec) (string, error) {
+func mintToken(spec authz.SigningAlgorithm, key any, ts tokenSpec) (string, error) {
 	t := jwt.New()
 	now := ts.Now.Truncate(time.Second)
 	set := func(name string, v any) error {
@@ -243,9 +192,9 @@ func mintToken(spec algSpec, key any, ts tokenSpec) (string, error) {
 			return "", fmt.Errorf("kid: %w", err)
 		}
 	}
-	signed, err := jwt.Sign(t, jwt.WithKey(spec.alg, key, jws.WithProtectedHeaders(hdr)))
+	signed, err := jwt.Sign(t, jwt.WithKey(spec.Name, key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
-		return "", fmt.Errorf("sign %s token: %w", spec.alg, err)
+		return "", fmt.Errorf("sign %s token: %w", spec.Name, err)
 	}
 	return string(signed), nil
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -70,11 +71,64 @@ const (
 	defaultDrainTimeout = 20 * time.Second
 	adminShutdownWait   = 5 * time.Second
 	readyPollInterval   = 100 * time.Millisecond
-	adminHeaderTimeout  = 5 * time.Second
-	// httpIdleTimeout closes idle keep-alive connections of the HTTP
-	// ext_authz listener (proxies keep pools open).
+)
+
+// Server limits (README, Security). Every one is explicit, so a client
+// (or anyone who reaches the port) cannot make a check cost more than its
+// size, hold connections open for nothing, or queue unbounded work.
+const (
+	// grpcMaxRecvMsgSize bounds one CheckRequest. Envoy's request headers
+	// are at most 96 KiB (max_request_headers_kb), plus the body when
+	// with_request_body is set (max_request_bytes); a larger message is
+	// refused with RESOURCE_EXHAUSTED before it is decoded.
+	grpcMaxRecvMsgSize = 1 << 20
+	// grpcMaxConcurrentStreams bounds the checks in flight on one
+	// connection (Envoy multiplexes its checks over a few).
+	grpcMaxConcurrentStreams = 1024
+	// grpcKeepaliveMinTime: a client may ping at most this often, even
+	// with no check in flight (Envoy's connection_keepalive); more often
+	// and the connection is closed (GOAWAY too_many_pings).
+	grpcKeepaliveMinTime = 10 * time.Second
+	// grpcMaxConnectionIdle closes a connection with no check for this long.
+	grpcMaxConnectionIdle = 5 * time.Minute
+	// grpcKeepaliveTime / grpcKeepaliveTimeout: an idle connection is
+	// pinged after this long and closed if the ping is not answered.
+	grpcKeepaliveTime    = 2 * time.Minute
+	grpcKeepaliveTimeout = 20 * time.Second
+	// grpcConnectionTimeout bounds a new connection's HTTP/2 handshake.
+	grpcConnectionTimeout = 10 * time.Second
+
+	// httpMaxHeaderBytes bounds a check's request line and headers on the
+	// HTTP ext_authz and admin listeners (net/http answers 431 beyond it).
+	// nginx sends the client's headers (at most 4 x 8 KiB by default,
+	// large_client_header_buffers) and the request URI; Envoy at most
+	// 96 KiB of headers.
+	httpMaxHeaderBytes = 128 << 10
+	// httpReadHeaderTimeout bounds the time to send the headers (a slow
+	// client holds a connection and a goroutine).
+	httpReadHeaderTimeout = 5 * time.Second
+	// httpIdleTimeout closes idle keep-alive connections (proxies keep
+	// pools open).
 	httpIdleTimeout = 2 * time.Minute
 )
+
+// grpcServerOptions are the gRPC listener's limits.
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             grpcKeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: grpcMaxConnectionIdle,
+			Time:              grpcKeepaliveTime,
+			Timeout:           grpcKeepaliveTimeout,
+		}),
+		grpc.ConnectionTimeout(grpcConnectionTimeout),
+	}
+}
 
 // runServe parses the serve flags, loads the configuration (or builds the
 // --dev one) and serves until ctx is cancelled (SIGTERM/SIGINT): exit 0
@@ -229,7 +283,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	gate := &checkGate{}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpcServerOptions()...)
 	authv3.RegisterAuthorizationServer(gs, gate)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -239,17 +293,23 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	jwks := &jwksHandler{next: adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof)}
 	admin := &http.Server{
 		Handler:           jwks,
-		ReadHeaderTimeout: adminHeaderTimeout,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
 	gateHTTP := &httpGate{}
 	var checkHTTP *http.Server
 	if httpLis != nil {
 		checkHTTP = &http.Server{
-			Handler:           gateHTTP,
-			ReadHeaderTimeout: adminHeaderTimeout,
-			IdleTimeout:       httpIdleTimeout,
-			ErrorLog:          zap.NewStdLog(log.Named("http")),
+			Handler: gateHTTP,
+			// "OPTIONS *" is a check like any other (the pipeline answers
+			// 400 Malformed request path), not net/http's own 200.
+			DisableGeneralOptionsHandler: true,
+			ReadHeaderTimeout:            httpReadHeaderTimeout,
+			MaxHeaderBytes:               httpMaxHeaderBytes,
+			IdleTimeout:                  httpIdleTimeout,
+			ErrorLog:                     zap.NewStdLog(log.Named("http")),
 		}
 	}
 
@@ -297,7 +357,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		dec := metrics.Decider(a)
 		srv := envoy.NewServer(dec)
 		gate.srv.Store(&srv)
-		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http")})
+		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http"),
+			// docs/CONTRACT.md §9: with identity tokens, every 200 names the
+			// Authorization AgentOS must receive (Traefik's middleware).
+			EchoAuthorization: cfg.Upstream.IdentityToken})
 	}
 
 	if !stopping {

@@ -27,26 +27,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // waitTimeout bounds every wait of these tests (polling, never sleeping).
 const waitTimeout = 20 * time.Second
-
-// poll calls cond until it returns true or the deadline passes.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
 
 // running is a serve command running in process.
 type running struct {
@@ -83,7 +68,7 @@ func startServe(t *testing.T, h *harness, fake func(*authz.Config, authz.Options
 			t.Error("serve did not stop after cancel")
 		}
 	})
-	poll(t, "the listening log line", func() bool {
+	poll.For(t, "the listening log line", func() bool {
 		select {
 		case code := <-r.exit:
 			t.Fatalf("serve exited %d before listening\nstderr: %s", code, h.stderr)
@@ -139,7 +124,7 @@ func (r *running) health(ctx context.Context, service string) (healthpb.HealthCh
 func (r *running) waitServing(t *testing.T) {
 	t.Helper()
 	for _, svc := range serviceNames() {
-		poll(t, "SERVING for "+svc, func() bool {
+		poll.For(t, "SERVING for "+svc, func() bool {
 			st, err := r.health(t.Context(), svc)
 			return err == nil && st == healthpb.HealthCheckResponse_SERVING
 		})
@@ -350,7 +335,7 @@ func TestServeDrainsInFlight(t *testing.T) {
 	<-fake.entered
 
 	r.cancel() // what SIGTERM does
-	poll(t, "/readyz 503 while draining", func() bool { return r.get(t, "/readyz") == http.StatusServiceUnavailable })
+	poll.For(t, "/readyz 503 while draining", func() bool { return r.get(t, "/readyz") == http.StatusServiceUnavailable })
 	if got := r.get(t, "/healthz"); got != http.StatusOK {
 		t.Errorf("GET /healthz while draining = %d, want 200", got)
 	}
@@ -402,7 +387,7 @@ func TestServeNotServingUntilReady(t *testing.T) {
 	fake := newBlockingAuthz(false)
 	r := startServe(t, newHarness(t), fake.factory, waitTimeout)
 	for _, svc := range serviceNames() {
-		poll(t, "a health answer", func() bool {
+		poll.For(t, "a health answer", func() bool {
 			st, err := r.health(t.Context(), svc)
 			if err == nil && st != healthpb.HealthCheckResponse_NOT_SERVING {
 				t.Fatalf("health(%q) = %v before ready, want NOT_SERVING", svc, st)
@@ -488,7 +473,7 @@ func runDev(t *testing.T, h *harness, httpAddr, marker string) {
 			t.Errorf("serve --dev = exit %d, want 0", code)
 		}
 	})
-	poll(t, "the dev banner", func() bool {
+	poll.For(t, "the dev banner", func() bool {
 		select {
 		case code := <-exit:
 			exit <- code // for the cleanup

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // listeningHTTPAddr finds http_addr in the JSON "listening" log line.
@@ -180,7 +181,7 @@ func TestServeHTTPNotReady(t *testing.T) {
 		}
 	}()
 	var addr string
-	poll(t, "the listening line", func() bool {
+	poll.For(t, "the listening line", func() bool {
 		addr = listeningHTTPAddr(h.stderr.String())
 		return addr != ""
 	})
@@ -189,7 +190,7 @@ func TestServeHTTPNotReady(t *testing.T) {
 		t.Errorf("HTTP check before ready = %d %q %s, want 503 with a JSON detail", status, header.Get("Content-Type"), body)
 	}
 	fake.ready.Store(true)
-	poll(t, "HTTP checks once ready", func() bool {
+	poll.For(t, "HTTP checks once ready", func() bool {
 		status, _, _ = httpDo(t, "GET", "http://"+addr+"/agents", nil)
 		return status == http.StatusOK
 	})

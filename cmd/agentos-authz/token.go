@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
 
 // runToken mints a development token and prints it on stdout, alone on its
@@ -29,7 +31,7 @@ func runToken(_ context.Context, args []string, s sys) int {
 	if *keyFile == "" {
 		return usageError(fset, "--key is required")
 	}
-	spec, err := lookupAlg(*alg)
+	spec, err := authz.LookupSigningAlgorithm(*alg)
 	if err != nil {
 		return usageError(fset, "--alg: %v", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestServiceConfig(t *testing.T) {
@@ -32,13 +32,15 @@ func TestServiceConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg struct {
-		OSID string `json:"os_id"`
+		OSID string `yaml:"os_id"`
 		JWT  struct {
-			Algorithms       []string `json:"algorithms"`
-			VerificationKeys []string `json:"verification_keys"`
-		} `json:"jwt"`
+			Algorithms       []string `yaml:"algorithms"`
+			VerificationKeys []string `yaml:"verification_keys"`
+		} `yaml:"jwt"`
 	}
-	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
 		t.Fatalf("generated config is not the YAML we meant: %v", err)
 	}
 	if cfg.OSID != "authz-bench" || strings.Join(cfg.JWT.Algorithms, ",") != "HS256,RS256" {

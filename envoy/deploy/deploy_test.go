@@ -5,8 +5,9 @@
 // rules their tools apply. Each validator returns an error naming the file and field, and
 // the negative tests prove that every validator can fail.
 //
-// This directory holds tests only: nothing here is imported by the server binary, so
-// istio.io/api, k8s.io/* and the Envoy bootstrap and filter types stay out of it.
+// This directory holds tests only, in a module of its own (envoy/deploy/go.mod): nothing
+// here is imported by the server binary, so istio.io/api, k8s.io/* and the Envoy bootstrap
+// and filter types stay out of it and out of the service's go.mod.
 package deploy_test
 
 import (
@@ -81,6 +82,17 @@ var agentosHeaders = []string{
 	"x-agentos-auth",
 	"x-agentos-accessible-ids",
 	"x-agentos-claim-email",
+}
+
+// forgedAgentosHeaders are client-sent x-agentos-* headers every shipped proxy must
+// remove (contract §5): names agentos-authz sets, a forward_claims name, and names it
+// never sets, which only a prefix removal catches.
+var forgedAgentosHeaders = []string{
+	"x-agentos-user-id",
+	"x-agentos-scopes",
+	"x-agentos-claim-email",
+	"x-agentos-claim-role",
+	"x-agentos-foo",
 }
 
 // spoofableHeaders name the checked request in HTTP mode (contract §6): a proxy must never

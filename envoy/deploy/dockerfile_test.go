@@ -20,6 +20,10 @@ const (
 	dockerfilePath   = "../../Dockerfile"
 	dockerignorePath = "../../.dockerignore"
 	goModPath        = "../../go.mod"
+	// repoRoot is the service's module, the one the image builds; these tests
+	// are a module of their own (envoy/deploy/go.mod), so the go commands
+	// that look at the service run there.
+	repoRoot = "../.."
 )
 
 // dockerInstr is one Dockerfile instruction, continuation lines joined.
@@ -384,12 +388,12 @@ func dockerignorePatterns(data []byte) []string {
 // module that cmd/agentos-authz imports.
 func buildInputs(t *testing.T) []string {
 	t.Helper()
-	root, err := exec.CommandContext(t.Context(), "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	root, err := rootGo(t, "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		t.Fatalf("go list -m: %v", err)
 	}
 	prefix := strings.TrimSpace(string(root)) + "/"
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-e", "-deps", "-json=Dir,GoFiles,EmbedFiles,Standard",
+	out, err := rootGo(t, "list", "-e", "-deps", "-json=Dir,GoFiles,EmbedFiles,Standard",
 		"github.com/agentos-authz/agentos-authz/cmd/agentos-authz").Output()
 	if err != nil {
 		t.Fatalf("go list -deps ./cmd/agentos-authz: %v", err)
@@ -459,10 +463,17 @@ func TestDockerignoreMatching(t *testing.T) {
 	}
 }
 
-// TestServerBinaryExcludesDeployDeps keeps the validation-only modules out of the server:
-// they are imported by these tests alone.
+// rootGo is `go ARGS` run in the service's module (repoRoot).
+func rootGo(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(t.Context(), "go", args...)
+	cmd.Dir = repoRoot
+	return cmd
+}
+
+// TestServerBinaryExcludesDeployDeps keeps the validation-only modules out of the server
+// and out of its go.mod: they are required by this test module alone.
 func TestServerBinaryExcludesDeployDeps(t *testing.T) {
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-e", "-deps", "-f", "{{.ImportPath}}",
+	out, err := rootGo(t, "list", "-e", "-deps", "-f", "{{.ImportPath}}",
 		"github.com/agentos-authz/agentos-authz/cmd/agentos-authz").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps ./cmd/agentos-authz: %v\n%s", err, out)
@@ -482,6 +493,17 @@ func TestServerBinaryExcludesDeployDeps(t *testing.T) {
 		for _, f := range forbidden {
 			if strings.HasPrefix(dep, f) {
 				t.Errorf("the server binary depends on %s: validation-only dependencies must stay in envoy/deploy's tests", dep)
+			}
+		}
+	}
+	for line := range strings.Lines(string(readDeployFile(t, goModPath))) {
+		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(fields) == 0 {
+			continue
+		}
+		for _, f := range forbidden[:3] {
+			if strings.HasPrefix(fields[0], f) {
+				t.Errorf("go.mod requires %s: validation-only modules belong in envoy/deploy/go.mod", fields[0])
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,7 +225,9 @@ func checkHCM(path string, hcm *hcmv3.HttpConnectionManager, clusters map[string
 				fail("http_filters[%d]: %v", i, err)
 				continue
 			}
-			if removesAll(hm.GetMutations().GetRequestMutations(), agentosHeaders) && stripAt < 0 {
+			// Contract §5: every inbound x-agentos-* header, names agentos-authz never
+			// sets included (x-agentos-foo): only a prefix removal passes.
+			if removesAll(hm.GetMutations().GetRequestMutations(), slices.Concat(agentosHeaders, forgedAgentosHeaders)) && stripAt < 0 {
 				stripAt = i
 			}
 		}
@@ -557,6 +560,20 @@ func TestEnvoyValidatorsReject(t *testing.T) {
 			base: grpcYAML, mode: modeGRPC,
 			mutate: func(t *testing.T, s string) string {
 				return mustReplace(t, s, `prefix: "x-agentos-"`, `prefix: "x-agentos-user-"`)
+			},
+			wantErr: "removes the client's x-agentos-* headers",
+		},
+		{
+			name: "HTTP mode: only the known x-agentos headers stripped",
+			base: httpYAML, mode: modeHTTP,
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, `- remove_on_match:
+                    key_matcher: { prefix: "x-agentos-", ignore_case: true }`, `- remove: x-agentos-user-id
+                - remove: x-agentos-session-id
+                - remove: x-agentos-scopes
+                - remove: x-agentos-auth
+                - remove: x-agentos-accessible-ids
+                - remove: x-agentos-claim-email`)
 			},
 			wantErr: "removes the client's x-agentos-* headers",
 		},

@@ -47,11 +47,32 @@ func checkNginxAuthorization(where string, loc *ngxDirective, httpBlock []*ngxDi
 	return []error{fmt.Errorf("%s: proxy_set_header Authorization %s: want a map of %s that falls back to $http_authorization, or an empty reply value drops the client's header", where, set, captured)}
 }
 
-// checkTraefikAuthorization checks that ForwardAuth copies the reply's
-// Authorization onto the request to AgentOS.
-func checkTraefikAuthorization(where string, fa *traefikForwardAuth) error {
-	if !slices.ContainsFunc(fa.AuthResponseHeaders, func(s string) bool { return strings.EqualFold(s, "Authorization") }) {
+// identityMiddlewareSuffix names the Traefik middleware for identity
+// tokens: it copies the reply's Authorization; every other forwardAuth
+// middleware must leave the client's alone.
+const identityMiddlewareSuffix = "-identity"
+
+// checkTraefikAuthorization checks that the identity-token middleware
+// copies the reply's Authorization onto the request to AgentOS, and that a
+// plain one does not: Traefik deletes a listed header the reply lacks, and
+// agentos-authz echoes the client's only with identity tokens on.
+func checkTraefikAuthorization(name, where string, fa *traefikForwardAuth) error {
+	listed := slices.ContainsFunc(fa.AuthResponseHeaders, func(s string) bool { return strings.EqualFold(s, "Authorization") })
+	identity := strings.HasSuffix(name, identityMiddlewareSuffix)
+	switch {
+	case identity && !listed:
 		return fmt.Errorf("%s.authResponseHeaders: Authorization is missing: the identity token would not reach AgentOS", where)
+	case !identity && listed:
+		return fmt.Errorf("%s.authResponseHeaders: Authorization is listed: without identity tokens the reply has none and Traefik would drop the client's (name the middleware *%s for identity tokens)", where, identityMiddlewareSuffix)
+	}
+	return nil
+}
+
+// checkTraefikIdentityMiddleware checks that the shipped file offers the
+// identity-token middleware.
+func checkTraefikIdentityMiddleware(names []string) error {
+	if !slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, identityMiddlewareSuffix) }) {
+		return fmt.Errorf("http.middlewares: no forwardAuth middleware named *%s for upstream.identity_token", identityMiddlewareSuffix)
 	}
 	return nil
 }

@@ -188,11 +188,16 @@ func checkNginx(dirs []*ngxDirective) error {
 		}
 	}
 	locations := map[string]*ngxDirective{}
+	serverOf := map[*ngxDirective]*ngxDirective{}
 	protected := 0
 	for _, srv := range children(https[0].block, "server") {
 		for _, loc := range children(srv.block, "location") {
 			locations[strings.Join(loc.args, " ")] = loc
+			serverOf[loc] = srv
 		}
+	}
+	if !loadsHeadersMore(dirs) {
+		fail("no load_module of %s: more_clear_input_headers is not available", headersMoreModule)
 	}
 	for key, loc := range locations {
 		ar := argsOf(loc.block, "auth_request")
@@ -204,6 +209,9 @@ func checkNginx(dirs []*ngxDirective) error {
 		errs = append(errs, checkAuthLocation(where, locations["= "+ar[0]], ar[0], upstreams)...)
 		errs = append(errs, checkIdentityHeaders(where, loc)...)
 		errs = append(errs, checkNginxAuthorization(where, loc, https[0].block)...)
+		if !clearsAgentosHeaders(https[0], serverOf[loc], loc) {
+			fail("%s: no more_clear_input_headers 'X-Agentos-*' applies: a client-sent x-agentos-* header that agentos-authz does not set (x-agentos-claim-role, x-agentos-foo) would reach AgentOS", where)
+		}
 		errs = append(errs, checkDenials(where, loc, locations, upstreams)...)
 	}
 	if protected == 0 {
@@ -252,6 +260,51 @@ func checkAuthLocation(where string, auth *ngxDirective, uri string, upstreams m
 		errs = append(errs, fmt.Errorf("location = %s: must be internal, or clients could call it", uri))
 	}
 	return errs
+}
+
+// headersMoreModule is the dynamic module with more_clear_input_headers; Debian's
+// libnginx-mod-http-headers-more-filter installs it under /usr/lib/nginx/modules/.
+const headersMoreModule = "ngx_http_headers_more_filter_module.so"
+
+// loadsHeadersMore reports whether the main context loads the headers-more module.
+func loadsHeadersMore(dirs []*ngxDirective) bool {
+	for _, d := range children(dirs, "load_module") {
+		if len(d.args) == 1 && filepath.Base(d.args[0]) == headersMoreModule {
+			return true
+		}
+	}
+	return false
+}
+
+// clearsAgentosHeaders reports whether the headers-more input-header directives in
+// effect in loc clear every x-agentos-* header. headers-more inherits a level's
+// directives only when the inner level has none of its own (more_set_input_headers
+// included), so the innermost level that has any is the one in effect.
+func clearsAgentosHeaders(http, srv, loc *ngxDirective) bool {
+	for _, level := range []*ngxDirective{loc, srv, http} {
+		if level == nil {
+			continue
+		}
+		clears := children(level.block, "more_clear_input_headers")
+		if len(clears) == 0 && len(children(level.block, "more_set_input_headers")) == 0 {
+			continue
+		}
+		for _, d := range clears {
+			// A wildcard clears every header whose name starts with what precedes
+			// the "*", compared without regard to case (-t restricts it to some
+			// content types: not wanted here).
+			if slices.Contains(d.args, "-t") {
+				continue
+			}
+			for _, a := range d.args {
+				if strings.EqualFold(a, "x-agentos-*") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // checkIdentityHeaders checks that each contract §5 header is captured from the auth reply
@@ -339,7 +392,7 @@ func TestNginxValidatorsReject(t *testing.T) {
 		{
 			name:    "unexpected brace",
 			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "events {\n", "events {\n{\n") },
-			wantErr: `line 15: unexpected "{"`,
+			wantErr: `line 22: unexpected "{"`,
 		},
 		{
 			name:    "unclosed block",
@@ -404,6 +457,34 @@ func TestNginxValidatorsReject(t *testing.T) {
 				return mustReplace(t, s, "proxy_set_header Authorization $agentos_authorization;", "proxy_set_header Authorization $authz_authorization;")
 			},
 			wantErr: "falls back to $http_authorization",
+		},
+		{
+			name: "headers-more not loaded",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "load_module /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so;\n", "")
+			},
+			wantErr: "no load_module of ngx_http_headers_more_filter_module.so",
+		},
+		{
+			name: "client's x-agentos-* headers not cleared",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "        more_clear_input_headers 'X-Agentos-*';\n", "")
+			},
+			wantErr: "no more_clear_input_headers 'X-Agentos-*' applies",
+		},
+		{
+			name: "only some x-agentos-* headers cleared",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "more_clear_input_headers 'X-Agentos-*';", "more_clear_input_headers 'X-Agentos-Claim-*';")
+			},
+			wantErr: "no more_clear_input_headers 'X-Agentos-*' applies",
+		},
+		{
+			name: "a location's own headers-more directive hides the server's",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "            auth_request /_authz;\n", "            auth_request /_authz;\n            more_set_input_headers 'X-Seen: 1';\n")
+			},
+			wantErr: "no more_clear_input_headers 'X-Agentos-*' applies",
 		},
 		{
 			name: "identity header not captured",
@@ -606,6 +687,10 @@ func TestNginxFlow(t *testing.T) {
 				"X-Agentos-Scopes":  "agent_os:admin",
 				"X-Original-URI":    "/health",
 				"X-Forwarded-Uri":   "/health",
+				// Names agentos-authz does not set: only headers-more removes them.
+				"X-Agentos-Claim-Email": "root@example.com",
+				"X-Agentos-Claim-Role":  "admin",
+				"X-Agentos-Foo":         "forged",
 			},
 			body:       `{"message":"hi"}`,
 			wantStatus: http.StatusOK,
@@ -616,15 +701,24 @@ func TestNginxFlow(t *testing.T) {
 				"X-Agentos-Session-Id":     "",
 				"X-Agentos-Accessible-Ids": "",
 				"Authorization":            "Bearer reissued",
+				"X-Agentos-Claim-Email":    "",
+				"X-Agentos-Claim-Role":     "",
+				"X-Agentos-Foo":            "",
 			},
 			wantCheckURI: "/agents/web/runs?x=1", wantCheckMethod: http.MethodPost,
 		},
 		{
 			name: "preflight, client-sent identity cleared", method: http.MethodOptions, path: "/agents",
-			header:     map[string]string{"Origin": "https://app.example.com", "X-Agentos-User-Id": "admin", "Authorization": "Bearer client"},
+			header: map[string]string{
+				"Origin": "https://app.example.com", "X-Agentos-User-Id": "admin",
+				"X-Agentos-Claim-Role": "admin", "X-Agentos-Foo": "forged", "Authorization": "Bearer client",
+			},
 			wantStatus: http.StatusOK,
 			// A reply without Authorization: the client's passes unchanged.
-			wantUpstream: map[string]string{"X-Agentos-Auth": "none", "X-Agentos-User-Id": "", "Authorization": "Bearer client"},
+			wantUpstream: map[string]string{
+				"X-Agentos-Auth": "none", "X-Agentos-User-Id": "", "X-Agentos-Claim-Role": "", "X-Agentos-Foo": "",
+				"Authorization": "Bearer client",
+			},
 			wantCheckURI: "/agents", wantCheckMethod: http.MethodOptions,
 		},
 		{
@@ -684,6 +778,11 @@ func TestNginxFlow(t *testing.T) {
 				if c.BodyLen != 0 {
 					t.Errorf("check received a %d-byte body, want none", c.BodyLen)
 				}
+				for h := range c.Header {
+					if strings.HasPrefix(strings.ToLower(h), "x-agentos-") {
+						t.Errorf("the check received the client's %s: nginx must clear every x-agentos-* header first", h)
+					}
+				}
 			default:
 				t.Fatal("agentos-authz was not asked")
 			}
@@ -707,6 +806,11 @@ func TestNginxFlow(t *testing.T) {
 			}
 			if up.Method != tt.method || up.URI != tt.path || up.BodyLen != len(tt.body) {
 				t.Errorf("upstream got %s %s with %d bytes, want %s %s with %d", up.Method, up.URI, up.BodyLen, tt.method, tt.path, len(tt.body))
+			}
+			for h := range up.Header {
+				if _, listed := tt.wantUpstream[h]; strings.HasPrefix(strings.ToLower(h), "x-agentos-") && !listed {
+					t.Errorf("upstream received %s: %q, which agentos-authz did not set", h, up.Header.Values(h))
+				}
 			}
 			for h, want := range tt.wantUpstream {
 				got, present := up.Header.Get(h), len(up.Header.Values(h)) > 0

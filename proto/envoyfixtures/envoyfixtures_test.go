@@ -2,9 +2,7 @@ package envoyfixtures_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,12 +13,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	gproto "google.golang.org/protobuf/proto"
 
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/proto/envoyfixtures"
 )
-
-// sharedDir is the shared fixture set these files are copied from, relative
-// to this package's directory (/work/shared/envoy-fixtures in the workspace).
-const sharedDir = "../../../shared/envoy-fixtures"
 
 // wantNames is the fixture set the README documents.
 var wantNames = []string{
@@ -212,26 +207,62 @@ func TestSetTokenNil(t *testing.T) {
 	}
 }
 
-// TestCopiesMatchShared checks that the embedded files are still the
-// shared ones, byte for byte, when the shared set is present beside the
-// repository.
-func TestCopiesMatchShared(t *testing.T) {
-	if _, err := os.Stat(sharedDir); errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("%s is absent: nothing to compare against", sharedDir)
+// TestEmbeddedMatchesVendored checks that the embedded files are the
+// vendored fixtures as the manifest records them (test/testdata/SHA256SUMS),
+// byte for byte, and the shared originals too whenever a shared directory
+// sits beside the repository.
+func TestEmbeddedMatchesVendored(t *testing.T) {
+	root, err := conformance.Root()
+	if err != nil {
+		t.Fatal(err)
 	}
-	shared, err := filepath.Glob(filepath.Join(sharedDir, "*.json"))
+	const dir = "proto/envoy-fixtures/"
+	sums, err := conformance.Manifest(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded []string
+	for path := range sums {
+		if name, ok := strings.CutPrefix(path, dir); ok && strings.HasSuffix(name, ".json") {
+			recorded = append(recorded, strings.TrimSuffix(name, ".json"))
+		}
+	}
+	slices.Sort(recorded)
+	if got := envoyfixtures.Names(); !slices.Equal(got, recorded) {
+		t.Errorf("embedded fixtures %q, %s records %q", got, conformance.ManifestPath, recorded)
+	}
+	for _, name := range envoyfixtures.Names() {
+		got, err := envoyfixtures.Raw(name)
+		if err != nil {
+			t.Fatalf("Raw(%q): %v", name, err)
+		}
+		if sum, want := conformance.Sum(got), sums[dir+name+".json"]; sum != want {
+			t.Errorf("embedded %s.json has SHA-256 %s, %s records %q", name, sum, conformance.ManifestPath, want)
+		}
+	}
+
+	shared, ok, err := conformance.SharedDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Logf("no shared directory beside %s: compared with the manifest only", root)
+		return
+	}
+	sharedDir := filepath.Join(shared, "envoy-fixtures")
+	files, err := filepath.Glob(filepath.Join(sharedDir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sharedNames []string
-	for _, p := range shared {
+	for _, p := range files {
 		sharedNames = append(sharedNames, strings.TrimSuffix(filepath.Base(p), ".json"))
 	}
 	slices.Sort(sharedNames)
 	if got := envoyfixtures.Names(); !slices.Equal(got, sharedNames) {
 		t.Errorf("embedded fixtures %q, shared has %q", got, sharedNames)
 	}
-	for _, p := range shared {
+	for _, p := range files {
 		name := strings.TrimSuffix(filepath.Base(p), ".json")
 		want, err := os.ReadFile(p)
 		if err != nil {
@@ -251,12 +282,12 @@ func TestCopiesMatchShared(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(filepath.Join("..", "envoy-fixtures", doc))
+		got, err := os.ReadFile(filepath.Join(root, dir, doc))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("proto/envoy-fixtures/%s differs from %s: copy it again", doc, filepath.Join(sharedDir, doc))
+			t.Errorf("%s%s differs from %s: copy it again", dir, doc, filepath.Join(sharedDir, doc))
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
@@ -24,14 +26,14 @@ type DrainOptions struct {
 	// Request builds one request to send (called once per RPC, so tokens
 	// are fresh) and Expect is what each answer must be.
 	Request func() (Built, error)
-	Expect  Expect
+	Expect  conformance.Expect
 	Held    int           // RPCs held in flight across SIGTERM; 8 when 0
 	Workers int           // concurrent Check loops; 8 when 0
 	Timeout time.Duration // for each wait; DefaultStopTimeout when 0
 }
 
 // DrainReport counts what ExerciseDrain saw; Problems lists every breach
-// of CONTRACT §2 ("SIGTERM drains in-flight checks, reports NOT_SERVING on
+// of docs/CONTRACT.md §2 ("SIGTERM drains in-flight checks, reports NOT_SERVING on
 // health, then exits 0").
 type DrainReport struct {
 	HeldAnswered   int // held RPCs answered after SIGTERM

@@ -11,6 +11,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 // Outcome is what Envoy makes of a CheckResponse.
@@ -115,7 +117,7 @@ func Interpret(b Built, resp *authv3.CheckResponse) Outcome {
 
 // Compare lists how o differs from what e wants; each line reads as a call:
 // `GET /agents = 403 "Insufficient...", want 200`.
-func Compare(e Expect, b Built, o Outcome) []string {
+func Compare(e conformance.Expect, b Built, o Outcome) []string {
 	call := b.Describe()
 	var out []string
 	for _, p := range o.Problems {
@@ -159,7 +161,7 @@ func Compare(e Expect, b Built, o Outcome) []string {
 	return out
 }
 
-func wantString(e Expect) string {
+func wantString(e conformance.Expect) string {
 	s := e.Status.String()
 	switch {
 	case e.Detail != nil:
@@ -173,7 +175,7 @@ func wantString(e Expect) string {
 // matchHeader checks a header's values against one expectation: exactly one
 // value, equal to the string, or a JSON array equal as a set (without
 // duplicates), or a JSON value. It returns "" on a match.
-func matchHeader(want HeaderExpect, got []string) string {
+func matchHeader(want conformance.HeaderExpect, got []string) string {
 	if len(got) != 1 {
 		return fmt.Sprintf("= %q, want exactly one value, %v", got, want)
 	}

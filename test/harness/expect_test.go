@@ -10,6 +10,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 const ow = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
@@ -33,9 +35,9 @@ func deny(httpStatus int, code codes.Code, body string, headers ...*corev3.Heade
 func jsonCT() *corev3.HeaderValueOption { return opt("content-type", "application/json", ow) }
 func bearer() *corev3.HeaderValueOption { return opt("www-authenticate", "Bearer", ow) }
 func body(detail string) string         { return mustJSON(map[string]string{"detail": detail}) }
-func expectJSON(t *testing.T, doc string) Expect {
+func expectJSON(t *testing.T, doc string) conformance.Expect {
 	t.Helper()
-	var e Expect
+	var e conformance.Expect
 	if err := json.Unmarshal([]byte(doc), &e); err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,28 @@
+// Package harness drives agentos-authz as a black box for the tests in test/.
+//
+// It builds, starts and stops the real binary on loopback (port 0, the bound
+// addresses read back from its listening log line), shapes Envoy
+// CheckRequests from conformance vectors, applies CheckResponses the way
+// Envoy does and compares the result with each vector's expectation. The
+// vectors themselves — schema, loader, placeholders, keys, token minting —
+// come from internal/conformance.
+//
+// It must never import the service's own packages (authz, envoy, scopes,
+// cmd): everything it knows about the service comes from docs/CONTRACT.md,
+// the conformance README and the README, so a bug shared by the service and
+// its harness cannot hide behind common code.
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +35,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // Timeouts for the process under test. Generous: a -race build on two
@@ -29,7 +45,6 @@ const (
 	DefaultStartTimeout = 60 * time.Second
 	DefaultStopTimeout  = 30 * time.Second
 	maxOutput           = 8 << 20
-	bindAttempts        = 3
 )
 
 // ClearedEnv lists the variables removed from every server's environment
@@ -67,9 +82,12 @@ type Options struct {
 	StartTimeout time.Duration     // DefaultStartTimeout when 0
 }
 
-// Server is a running `agentos-authz serve` on loopback.
+// Server is a running `agentos-authz serve` on loopback. Its addresses are
+// the ones the process reported binding (ListeningAddrs), set once Start
+// returns; HTTPAddr is "off" unless Options.Args turned that listener on.
 type Server struct {
 	GRPCAddr  string
+	HTTPAddr  string
 	AdminAddr string
 
 	cmd  *exec.Cmd
@@ -78,33 +96,22 @@ type Server struct {
 	conn *grpc.ClientConn
 }
 
-// errBindRace marks a start that failed because a chosen port was taken
-// between choosing and binding it.
-var errBindRace = errors.New("port taken")
-
-// Start runs `serve --config FILE --grpc-addr 127.0.0.1:P --http-addr off
-// --admin-addr 127.0.0.1:Q` on free ports and returns once grpc.health.v1
-// reports SERVING for "". It fails, with the process's output, if the
-// process exits first or the deadline passes; a lost race for a port is
-// retried with new ports.
+// Start runs `serve --config FILE --grpc-addr 127.0.0.1:0 --http-addr off
+// --admin-addr 127.0.0.1:0` (then Options.Args), reads the addresses the
+// process bound from its "listening" log line (README.md "Operating it":
+// serve logs it at info once every listener is bound) and returns once
+// grpc.health.v1 reports SERVING for "". It fails, with the process's
+// output, if the process exits first or the deadline passes.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	var lastErr error
-	for range bindAttempts {
-		s, err := spawn(opts)
-		if err != nil {
-			return nil, err
-		}
-		err = s.waitServing(ctx, opts.startTimeout())
-		if err == nil {
-			return s, nil
-		}
-		s.Kill()
-		lastErr = err
-		if !errors.Is(err, errBindRace) {
-			return nil, err
-		}
+	s, err := spawn(opts)
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	if err := s.waitServing(ctx, opts.startTimeout()); err != nil {
+		s.Kill()
+		return nil, err
+	}
+	return s, nil
 }
 
 // RunToExit runs the binary as Start would and waits for it to exit by
@@ -112,27 +119,21 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // stdout and stderr. A process that reaches SERVING, or outlives the
 // deadline, is stopped and reported as an error.
 func RunToExit(ctx context.Context, opts Options) (int, string, error) {
-	for range bindAttempts {
-		s, err := spawn(opts)
-		if err != nil {
-			return 0, "", err
-		}
-		err = s.waitServing(ctx, opts.startTimeout())
-		if err == nil {
-			s.Kill()
-			return 0, s.Output(), errors.New("the process started serving instead of exiting")
-		}
-		if errors.Is(err, errBindRace) {
-			continue
-		}
-		var exited *exitedError
-		if errors.As(err, &exited) {
-			return exited.code, s.Output(), nil
-		}
-		s.Kill()
-		return 0, s.Output(), err
+	s, err := spawn(opts)
+	if err != nil {
+		return 0, "", err
 	}
-	return 0, "", fmt.Errorf("no free port after %d attempts", bindAttempts)
+	err = s.waitServing(ctx, opts.startTimeout())
+	if err == nil {
+		s.Kill()
+		return 0, s.Output(), errors.New("the process started serving instead of exiting")
+	}
+	var exited *exitedError
+	if errors.As(err, &exited) {
+		return exited.code, s.Output(), nil
+	}
+	s.Kill()
+	return 0, s.Output(), err
 }
 
 func (o Options) startTimeout() time.Duration {
@@ -143,15 +144,11 @@ func (o Options) startTimeout() time.Duration {
 }
 
 func spawn(opts Options) (*Server, error) {
-	addrs, err := FreeAddrs(2)
-	if err != nil {
-		return nil, err
-	}
 	args := []string{"serve"}
 	if opts.ConfigPath != "" {
 		args = append(args, "--config", opts.ConfigPath)
 	}
-	args = append(args, "--grpc-addr", addrs[0], "--http-addr", "off", "--admin-addr", addrs[1])
+	args = append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "off", "--admin-addr", "127.0.0.1:0")
 	args = append(args, opts.Args...)
 	cmd := exec.Command(opts.Binary, args...)
 	cmd.Env = quickExit(Environ(os.Environ(), opts.Env))
@@ -160,7 +157,7 @@ func spawn(opts Options) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", opts.Binary, err)
 	}
-	s := &Server{GRPCAddr: addrs[0], AdminAddr: addrs[1], cmd: cmd, out: out, done: make(chan struct{})}
+	s := &Server{cmd: cmd, out: out, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait() // the exit status is read from cmd.ProcessState
 		close(s.done)
@@ -205,8 +202,11 @@ func Environ(base []string, extra map[string]string) []string {
 	return env
 }
 
-// FreeAddrs returns n distinct free 127.0.0.1 ports. They are free when
-// chosen; another process may take one before it is bound (Start retries).
+// FreeAddrs returns n distinct free 127.0.0.1 ports, for a test that must
+// write an address before the process starts (an address in a configuration
+// file whose precedence it checks). They are free when chosen; another
+// process may take one before it is bound. Start never uses them: it binds
+// port 0 and reads the addresses back (ListeningAddrs).
 func FreeAddrs(n int) ([]string, error) {
 	var addrs []string
 	var ls []net.Listener
@@ -246,13 +246,63 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 	)
 }
 
+// Addrs are the addresses of a "listening" log line.
+type Addrs struct {
+	GRPC  string `json:"grpc_addr"`
+	HTTP  string `json:"http_addr"`
+	Admin string `json:"admin_addr"`
+}
+
+// ListeningAddrs finds serve's "listening" log line (JSON, message
+// "listening", fields grpc_addr, http_addr and admin_addr: the addresses it
+// bound, http_addr "off" when that listener is off) in a process's output.
+// ok is false until the line is there.
+func ListeningAddrs(output string) (addrs Addrs, ok bool) {
+	sc := bufio.NewScanner(strings.NewReader(output))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg string `json:"msg"`
+			Addrs
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.GRPC != "" && line.Admin != "" {
+			return line.Addrs, true
+		}
+	}
+	return Addrs{}, false
+}
+
+// errExited ends the wait for the listening line when the process is gone.
+var errExited = errors.New("the process exited")
+
+// waitListening polls the output for the listening line until it is there,
+// the process exits (errExited) or ctx ends.
+func (s *Server) waitListening(ctx context.Context) error {
+	return poll.Until(ctx, 0, func() (bool, error) {
+		if a, ok := ListeningAddrs(s.Output()); ok {
+			s.GRPCAddr, s.HTTPAddr, s.AdminAddr = a.GRPC, a.HTTP, a.Admin
+			return true, nil
+		}
+		if s.Exited() {
+			return true, errExited
+		}
+		return false, errors.New(`no "listening" log line yet`)
+	})
+}
+
 func (s *Server) waitServing(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := s.waitListening(ctx); err != nil {
+		if errors.Is(err, errExited) {
+			return s.exited()
+		}
+		return fmt.Errorf("waiting for the listening log line: %w\n%s", err, s.Tail(40))
+	}
 	conn, err := Dial(s.GRPCAddr)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	result := make(chan error, 1)
 	go func() { result <- WaitServing(ctx, conn) }()
 	select {
@@ -267,12 +317,15 @@ func (s *Server) waitServing(ctx context.Context, timeout time.Duration) error {
 		cancel()
 		<-result
 		_ = conn.Close()
-		state := s.cmd.ProcessState
-		if strings.Contains(strings.ToLower(s.Output()), "address already in use") {
-			return fmt.Errorf("%w: %s", errBindRace, state)
-		}
-		return &exitedError{code: state.ExitCode(), state: state.String() + "\n" + s.Tail(40)}
+		return s.exited()
 	}
+}
+
+// exited describes the ended process, once done is closed.
+func (s *Server) exited() error {
+	<-s.done
+	state := s.cmd.ProcessState
+	return &exitedError{code: state.ExitCode(), state: state.String() + "\n" + s.Tail(40)}
 }
 
 // WaitServing blocks until grpc.health.v1 reports SERVING for the service
@@ -280,34 +333,21 @@ func (s *Server) waitServing(ctx context.Context, timeout time.Duration) error {
 // stream) and falls back to polling Check when Watch is not implemented.
 func WaitServing(ctx context.Context, conn *grpc.ClientConn) error {
 	hc := healthpb.NewHealthClient(conn)
-	ticker := time.NewTicker(25 * time.Millisecond)
-	defer ticker.Stop()
 	watch := true
-	var last error
-	for {
+	return poll.Until(ctx, 0, func() (bool, error) {
 		if watch {
 			serving, err := watchServing(ctx, hc)
-			switch {
-			case serving:
-				return nil
-			case status.Code(err) == codes.Unimplemented:
+			if status.Code(err) == codes.Unimplemented {
 				watch = false
-			default:
-				last = err
 			}
-		} else {
-			resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-				return nil
-			}
-			last = fmt.Errorf("health Check = %v, %v", resp.GetStatus(), err)
+			return serving, err // err is nil when serving
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-ticker.C:
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return true, nil
 		}
-	}
+		return false, fmt.Errorf("health Check = %v, %v", resp.GetStatus(), err)
+	})
 }
 
 // watchServing reads one Watch stream until SERVING (true) or its end.
@@ -435,26 +475,4 @@ func (l *LockedBuffer) String() string {
 		return l.b.String() + fmt.Sprintf("\n[... %d bytes dropped]", l.dropped)
 	}
 	return l.b.String()
-}
-
-// ConformanceDir resolves the shared conformance directory: the variable
-// AGENTOS_CONFORMANCE_DIR when set, else def. skip is true when the
-// variable is "skip"; a directory without vectors/ is an error, never a
-// silent skip (CI has the shared directory beside the clone).
-func ConformanceDir(def string) (dir string, skip bool, err error) {
-	dir = def
-	if env, ok := os.LookupEnv("AGENTOS_CONFORMANCE_DIR"); ok && env != "" {
-		if env == "skip" {
-			return "", true, nil
-		}
-		dir = env
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", false, err
-	}
-	if fi, err := os.Stat(filepath.Join(abs, "vectors")); err != nil || !fi.IsDir() {
-		return "", false, fmt.Errorf("conformance vectors not found at %s/vectors: put the shared directory beside the clone or set AGENTOS_CONFORMANCE_DIR (=skip to skip)", abs)
-	}
-	return abs, false, nil
 }

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 // fakeBuild is internal/fakeauthz, built on first use and removed by
@@ -58,6 +61,16 @@ func TestStartCheckStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Kill()
+	// The addresses are the bound ones (Start passes port 0).
+	for _, addr := range []string{s.GRPCAddr, s.AdminAddr} {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host != "127.0.0.1" || port == "0" {
+			t.Errorf("address %q: want a bound 127.0.0.1 port", addr)
+		}
+	}
+	if s.HTTPAddr != "off" {
+		t.Errorf("HTTPAddr = %q, want off", s.HTTPAddr)
+	}
 	for _, tt := range []struct {
 		doc, expect string
 	}{
@@ -107,9 +120,9 @@ func TestExerciseDrainOnFake(t *testing.T) {
 	defer s.Kill()
 	rep := ExerciseDrain(t.Context(), s, DrainOptions{
 		Request: func() (Built, error) {
-			return BuildRequest(Request{Path: "/agents", Headers: HeaderList{{"authorization", "x"}}}, nil)
+			return BuildRequest(conformance.Request{Path: "/agents", Headers: conformance.HeaderList{{Key: "authorization", Value: "x"}}}, nil)
 		},
-		Expect:  Expect{Status: StatusSet{200}, Headers: map[string]HeaderExpect{"x-agentos-user-id": {Exact: ptr("fake")}}},
+		Expect:  conformance.Expect{Status: conformance.StatusSet{200}, Headers: map[string]conformance.HeaderExpect{"x-agentos-user-id": {Exact: ptr("fake")}}},
 		Timeout: 20 * time.Second,
 	})
 	if len(rep.Problems) > 0 {
@@ -135,9 +148,9 @@ func TestExerciseDrainCatches(t *testing.T) {
 		}
 		rep := ExerciseDrain(t.Context(), s, DrainOptions{
 			Request: func() (Built, error) {
-				return BuildRequest(Request{Path: "/agents", Headers: HeaderList{{"authorization", "x"}}}, nil)
+				return BuildRequest(conformance.Request{Path: "/agents", Headers: conformance.HeaderList{{Key: "authorization", Value: "x"}}}, nil)
 			},
-			Expect:  Expect{Status: StatusSet{200}},
+			Expect:  conformance.Expect{Status: conformance.StatusSet{200}},
 			Timeout: 3 * time.Second,
 		})
 		s.Kill()
@@ -158,22 +171,24 @@ func TestEnviron(t *testing.T) {
 	}
 }
 
-func TestConformanceDir(t *testing.T) {
-	t.Setenv("AGENTOS_CONFORMANCE_DIR", "skip")
-	if _, skip, _ := ConformanceDir("nowhere"); !skip {
-		t.Error("AGENTOS_CONFORMANCE_DIR=skip does not skip")
+func TestListeningAddrs(t *testing.T) {
+	out := "starting\n" +
+		`{"level":"info","msg":"config"}` + "\n" +
+		`{"level":"info","msg":"listening","grpc_addr":"127.0.0.1:4001","http_addr":"off","admin_addr":"127.0.0.1:4002"}` + "\n" +
+		`{"level":"info","msg":"listening","grpc_addr":"127.0.0.1:1","http_addr":"off","admin_addr":"127.0.0.1:2"}` + "\n"
+	got, ok := ListeningAddrs(out)
+	if want := (Addrs{GRPC: "127.0.0.1:4001", HTTP: "off", Admin: "127.0.0.1:4002"}); !ok || got != want {
+		t.Errorf("ListeningAddrs = %+v, %v; want the first line's %+v", got, ok, want)
 	}
-	t.Setenv("AGENTOS_CONFORMANCE_DIR", filepath.Join(t.TempDir(), "absent"))
-	if _, skip, err := ConformanceDir("nowhere"); skip || err == nil {
-		t.Errorf("absent directory: skip %v, error %v; want an error", skip, err)
-	}
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "vectors"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AGENTOS_CONFORMANCE_DIR", "")
-	if got, _, err := ConformanceDir(dir); err != nil || got != dir {
-		t.Errorf("ConformanceDir(%s) = %s, %v", dir, got, err)
+	for _, partial := range []string{
+		"",
+		`{"msg":"listening","grpc_addr":"127.0.0.1:4001"`, // cut short
+		`{"msg":"listening","grpc_addr":"127.0.0.1:4001","http_addr":"off"}`,
+		`{"msg":"ready","grpc_addr":"127.0.0.1:4001","admin_addr":"127.0.0.1:4002"}`,
+	} {
+		if got, ok := ListeningAddrs(partial); ok {
+			t.Errorf("ListeningAddrs(%q) = %+v, want none", partial, got)
+		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
 // Defaults Envoy's connection manager would have filled in.
@@ -43,7 +45,7 @@ func (b Built) Describe() string {
 // "Request", ENVOY-NOTES §1). tokens maps "token"/"token2" to the minted
 // tokens for the {token}/{token2} placeholders; when tokens["token"] is set
 // and no header mentions {token}, "authorization: Bearer <token>" is added.
-func BuildRequest(req Request, tokens map[string]string) (Built, error) {
+func BuildRequest(req conformance.Request, tokens map[string]string) (Built, error) {
 	method := req.Method
 	if method == "" {
 		method = "GET"
@@ -78,9 +80,9 @@ func BuildRequest(req Request, tokens map[string]string) (Built, error) {
 		return v, nil
 	}
 
-	var given []HeaderLine // the vector's own lines, keys lower-cased
+	var given []conformance.HeaderLine // the vector's own lines, keys lower-cased
 	mentionsToken := false
-	for _, l := range append(append([]HeaderLine{}, req.Headers...), req.HeaderLines...) {
+	for _, l := range append(append([]conformance.HeaderLine{}, req.Headers...), req.HeaderLines...) {
 		if strings.Contains(l.Value, "{token}") {
 			mentionsToken = true
 		}
@@ -92,10 +94,10 @@ func BuildRequest(req Request, tokens map[string]string) (Built, error) {
 		if key == "host" { // HTTP/1 Host becomes :authority in Envoy's codec
 			key = ":authority"
 		}
-		given = append(given, HeaderLine{Key: key, Value: v})
+		given = append(given, conformance.HeaderLine{Key: key, Value: v})
 	}
 	if t, ok := tokens["token"]; ok && !mentionsToken {
-		given = append(given, HeaderLine{Key: "authorization", Value: "Bearer " + t})
+		given = append(given, conformance.HeaderLine{Key: "authorization", Value: "Bearer " + t})
 	}
 
 	has := func(key string) (string, bool) {
@@ -114,15 +116,15 @@ func BuildRequest(req Request, tokens map[string]string) (Built, error) {
 	if !ok {
 		scheme = DefaultScheme
 	}
-	var lines []HeaderLine
+	var lines []conformance.HeaderLine
 	// Pseudo-headers first, as in Envoy's header map.
-	for _, ph := range []HeaderLine{{":authority", authority}, {":method", method}, {":path", req.Path}, {":scheme", scheme}} {
+	for _, ph := range []conformance.HeaderLine{{Key: ":authority", Value: authority}, {Key: ":method", Value: method}, {Key: ":path", Value: req.Path}, {Key: ":scheme", Value: scheme}} {
 		if _, ok := has(ph.Key); !ok {
 			lines = append(lines, ph)
 		}
 	}
 	lines = append(lines, given...)
-	for _, d := range []HeaderLine{{"user-agent", DefaultUserAgent}, {"x-forwarded-proto", scheme}, {"x-request-id", newRequestID()}} {
+	for _, d := range []conformance.HeaderLine{{Key: "user-agent", Value: DefaultUserAgent}, {Key: "x-forwarded-proto", Value: scheme}, {Key: "x-request-id", Value: newRequestID()}} {
 		if _, ok := has(d.Key); !ok {
 			lines = append(lines, d)
 		}
@@ -160,7 +162,7 @@ func BuildRequest(req Request, tokens map[string]string) (Built, error) {
 
 // JoinHeaders is Envoy's default headers map: repeated keys joined with ","
 // in order (empty values count), non-UTF-8 bytes replaced by "!".
-func JoinHeaders(lines []HeaderLine) map[string]string {
+func JoinHeaders(lines []conformance.HeaderLine) map[string]string {
 	out := make(map[string]string, len(lines))
 	for _, l := range lines {
 		v := sanitizeUTF8(l.Value)

@@ -10,11 +10,13 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
-func mustRequest(t *testing.T, doc string) Request {
+func mustRequest(t *testing.T, doc string) conformance.Request {
 	t.Helper()
-	var r Request
+	var r conformance.Request
 	if err := json.Unmarshal([]byte(doc), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestBuildRequestDefaults(t *testing.T) {
 			t.Errorf("upstream line %v not marked as the client's", l)
 		}
 	}
-	if m, _ := BuildRequest(Request{Path: "/x"}, nil); m.Method != "GET" {
+	if m, _ := BuildRequest(conformance.Request{Path: "/x"}, nil); m.Method != "GET" {
 		t.Errorf("default method = %q, want GET", m.Method)
 	}
 }
@@ -146,32 +148,30 @@ func TestBuildRequestRawHeaders(t *testing.T) {
 }
 
 func TestBuildRequestOmit(t *testing.T) {
-	b, err := BuildRequest(Request{Omit: "attributes"}, nil)
+	b, err := BuildRequest(conformance.Request{Omit: "attributes"}, nil)
 	if err != nil || b.Check.GetAttributes() != nil {
 		t.Errorf("omit attributes = %v, %v", b.Check, err)
 	}
-	b, err = BuildRequest(Request{Omit: "http"}, nil)
+	b, err = BuildRequest(conformance.Request{Omit: "http"}, nil)
 	if err != nil || b.Check.GetAttributes().GetRequest() == nil || b.Check.GetAttributes().GetRequest().GetHttp() != nil {
 		t.Errorf("omit http = %v, %v", b.Check, err)
 	}
-	if _, err := BuildRequest(Request{Omit: "body"}, nil); err == nil {
+	if _, err := BuildRequest(conformance.Request{Omit: "body"}, nil); err == nil {
 		t.Error("omit body: no error")
 	}
 }
 
 // TestJoinHeadersMatchesEnvoy checks the joining rules against the two
-// shared Envoy fixtures recorded from the same request: raw-header-map.json
-// (one entry per line) and repeated-headers-joined.json (Envoy's default).
+// Envoy fixtures (proto/envoy-fixtures) recorded from the same request:
+// raw-header-map.json (one entry per line) and repeated-headers-joined.json
+// (Envoy's default).
 func TestJoinHeadersMatchesEnvoy(t *testing.T) {
-	dir, skip, err := ConformanceDir("../../../shared/conformance")
-	if skip {
-		t.Skip("AGENTOS_CONFORMANCE_DIR=skip")
-	}
+	root, err := conformance.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
 	read := func(name string) *authv3.CheckRequest {
-		b, err := os.ReadFile(filepath.Join(dir, "..", "envoy-fixtures", name))
+		b, err := os.ReadFile(filepath.Join(root, "proto", "envoy-fixtures", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,9 +183,9 @@ func TestJoinHeadersMatchesEnvoy(t *testing.T) {
 	}
 	raw := read("raw-header-map.json").GetAttributes().GetRequest().GetHttp().GetHeaderMap().GetHeaders()
 	joined := read("repeated-headers-joined.json").GetAttributes().GetRequest().GetHttp().GetHeaders()
-	var lines []HeaderLine
+	var lines []conformance.HeaderLine
 	for _, hv := range raw {
-		lines = append(lines, HeaderLine{Key: hv.GetKey(), Value: string(hv.GetRawValue())})
+		lines = append(lines, conformance.HeaderLine{Key: hv.GetKey(), Value: string(hv.GetRawValue())})
 	}
 	if got := JoinHeaders(lines); !reflect.DeepEqual(got, joined) {
 		t.Errorf("JoinHeaders(raw-header-map) = %v\nwant (repeated-headers-joined) %v", got, joined)

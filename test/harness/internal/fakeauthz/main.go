@@ -79,6 +79,10 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The harness reads the bound addresses from this line, as from serve's.
+	line, _ := json.Marshal(map[string]string{"level": "info", "msg": "listening",
+		"grpc_addr": lis.Addr().String(), "http_addr": "off", "admin_addr": adminLis.Addr().String()})
+	fmt.Fprintf(os.Stderr, "%s\n", line)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	srv := grpc.NewServer()

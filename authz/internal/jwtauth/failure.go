@@ -1,0 +1,59 @@
+package jwtauth
+
+import (
+	"errors"
+
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// FailureKind is why a token was refused, a closed set. authz maps each
+// kind to its decision reason and the docs/CONTRACT.md §5 detail in one
+// place (authz/failure.go).
+type FailureKind uint8
+
+// The failure kinds.
+const (
+	// Invalid is an invalid token; Failure.Why says why.
+	Invalid FailureKind = iota + 1
+	// Expired is a token past its exp (with the leeway), or with exp 0.
+	Expired
+	// WrongAudience is a token for other audiences (verify_audience).
+	WrongAudience
+	// ReservedSubject is a user id AgentOS keeps for itself.
+	ReservedSubject
+	// Canceled is a check whose context ended before the verification.
+	Canceled
+)
+
+// Failure is why a token was refused.
+type Failure struct {
+	Kind FailureKind
+	// Why is the reason of an Invalid failure, in our words: it never
+	// quotes a library error or any part of the token ("signature
+	// verification failed"). Empty for the other kinds.
+	Why string
+}
+
+func invalid(why string) *Failure { return &Failure{Kind: Invalid, Why: why} }
+
+var (
+	failExpired         = &Failure{Kind: Expired}
+	failWrongAudience   = &Failure{Kind: WrongAudience}
+	failReservedSubject = &Failure{Kind: ReservedSubject}
+	failCanceled        = &Failure{Kind: Canceled}
+)
+
+// verifyFailure maps a jws.Verify error to the failure, by identity.
+func verifyFailure(err error) *Failure {
+	switch {
+	case errors.Is(err, errAlgNotAllowed):
+		return invalid("signing algorithm not allowed")
+	case errors.Is(err, errNoKey):
+		return invalid("no verification key for this token")
+	case errors.Is(err, errCritHeader):
+		return invalid("unsupported critical header")
+	case errors.Is(err, errSignature), jws.IsVerificationError(err):
+		return invalid("signature verification failed")
+	}
+	return invalid("malformed token")
+}

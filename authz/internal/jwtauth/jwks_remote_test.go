@@ -1,0 +1,606 @@
+package jwtauth
+
+import (
+	"context"
+	"crypto"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// jwksServer is a JWKS endpoint on loopback whose answer a test switches
+// between a document and the faults of issue 4, counting the requests.
+type jwksServer struct {
+	*httptest.Server
+	hits atomic.Int64
+
+	mu           sync.Mutex
+	mode         string // "ok", "down", "slow", "garbage", "huge", "nokeys"
+	body         []byte
+	cacheControl string
+}
+
+func newJWKSServer(t testing.TB, body []byte) *jwksServer {
+	t.Helper()
+	s := &jwksServer{mode: "ok", body: body}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *jwksServer) set(mode string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode = mode
+	if body != nil {
+		s.body = body
+	}
+}
+
+func (s *jwksServer) handle(w http.ResponseWriter, r *http.Request) {
+	s.hits.Add(1)
+	s.mu.Lock()
+	mode, body, cc := s.mode, s.body, s.cacheControl
+	s.mu.Unlock()
+	switch mode {
+	case "down":
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	case "slow":
+		// Never answers: the client's timeout must end the fetch.
+		<-r.Context().Done()
+	case "garbage":
+		_, _ = w.Write([]byte("<html>this is not a JWKS</html>"))
+	case "nokeys":
+		_, _ = w.Write([]byte(`{"keys":[{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"}]}`))
+	case "huge":
+		// A valid JSON document, just over 1 MiB.
+		_, _ = w.Write([]byte(`{"keys":[],"pad":"` + strings.Repeat("a", maxJWKSBytes) + `"}`))
+	default:
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}
+}
+
+// fakeClock is an injected clock a test moves by hand; After waits on it.
+type fakeClock struct {
+	mu      sync.Mutex
+	t       time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// After is time.After on c: the channel receives once Advance reaches d
+// from now.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.t
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{at: c.t.Add(d), ch: ch})
+	return ch
+}
+
+// Waiting is the number of After channels not yet fired.
+func (c *fakeClock) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}
+
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.t) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.t
+	}
+	c.waiters = kept
+}
+
+// recObserver records what a FetchObserver is told.
+type recObserver struct {
+	mu      sync.Mutex
+	fetches []error // one per fetch, nil on success
+	limited atomic.Int64
+	hits    atomic.Int64
+	misses  atomic.Int64
+}
+
+func (o *recObserver) Fetch(_ string, err error, _ int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.fetches = append(o.fetches, err)
+}
+func (o *recObserver) RefetchLimited(string) { o.limited.Add(1) }
+func (o *recObserver) CacheHit()             { o.hits.Add(1) }
+func (o *recObserver) CacheMiss()            { o.misses.Add(1) }
+
+func (o *recObserver) faults() []FetchFault {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []FetchFault
+	for _, err := range o.fetches {
+		var fe *FetchError
+		switch {
+		case err == nil:
+			out = append(out, "")
+		case errors.As(err, &fe):
+			out = append(out, fe.Fault)
+		default:
+			out = append(out, "untyped")
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes (no sleeps).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// startRemote starts a remoteJWKS for url; the test's end closes it.
+func startRemote(t testing.TB, o remoteJWKSOptions) *remoteJWKS {
+	t.Helper()
+	r, err := newRemoteJWKS(o)
+	if err != nil {
+		t.Fatalf("newRemoteJWKS: %v", err)
+	}
+	r.Start(t.Context())
+	t.Cleanup(r.Close)
+	return r
+}
+
+// rotationKeys are the JWKS documents of a rotation: k1 alone, k1 and k2,
+// k2 alone, and tokens signed by each key.
+type rotationKeys struct {
+	only1, both, only2 []byte
+	tok1, tok2         string
+}
+
+func newRotationKeys(t testing.TB) rotationKeys {
+	k := jtLoadKeys(t)
+	pub1, pub2 := k.rs.priv.Public(), k.rs2.priv.Public()
+	return rotationKeys{
+		only1: jtJWKS(t, []crypto.PublicKey{pub1}, []string{"k1"}, []string{"RS256"}),
+		both:  jtJWKS(t, []crypto.PublicKey{pub1, pub2}, []string{"k1", "k2"}, []string{"RS256", "RS256"}),
+		only2: jtJWKS(t, []crypto.PublicKey{pub2}, []string{"k2"}, []string{"RS256"}),
+		tok1:  jtMint(t, jtToken{alg: "RS256", key: k.rs.priv, header: map[string]any{"kid": "k1"}, claims: jtClaims(nil)}),
+		tok2:  jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "k2"}, claims: jtClaims(nil)}),
+	}
+}
+
+// remoteVerifier is a verifier of RS256 tokens whose only keys are src's.
+func remoteVerifier(t testing.TB, src jwksSource) *Verifier {
+	c := defaultConfig()
+	c.JWKSURL = "https://unused.example/jwks.json"
+	return jtVerifier(t, c, Options{jwks: src})
+}
+
+func verifies(t testing.TB, v *Verifier, tok string) bool {
+	t.Helper()
+	_, f := v.Verify(t.Context(), tok)
+	return f == nil
+}
+
+func TestRemoteJWKSRotation(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	clock := newFakeClock(jtNow)
+	obs := &recObserver{}
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
+	waitFor(t, "the first key set", src.Ready)
+	v := remoteVerifier(t, src)
+
+	if !verifies(t, v, keys.tok1) {
+		t.Fatal("Verify(k1 token) with [k1] = invalid, want valid")
+	}
+	if verifies(t, v, keys.tok2) {
+		t.Fatal("Verify(k2 token) with [k1] = valid, want invalid")
+	}
+	// The IdP publishes k2 beside k1: the next k2 token refetches at once.
+	// The refetch for the invalid k2 token above was less than 10 s ago:
+	// move past the rate limit.
+	clock.Advance(jwksRefetchGap)
+	srv.set("ok", keys.both)
+	if !verifies(t, v, keys.tok2) {
+		t.Fatal("Verify(k2 token) after k2 was published = invalid, want valid (kid-miss refetch)")
+	}
+	if !verifies(t, v, keys.tok1) {
+		t.Fatal("Verify(k1 token) with [k1 k2] = invalid, want valid (overlap)")
+	}
+	// k1 is retired: once the set is refetched, k1 tokens stop verifying.
+	srv.set("ok", keys.only2)
+	clock.Advance(jwksRefetchGap)
+	if _, err := src.Refetch(t.Context(), "any"); err != nil {
+		t.Fatalf("Refetch: %v", err)
+	}
+	if verifies(t, v, keys.tok1) {
+		t.Fatal("Verify(k1 token) after k1 was removed = valid, want invalid")
+	}
+	if !verifies(t, v, keys.tok2) {
+		t.Fatal("Verify(k2 token) with [k2] = invalid, want valid")
+	}
+	if g := src.Generation(); g != 3 {
+		t.Errorf("Generation() = %d, want 3 ([k1], [k1 k2], [k2])", g)
+	}
+}
+
+func TestRemoteJWKSBackgroundRefresh(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.both)
+	clock := newFakeClock(jtNow)
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.NewNop()})
+	waitFor(t, "the first key set", src.Ready)
+	v := remoteVerifier(t, src)
+	if !verifies(t, v, keys.tok1) {
+		t.Fatal("Verify(k1 token) with [k1 k2] = invalid, want valid")
+	}
+	// tick lets the refresh loop's wait (1 s on the clock) end, once the
+	// loop waits.
+	tick := func() {
+		t.Helper()
+		waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
+		hits := srv.hits.Load()
+		if clock.Advance(999 * time.Millisecond); clock.Waiting() != 1 {
+			t.Fatal("the refresh came before its interval")
+		}
+		clock.Advance(time.Millisecond)
+		waitFor(t, "a refresh", func() bool { return srv.hits.Load() > hits })
+	}
+	// No kid miss here: only the refresh (every 1 s) can notice.
+	srv.set("ok", keys.only2)
+	tick()
+	waitFor(t, "the refresh to drop k1", func() bool { return !verifies(t, v, keys.tok1) })
+	if !verifies(t, v, keys.tok2) {
+		t.Fatal("Verify(k2 token) after the refresh = invalid, want valid")
+	}
+	// The refresh keeps its pace: an unchanged document keeps the set.
+	gen, hits := src.Generation(), srv.hits.Load()
+	tick()
+	tick()
+	waitFor(t, "two more refreshes", func() bool { return srv.hits.Load() >= hits+2 })
+	waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
+	if g := src.Generation(); g != gen {
+		t.Errorf("Generation() after unchanged refreshes = %d, want %d", g, gen)
+	}
+}
+
+func TestRemoteJWKSRefetchRateLimit(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	clock := newFakeClock(jtNow)
+	obs := &recObserver{}
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
+	waitFor(t, "the first key set", src.Ready)
+	v := remoteVerifier(t, src)
+	base := srv.hits.Load()
+
+	// A flood of forged kids, concurrently: one fetch at most.
+	k := jtLoadKeys(t)
+	forged := make([]string, 50)
+	for i := range forged {
+		forged[i] = jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": fmt.Sprintf("forged-%d", i)}, claims: jtClaims(nil)})
+	}
+	var wg sync.WaitGroup
+	for _, tok := range forged {
+		wg.Go(func() {
+			if verifies(t, v, tok) {
+				t.Error("Verify(forged kid) = valid")
+			}
+		})
+	}
+	wg.Wait()
+	if n := srv.hits.Load() - base; n != 1 {
+		t.Fatalf("JWKS requests for 50 unknown kids = %d, want 1", n)
+	}
+	// Still within 10 s: nothing more, and the refusal is counted.
+	clock.Advance(jwksRefetchGap - time.Second)
+	limited := obs.limited.Load()
+	if verifies(t, v, keys.tok2) {
+		t.Fatal("Verify(k2 token) = valid, want invalid")
+	}
+	if n := obs.limited.Load(); n != limited+1 {
+		t.Errorf("RefetchLimited reports = %d, want %d", n, limited+1)
+	}
+	if n := srv.hits.Load() - base; n != 1 {
+		t.Fatalf("JWKS requests 9 s after the refetch = %d, want still 1", n)
+	}
+	// 10 s later a kid miss may refetch again, and picks up k2.
+	srv.set("ok", keys.both)
+	clock.Advance(time.Second)
+	if !verifies(t, v, keys.tok2) {
+		t.Fatal("Verify(k2 token) 10 s later = invalid, want valid after the second refetch")
+	}
+	if n := srv.hits.Load() - base; n != 2 {
+		t.Fatalf("JWKS requests after the gap = %d, want 2", n)
+	}
+}
+
+func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
+	keys := newRotationKeys(t)
+	cases := []struct {
+		mode  string
+		fault FetchFault
+		log   string // a piece of the logged error
+	}{
+		{mode: "down", fault: FaultStatus, log: "503"},
+		{mode: "slow", fault: FaultTimeout, log: "no complete answer within"},
+		{mode: "garbage", fault: FaultMalformed, log: "not a JWK Set"},
+		{mode: "huge", fault: FaultTooLarge, log: "larger than 1 MiB"},
+		{mode: "nokeys", fault: FaultMalformed, log: "no usable signature key"},
+		{mode: "closed", fault: FaultNetwork, log: "connection refused"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mode, func(t *testing.T) {
+			srv := newJWKSServer(t, keys.only1)
+			clock := newFakeClock(jtNow)
+			obs := &recObserver{}
+			core, logs := observer.New(zapcore.DebugLevel)
+			// A short timeout only where it is the fault: the 1 MiB body
+			// must not time out on a loaded machine.
+			timeout := jwksFetchTimeout
+			if tc.mode == "slow" {
+				timeout = 300 * time.Millisecond
+			}
+			src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
+				Logger: zap.New(core), Timeout: timeout})
+			waitFor(t, "the first key set", src.Ready)
+			v := remoteVerifier(t, src)
+			before := src.Generation()
+
+			if tc.mode == "closed" {
+				srv.Close()
+			} else {
+				srv.set(tc.mode, nil)
+			}
+			clock.Advance(jwksRefetchGap)
+			if set, err := src.Refetch(t.Context(), "k9"); err == nil || set != nil {
+				t.Fatalf("Refetch during %s = %v, %v; want an error", tc.mode, set, err)
+			}
+			if !verifies(t, v, keys.tok1) {
+				t.Fatalf("Verify(k1 token) while the JWKS server is %s = invalid, want valid with the last good keys", tc.mode)
+			}
+			if !src.Ready() || src.Generation() != before {
+				t.Errorf("after a %s fetch: Ready %v, generation %d; want true, %d", tc.mode, src.Ready(), src.Generation(), before)
+			}
+			f := obs.faults()
+			if len(f) < 2 || f[len(f)-1] != tc.fault {
+				t.Errorf("observed fetches = %q, want the last to be %q", f, tc.fault)
+			}
+			lines := logs.FilterMessage("JWKS fetch failed: keeping the last good key set").All()
+			if len(lines) == 0 {
+				t.Fatalf("no log line for the failed fetch; logs: %v", logs.All())
+			}
+			ctx := lines[len(lines)-1].ContextMap()
+			if ctx["url"] != srv.URL || !strings.Contains(ctx["error"].(string), tc.log) || ctx["fault"] != string(tc.fault) {
+				t.Errorf("log fields = %v, want url %s, fault %s, error containing %q", ctx, srv.URL, tc.fault, tc.log)
+			}
+		})
+	}
+}
+
+func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	srv.set("down", nil)
+	core, logs := observer.New(zapcore.InfoLevel)
+	clock := newFakeClock(jtNow)
+	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.New(core)})
+	waitFor(t, "a failed first fetch", func() bool { return srv.hits.Load() > 0 && logs.Len() > 0 })
+	if src.Ready() {
+		t.Fatal("Ready() = true before any key set was loaded")
+	}
+	line := logs.All()[0]
+	if line.Message != "JWKS not loaded: not ready until a key set is fetched" || line.Level != zapcore.ErrorLevel ||
+		line.ContextMap()["url"] != srv.URL || !strings.Contains(line.ContextMap()["error"].(string), "503") {
+		t.Errorf("first log line = %s %q %v; want the not-ready error with the URL and the 503", line.Level, line.Message, line.ContextMap())
+	}
+	v := remoteVerifier(t, src)
+	if verifies(t, v, keys.tok1) {
+		t.Fatal("Verify before the first key set = valid")
+	}
+	// The server recovers: the retry (after 1 s on the clock here) loads
+	// the keys.
+	srv.set("ok", nil)
+	waitFor(t, "the retry to wait", func() bool { return clock.Waiting() == 1 })
+	if src.Ready() {
+		t.Fatal("Ready() = true before the retry")
+	}
+	clock.Advance(time.Second)
+	waitFor(t, "readiness after the server recovered", src.Ready)
+	if !verifies(t, v, keys.tok1) {
+		t.Fatal("Verify(k1 token) once ready = invalid, want valid")
+	}
+}
+
+// TestRemoteJWKSCloseWaitsForFetches: Close returns only once every fetch
+// the source started has ended — the refresh loop's and a kid-miss
+// refetch whose request gave up waiting — each reported as canceled.
+func TestRemoteJWKSCloseWaitsForFetches(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	srv.set("slow", nil)
+	obs := &recObserver{}
+	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Start(t.Context())
+	waitFor(t, "the first load under way", func() bool { return srv.hits.Load() == 1 })
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if set, err := src.Refetch(gone, "k9"); err == nil || set != nil {
+		t.Fatalf("Refetch(cancelled) = %v, %v; want the context's error", set, err)
+	}
+	waitFor(t, "the refetch under way", func() bool { return srv.hits.Load() == 2 })
+	if f := obs.faults(); len(f) != 0 {
+		t.Fatalf("fetches reported before Close = %q, want none (both still running)", f)
+	}
+	src.Close()
+	if f := obs.faults(); len(f) != 2 || f[0] != FaultCanceled || f[1] != FaultCanceled {
+		t.Fatalf("fetches reported when Close returned = %q, want two canceled", f)
+	}
+}
+
+func TestRemoteJWKSTLS(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(keys.only1)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	// Not in the system roots: refused.
+	obs := &recObserver{}
+	untrusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
+	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
+	if untrusted.Ready() {
+		t.Fatal("Ready() with a certificate from an unknown authority = true")
+	}
+	if f := obs.faults(); f[0] != FaultNetwork {
+		t.Errorf("fault = %q, want %q", f[0], FaultNetwork)
+	}
+
+	// Trusted through jwks_ca_file.
+	ca := jtWriteFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	trusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
+	waitFor(t, "the key set over TLS", trusted.Ready)
+	if !verifies(t, remoteVerifier(t, trusted), keys.tok1) {
+		t.Fatal("Verify(k1 token) over TLS = invalid, want valid")
+	}
+}
+
+func TestRemoteJWKSRedirectToPlainHTTPRefused(t *testing.T) {
+	keys := newRotationKeys(t)
+	target := newJWKSServer(t, keys.only1)
+	// A redirect to plain HTTP off loopback: jwks_allow_insecure is off.
+	redirect := httptest.NewServer(http.RedirectHandler("http://idp.invalid/jwks.json", http.StatusFound))
+	t.Cleanup(redirect.Close)
+	obs := &recObserver{}
+	src := startRemote(t, remoteJWKSOptions{URL: redirect.URL, Observer: obs, Logger: zap.NewNop()})
+	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
+	if f := obs.faults(); f[0] != FaultRefused {
+		t.Errorf("fault = %q, want %q", f[0], FaultRefused)
+	}
+	if src.Ready() || target.hits.Load() != 0 {
+		t.Errorf("Ready %v, target hits %d; want false, 0", src.Ready(), target.hits.Load())
+	}
+}
+
+func TestRefreshInterval(t *testing.T) {
+	cases := []struct {
+		cacheControl string
+		want         time.Duration
+	}{
+		{"", 5 * time.Minute},
+		{"no-cache", 5 * time.Minute},
+		{"public, max-age=3600", time.Hour},
+		{"max-age=30", time.Minute}, // raised to the floor
+		{"max-age=0, must-revalidate", time.Minute},
+		{"MAX-AGE=600", 10 * time.Minute},
+		{"max-age=604800", 24 * time.Hour},                // lowered to the ceiling
+		{"max-age=99999999999999999999", 5 * time.Minute}, // unreadable: ignored
+		{"max-age=-5", 5 * time.Minute},
+		{`max-age="120"`, 2 * time.Minute},
+	}
+	for _, tc := range cases {
+		if got := refreshInterval(tc.cacheControl, 5*time.Minute); got != tc.want {
+			t.Errorf("refreshInterval(%q, 5m) = %s, want %s", tc.cacheControl, got, tc.want)
+		}
+	}
+}
+
+func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
+	keys := newRotationKeys(t)
+	srv := newJWKSServer(t, keys.only1)
+	srv.cacheControl = "max-age=3600"
+	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Start(t.Context())
+	t.Cleanup(src.Close)
+	_, next, err := src.fetch(t.Context(), srv.URL)
+	if err != nil || next != time.Hour {
+		t.Fatalf("fetch = next %s, %v; want 1h from Cache-Control", next, err)
+	}
+}
+
+func TestCheckFetchURL(t *testing.T) {
+	cases := []struct {
+		url      string
+		insecure bool
+		want     string // "" = accepted; else a piece of the error
+	}{
+		{url: "https://idp.example/.well-known/jwks.json"},
+		{url: "http://127.0.0.1:8080/jwks"},
+		{url: "http://[::1]/jwks"},
+		{url: "http://localhost:9000/jwks"},
+		{url: "http://idp.example/jwks", want: "plain HTTP to a host that is not loopback"},
+		{url: "http://idp.example/jwks", insecure: true},
+		{url: "http://10.0.0.1/jwks", want: "not loopback"},
+		{url: "ftp://idp.example/jwks", want: "not an http(s) URL"},
+		{url: "/jwks.json", want: "not an absolute"},
+		{url: "idp.example/jwks", want: "not an absolute"},
+		{url: "https://user:secret@idp.example/jwks", want: "must not carry user information"},
+		{url: "https://idp.example/jwks#x", want: "fragment"},
+	}
+	for _, tc := range cases {
+		_, err := checkFetchURL(tc.url, tc.insecure)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("checkFetchURL(%q, %v) = %v, want accepted", tc.url, tc.insecure, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("checkFetchURL(%q, %v) = %v, want an error containing %q", tc.url, tc.insecure, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("checkFetchURL(%q) error quotes the password: %v", tc.url, err)
+		}
+	}
+}

@@ -1,0 +1,459 @@
+package jwtauth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// This file owns the verification key material: the signature algorithms we
+// accept, the parsing of jwt.verification_keys and JWKS documents into
+// verifyKeys, and the one jws.KeyProvider (keyRing) that picks the keys for
+// a token. It never fetches anything: a remote JWKS is a jwksSource someone
+// else implements.
+
+// sigAlg is a JWS signature algorithm this service can verify. Each is a bit
+// in an algSet.
+type sigAlg uint8
+
+const (
+	algHS256 sigAlg = iota
+	algHS384
+	algHS512
+	algRS256
+	algRS384
+	algRS512
+	algPS256
+	algPS384
+	algPS512
+	algES256
+	algES384
+	algES512
+	algEdDSA
+	algCount
+)
+
+// parseAlg maps a JOSE "alg" name to a sigAlg. Names are case-sensitive
+// (RFC 7515 §4.1.1), so "rs256" and every spelling of "none" are refused.
+func parseAlg(name string) (sigAlg, bool) {
+	switch name {
+	case "HS256":
+		return algHS256, true
+	case "HS384":
+		return algHS384, true
+	case "HS512":
+		return algHS512, true
+	case "RS256":
+		return algRS256, true
+	case "RS384":
+		return algRS384, true
+	case "RS512":
+		return algRS512, true
+	case "PS256":
+		return algPS256, true
+	case "PS384":
+		return algPS384, true
+	case "PS512":
+		return algPS512, true
+	case "ES256":
+		return algES256, true
+	case "ES384":
+		return algES384, true
+	case "ES512":
+		return algES512, true
+	case "EdDSA":
+		return algEdDSA, true
+	}
+	return 0, false
+}
+
+// jwa returns the jwx name of a.
+func (a sigAlg) jwa() jwa.SignatureAlgorithm {
+	switch a {
+	case algHS256:
+		return jwa.HS256
+	case algHS384:
+		return jwa.HS384
+	case algHS512:
+		return jwa.HS512
+	case algRS256:
+		return jwa.RS256
+	case algRS384:
+		return jwa.RS384
+	case algRS512:
+		return jwa.RS512
+	case algPS256:
+		return jwa.PS256
+	case algPS384:
+		return jwa.PS384
+	case algPS512:
+		return jwa.PS512
+	case algES256:
+		return jwa.ES256
+	case algES384:
+		return jwa.ES384
+	case algES512:
+		return jwa.ES512
+	case algEdDSA:
+		return jwa.EdDSA
+	}
+	return jwa.NoSignature
+}
+
+func (a sigAlg) String() string { return string(a.jwa()) }
+
+// KeyFamily is the kind of key an algorithm signs with.
+type KeyFamily uint8
+
+// The key families.
+const (
+	FamilyHMAC KeyFamily = iota + 1
+	FamilyRSA
+	FamilyEC
+	FamilyEd25519
+)
+
+// Algorithm is a signature algorithm as a signing tool needs it: its JOSE
+// name, its key family and, for ECDSA, its curve.
+type Algorithm struct {
+	Name   jwa.SignatureAlgorithm
+	Family KeyFamily
+	Curve  elliptic.Curve // FamilyEC only
+}
+
+// LookupAlgorithm resolves a JOSE "alg" name (case-sensitive, as
+// parseAlg) to the algorithm this package verifies; ok is false for
+// "none" and unknown names.
+func LookupAlgorithm(name string) (Algorithm, bool) {
+	a, ok := parseAlg(name)
+	if !ok {
+		return Algorithm{}, false
+	}
+	out := Algorithm{Name: a.jwa()}
+	switch a {
+	case algHS256, algHS384, algHS512:
+		out.Family = FamilyHMAC
+	case algRS256, algRS384, algRS512, algPS256, algPS384, algPS512:
+		out.Family = FamilyRSA
+	case algES256:
+		out.Family, out.Curve = FamilyEC, elliptic.P256()
+	case algES384:
+		out.Family, out.Curve = FamilyEC, elliptic.P384()
+	case algES512:
+		out.Family, out.Curve = FamilyEC, elliptic.P521()
+	case algEdDSA:
+		out.Family = FamilyEd25519
+	}
+	return out, true
+}
+
+// keyKind says what key an algorithm needs, for configuration errors.
+func (a sigAlg) keyKind() string {
+	switch a {
+	case algHS256, algHS384, algHS512:
+		return "an HMAC secret"
+	case algRS256, algRS384, algRS512, algPS256, algPS384, algPS512:
+		return "an RSA public key or certificate"
+	case algES256:
+		return "an EC P-256 public key or certificate"
+	case algES384:
+		return "an EC P-384 public key or certificate"
+	case algES512:
+		return "an EC P-521 public key or certificate"
+	case algEdDSA:
+		return "an Ed25519 public key or certificate"
+	}
+	return "a key"
+}
+
+// algSet is a set of sigAlgs.
+type algSet uint16
+
+func (s algSet) has(a sigAlg) bool { return s&(1<<a) != 0 }
+func (s *algSet) add(a sigAlg)     { *s |= 1 << a }
+
+// algs lists the members of s in sigAlg order.
+func (s algSet) algs() []sigAlg {
+	var out []sigAlg
+	for a := range algCount {
+		if s.has(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// verifyKey is one public key or HMAC secret, ready for jws: raw is
+// *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or []byte, so no
+// per-request conversion happens.
+type verifyKey struct {
+	kid  string
+	algs algSet // the algorithms this key may verify: its type (and curve), narrowed by its own "alg"
+	raw  any
+}
+
+// fittingAlgs is what a raw public key may verify. It starts from
+// jws.AlgorithmsForKey (the key's type) and narrows EC keys to the one
+// algorithm of their curve and OKP keys to Ed25519, so an X25519 or a P-224
+// key fits nothing.
+func fittingAlgs(raw any) algSet {
+	byType, err := jws.AlgorithmsForKey(raw)
+	if err != nil {
+		return 0
+	}
+	var typed algSet
+	for _, name := range byType {
+		if a, ok := parseAlg(string(name)); ok {
+			typed.add(a)
+		}
+	}
+	var fit algSet
+	switch k := raw.(type) {
+	case []byte:
+		if len(k) > 0 {
+			fit = 1<<algHS256 | 1<<algHS384 | 1<<algHS512
+		}
+	case *rsa.PublicKey:
+		fit = 1<<algRS256 | 1<<algRS384 | 1<<algRS512 | 1<<algPS256 | 1<<algPS384 | 1<<algPS512
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			fit.add(algES256)
+		case elliptic.P384():
+			fit.add(algES384)
+		case elliptic.P521():
+			fit.add(algES512)
+		}
+	case ed25519.PublicKey:
+		if len(k) == ed25519.PublicKeySize {
+			fit.add(algEdDSA)
+		}
+	}
+	return fit & typed
+}
+
+// describeKey names a raw key's type for messages (never its material).
+func describeKey(raw any) string {
+	if priv, ok := raw.(crypto.Signer); ok {
+		raw = priv.Public()
+	}
+	switch k := raw.(type) {
+	case []byte:
+		return "an HMAC secret"
+	case *rsa.PublicKey:
+		return fmt.Sprintf("an RSA key (%d bits)", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "an EC " + k.Curve.Params().Name + " key"
+	case ed25519.PublicKey:
+		return "an Ed25519 key"
+	}
+	return fmt.Sprintf("a %T key", raw)
+}
+
+// fromJWK turns a parsed JWK into a verifyKey: private keys give their public
+// half, and a key's own "alg" narrows what it may verify.
+func fromJWK(key jwk.Key) (verifyKey, error) {
+	if use := key.KeyUsage(); use != "" && use != string(jwk.ForSignature) {
+		return verifyKey{}, fmt.Errorf("is an encryption key (use %q), not a signature key", use)
+	}
+	var raw any
+	if key.KeyType() == jwa.OctetSeq {
+		var secret []byte
+		if err := key.Raw(&secret); err != nil || len(secret) == 0 {
+			return verifyKey{}, errors.New("is an empty or unreadable symmetric key")
+		}
+		raw = secret
+	} else {
+		pub, err := jwk.PublicKeyOf(key)
+		if err != nil {
+			return verifyKey{}, fmt.Errorf("is a %s key without a usable public key", key.KeyType())
+		}
+		if err := pub.Raw(&raw); err != nil {
+			return verifyKey{}, fmt.Errorf("is a %s key that cannot be used", key.KeyType())
+		}
+	}
+	fit := fittingAlgs(raw)
+	if fit == 0 {
+		return verifyKey{}, fmt.Errorf("is %s, which fits no supported signature algorithm", describeKey(raw))
+	}
+	if own := key.Algorithm().String(); own != "" {
+		a, ok := parseAlg(own)
+		if !ok {
+			return verifyKey{}, fmt.Errorf("has alg %q, which is not a supported signature algorithm", own)
+		}
+		if !fit.has(a) {
+			return verifyKey{}, fmt.Errorf("has alg %s, which does not fit %s", a, describeKey(raw))
+		}
+		fit = 1 << a
+	}
+	return verifyKey{kid: key.KeyID(), algs: fit, raw: raw}, nil
+}
+
+// parseVerificationKey reads one jwt.verification_keys entry (CONTRACT §3):
+// PEM (public key, certificate, or a private key whose public half is used)
+// for the asymmetric algorithms, JWK or JWK Set JSON, or else an HMAC
+// secret, taken byte for byte. A PEM that does not parse is an error, never
+// an HMAC secret: that is what keeps an RSA public key from ever becoming
+// the secret of an HS256 forgery. Errors never quote the key.
+func parseVerificationKey(s string) ([]verifyKey, error) {
+	t := strings.TrimSpace(s)
+	switch {
+	case t == "":
+		return nil, errors.New("is empty")
+	case strings.Contains(t, "-----BEGIN "):
+		block, _ := pem.Decode([]byte(t))
+		if block == nil {
+			return nil, errors.New("looks like PEM but has no readable PEM block")
+		}
+		if strings.Contains(block.Type, "ENCRYPTED") {
+			return nil, fmt.Errorf("is an encrypted PEM block (%s): give the public key or certificate", block.Type)
+		}
+		// jwk.ParseKey(pem, jwk.WithPEM(true)) in two steps, to tell a
+		// block that does not parse from a key type we cannot use.
+		raw, _, err := jwk.DecodePEM([]byte(t))
+		if err != nil {
+			return nil, fmt.Errorf("is a PEM %s block that does not parse as a public key, certificate or private key", block.Type)
+		}
+		key, err := jwk.FromRaw(raw)
+		if err != nil {
+			return nil, fmt.Errorf("is %s, which fits no supported signature algorithm", describeKey(raw))
+		}
+		k, err := fromJWK(key)
+		if err != nil {
+			return nil, err
+		}
+		return []verifyKey{k}, nil
+	case strings.HasPrefix(t, "{"):
+		set, err := jwk.Parse([]byte(t))
+		if err != nil {
+			return nil, errors.New("is JSON but not a valid JWK or JWK Set")
+		}
+		if set.Len() == 0 {
+			return nil, errors.New("is JSON but holds no JWK")
+		}
+		keys := make([]verifyKey, 0, set.Len())
+		for i := range set.Len() {
+			key, _ := set.Key(i)
+			k, err := fromJWK(key)
+			if err != nil {
+				return nil, fmt.Errorf("key %d %w", i, err)
+			}
+			keys = append(keys, k)
+		}
+		return keys, nil
+	}
+	return []verifyKey{{algs: 1<<algHS256 | 1<<algHS384 | 1<<algHS512, raw: []byte(s)}}, nil
+}
+
+// keySet is an immutable JWKS indexed for verification: keys by kid, and the
+// keys without a kid. Keys for encryption (use: enc), keys whose own alg is
+// not a supported signature algorithm, and key types that fit no algorithm
+// are left out. Safe for concurrent use.
+type keySet struct {
+	byKID   map[string][]verifyKey
+	kidless []verifyKey
+	n       int
+	skipped int
+}
+
+// newKeySet indexes set. It fails when no key of set is usable for
+// verification, naming why the first unusable key was left out.
+func newKeySet(set jwk.Set) (*keySet, error) {
+	ks := &keySet{byKID: make(map[string][]verifyKey)}
+	var firstErr error
+	for i := range set.Len() {
+		key, _ := set.Key(i)
+		k, err := fromJWK(key)
+		if err != nil {
+			ks.skipped++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("key %d %w", i, err)
+			}
+			continue
+		}
+		ks.n++
+		if k.kid == "" {
+			ks.kidless = append(ks.kidless, k)
+		} else {
+			ks.byKID[k.kid] = append(ks.byKID[k.kid], k)
+		}
+	}
+	if ks.n == 0 {
+		if firstErr != nil {
+			return nil, fmt.Errorf("holds no usable signature key (%w)", firstErr)
+		}
+		return nil, errors.New("holds no keys")
+	}
+	return ks, nil
+}
+
+// parseJWKS parses a JWKS document (or a single JWK) into a keySet.
+func parseJWKS(data []byte) (*keySet, error) {
+	set, err := jwk.Parse(data)
+	if err != nil {
+		return nil, errors.New("is not a JWK Set (JSON with a \"keys\" list)")
+	}
+	return newKeySet(set)
+}
+
+// maxJWKSBytes bounds a JWKS document; real ones are a few KiB.
+const maxJWKSBytes = 1 << 20
+
+// loadJWKSFile reads and parses the JWKS file at path.
+func loadJWKSFile(path string) (*keySet, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%q does not exist", path)
+		}
+		return nil, fmt.Errorf("%q cannot be read: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxJWKSBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%q cannot be read: %w", path, err)
+	}
+	if len(data) > maxJWKSBytes {
+		return nil, fmt.Errorf("%q is larger than 1 MiB", path)
+	}
+	ks, err := parseJWKS(data)
+	if err != nil {
+		return nil, fmt.Errorf("%q %w", path, err)
+	}
+	return ks, nil
+}
+
+// Len is the number of usable keys.
+func (s *keySet) Len() int { return s.n }
+
+// Skipped is the number of keys of the document left out as unusable.
+func (s *keySet) Skipped() int { return s.skipped }
+
+// fits reports whether some key of s may verify a.
+func (s *keySet) fits(a sigAlg) bool {
+	for _, k := range s.kidless {
+		if k.algs.has(a) {
+			return true
+		}
+	}
+	for _, keys := range s.byKID {
+		for _, k := range keys {
+			if k.algs.has(a) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,249 @@
+package jwtauth
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/x25519"
+)
+
+func TestNewVerifierErrors(t *testing.T) {
+	k := jtLoadKeys(t)
+	cases := []struct {
+		name string
+		cfg  Config
+		opts Options
+		want []string
+	}{
+		{name: "verify audience without audience", cfg: Config{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
+			want: []string{"jwt.audience: verify_audience is true but no audience is expected"}},
+		{name: "empty expected audience", cfg: Config{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
+			opts: Options{Audience: []string{""}}, want: []string{"jwt.audience: an expected audience is empty"}},
+		{name: "jwks url over plain http", cfg: Config{JWKSURL: "http://idp.example/jwks.json"},
+			want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP to a host that is not loopback"}},
+		{name: "problems joined", cfg: Config{Algorithms: []string{"none"}, VerificationKeys: []string{""}, VerifyAudience: true},
+			want: []string{`jwt.algorithms[0]: "none" is not allowed`, "jwt.verification_keys[0]: is empty", "jwt.audience"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := New(&tc.cfg, tc.opts)
+			if err == nil || v != nil {
+				t.Fatalf("New = %v, %v; want an error", v, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("New error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestJWTConfigDefaults(t *testing.T) {
+	cases := []struct {
+		name      string
+		cfg       Config
+		algs      []string
+		hasSource bool
+	}{
+		{name: "empty", cfg: Config{}, algs: []string{"RS256"}},
+		{name: "single form", cfg: Config{Algorithm: "ES256", JWKSFile: "f"}, algs: []string{"ES256"}, hasSource: true},
+		{name: "both forms merged", cfg: Config{Algorithms: []string{"RS256"}, Algorithm: "ES256", VerificationKeys: []string{"k"}}, algs: []string{"RS256", "ES256"}, hasSource: true},
+		{name: "single form already listed", cfg: Config{Algorithms: []string{"ES256"}, Algorithm: "ES256", JWKSURL: "u"}, algs: []string{"ES256"}, hasSource: true},
+		{name: "validate false", cfg: Config{Validate: jtPtr(false)}, algs: []string{"RS256"}, hasSource: true},
+		{name: "validate true", cfg: Config{Validate: jtPtr(true)}, algs: []string{"RS256"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.cfg.algorithmNames(); strings.Join(got, ",") != strings.Join(tc.algs, ",") {
+				t.Errorf("algorithmNames() = %v, want %v", got, tc.algs)
+			}
+			if got := tc.cfg.HasSource(); got != tc.hasSource {
+				t.Errorf("HasSource() = %v, want %v", got, tc.hasSource)
+			}
+		})
+	}
+	d := defaultConfig()
+	if d.Leeway != DefaultLeeway || d.JWKSRefresh != DefaultJWKSRefresh || !d.requiresExp() || !d.validatesSignature() {
+		t.Errorf("defaultConfig() = %+v", d)
+	}
+	n := ClaimNames{UserID: "uid"}.withDefaults()
+	if n != (ClaimNames{Scopes: "scopes", UserID: "uid", SessionID: "session_id", Audience: "aud"}) {
+		t.Errorf("withDefaults() = %+v", n)
+	}
+}
+
+func TestFittingAlgs(t *testing.T) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ec := func(c elliptic.Curve) crypto.PublicKey {
+		k, _ := ecdsa.GenerateKey(c, rand.Reader)
+		return &k.PublicKey
+	}
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	xPub, _, _ := x25519.GenerateKey(rand.Reader)
+	all := func(as ...sigAlg) algSet {
+		var s algSet
+		for _, a := range as {
+			s.add(a)
+		}
+		return s
+	}
+	cases := []struct {
+		name string
+		raw  any
+		want algSet
+	}{
+		{"rsa", &rsaKey.PublicKey, all(algRS256, algRS384, algRS512, algPS256, algPS384, algPS512)},
+		{"p256", ec(elliptic.P256()), all(algES256)},
+		{"p384", ec(elliptic.P384()), all(algES384)},
+		{"p521", ec(elliptic.P521()), all(algES512)},
+		{"p224", ec(elliptic.P224()), 0},
+		{"ed25519", edPub, all(algEdDSA)},
+		{"x25519", xPub, 0},
+		{"hmac", []byte("secret"), all(algHS256, algHS384, algHS512)},
+		{"empty hmac", []byte{}, 0},
+		{"string", "secret", 0},
+		{"rsa value not pointer", *rsaKey, 0},
+	}
+	for _, tc := range cases {
+		if got := fittingAlgs(tc.raw); got != tc.want {
+			t.Errorf("fittingAlgs(%s) = %v, want %v", tc.name, got.algs(), tc.want.algs())
+		}
+	}
+}
+
+func TestParseAlg(t *testing.T) {
+	for a := range algCount {
+		got, ok := parseAlg(a.String())
+		if !ok || got != a {
+			t.Errorf("parseAlg(%q) = %v, %v; want %v", a.String(), got, ok, a)
+		}
+	}
+	for _, name := range []string{"", "none", "None", "NONE", "rs256", "RS257", "ES256K", "Ed25519", "HS256 "} {
+		if _, ok := parseAlg(name); ok {
+			t.Errorf("parseAlg(%q) accepted", name)
+		}
+	}
+}
+
+func TestKeySet(t *testing.T) {
+	k := jtLoadKeys(t)
+	doc := `{"keys":[` +
+		jtJWKUse(t, k.rs.priv.Public(), "a", "sig") + `,` +
+		jtJWKUse(t, k.rs2.priv.Public(), "a", "sig") + `,` +
+		jtJWKUse(t, k.es.priv.Public(), "e", "enc") + `,` +
+		jtJWKOne(k.ed.priv.Public(), "") + `]}`
+	ks, err := parseJWKS([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Len() != 3 || ks.Skipped() != 1 || len(ks.byKID["a"]) != 2 || len(ks.kidless) != 1 || ks.byKID["e"] != nil {
+		t.Fatalf("keySet = %d keys (%d skipped), by kid %v, kid-less %d", ks.Len(), ks.Skipped(), len(ks.byKID), len(ks.kidless))
+	}
+	if !ks.fits(algEdDSA) || !ks.fits(algPS256) || ks.fits(algES256) {
+		t.Error("keySet.fits wrong")
+	}
+	// A private JWK serves its public half.
+	priv, err := jwk.FromRaw(k.ec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(priv)
+	ks, err = newKeySet(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ks.kidless[0].raw.(*ecdsa.PublicKey); !ok {
+		t.Fatalf("private JWK kept as %T", ks.kidless[0].raw)
+	}
+	for _, bad := range []string{`{"keys":[]}`, `{}`, `[1,2]`, `nope`} {
+		if _, err := parseJWKS([]byte(bad)); err == nil {
+			t.Errorf("parseJWKS(%s) = nil error", bad)
+		}
+	}
+}
+
+// ec returns the EC test private key.
+func (k *jtKeys) ec() *ecdsa.PrivateKey { return k.es.priv.(*ecdsa.PrivateKey) }
+
+// TestHMACSecretIsExact: the secret is used byte for byte; only a
+// whitespace-only entry is refused.
+func TestHMACSecretIsExact(t *testing.T) {
+	c := defaultConfig()
+	c.Algorithms = []string{"HS256"}
+	c.VerificationKeys = []string{" padded secret\n"}
+	v := jtVerifier(t, c, Options{})
+	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: " padded secret\n", claims: jtClaims(nil)})); f != nil {
+		t.Fatalf("exact secret: %q", f.Detail())
+	}
+	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: "padded secret", claims: jtClaims(nil)})); f == nil {
+		t.Fatal("trimmed secret verified")
+	}
+}
+
+func TestLoadJWKSFileTooLarge(t *testing.T) {
+	p := jtWriteFile(t, "big.json", bytes.Repeat([]byte(" "), maxJWKSBytes+1))
+	if _, err := loadJWKSFile(p); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
+		t.Fatalf("loadJWKSFile(big) = %v", err)
+	}
+}
+
+// TestPEMBlockTypes: PKCS#1 public keys and PKCS#8/SEC1 private keys are
+// read too (the public half is used).
+func TestPEMBlockTypes(t *testing.T) {
+	k := jtLoadKeys(t)
+	rsaPriv := k.rs.priv.(*rsa.PrivateKey)
+	ecPriv := k.ec()
+	sec1, _ := x509.MarshalECPrivateKey(ecPriv)
+	for name, text := range map[string]string{
+		"pkcs1 public":  string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaPriv.PublicKey)})),
+		"pkcs1 private": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaPriv)})),
+		"pkcs8 private": jtPrivPEM(rsaPriv),
+		"sec1 private":  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
+		"with text":     "Subject: test\n" + k.rsCert,
+	} {
+		keys, err := parseVerificationKey(text)
+		if err != nil || len(keys) != 1 {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		switch keys[0].raw.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey:
+		default:
+			t.Errorf("%s: raw key %T, want a public key", name, keys[0].raw)
+		}
+	}
+}
+
+// defaultConfig is a Config (the tests' starting point) with nothing set: the durations at their
+// defaults, every other field zero (= its default).
+func defaultConfig() Config {
+	return Config{Leeway: DefaultLeeway, JWKSRefresh: DefaultJWKSRefresh}
+}
+
+// algorithmNames is the effective algorithm allowlist (what compile
+// allows): Algorithms, then
+// Algorithm if not already listed; [RS256] when both are empty.
+func (c *Config) algorithmNames() []string {
+	names := make([]string, 0, len(c.Algorithms)+1)
+	names = append(names, c.Algorithms...)
+	if c.Algorithm != "" && !slices.Contains(names, c.Algorithm) {
+		names = append(names, c.Algorithm)
+	}
+	if len(names) == 0 {
+		names = append(names, defaultAlgorithm)
+	}
+	return names
+}

@@ -1,0 +1,118 @@
+package authz
+
+import (
+	"fmt"
+
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
+)
+
+// This file is authz's side of the jwtauth package: a token failure mapped
+// to its decision reason and CONTRACT §5 detail (the one place), the JWKS
+// observer and fetch errors the adapters count, and the signature
+// algorithm table the command-line tools sign with.
+
+// Failure is why a credential was refused: the decision reason and the
+// CONTRACT §5 detail. Details are our words; they never quote library
+// errors or any part of the token.
+type Failure struct {
+	Reason Reason
+	Detail string
+}
+
+// The CONTRACT §5 details of a refused token.
+const (
+	detailExpired         = "Token has expired"
+	detailInvalidAudience = "Invalid token audience - token not valid for this AgentOS instance"
+	detailInvalidSubject  = "Invalid token subject"
+	detailInvalidPrefix   = "Invalid token: "
+)
+
+// tokenFailure maps a jwtauth failure to its reason and detail.
+func tokenFailure(f *jwtauth.Failure) *Failure {
+	switch f.Kind {
+	case jwtauth.Expired:
+		return &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
+	case jwtauth.WrongAudience:
+		return &Failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
+	case jwtauth.ReservedSubject:
+		return &Failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
+	case jwtauth.Canceled:
+		return &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+	case jwtauth.Invalid:
+		return &Failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + f.Why}
+	}
+	// Unreachable (the kinds are closed): fail closed.
+	return &Failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + "token refused"}
+}
+
+// JWKSObserver receives what operators count about keys: JWKS fetches and
+// verified-token cache lookups. A metrics exporter implements it; the
+// default is NopJWKSObserver. Implementations must be safe for concurrent
+// use and must not block.
+type JWKSObserver interface {
+	// Fetch reports one fetch of a JWKS URL or of an OIDC discovery
+	// document (first load, background refresh or kid-miss refetch): err
+	// is nil and keys the number of usable keys on success (0 for a
+	// discovery document), else a *JWKSFetchError whose Fault is a stable
+	// label. Called from background goroutines and, for a refetch, from a
+	// goroutine a request waits for.
+	Fetch(url string, err error, keys int)
+	// RefetchLimited reports a kid-miss refetch refused by the rate limit
+	// (at most one per 10 s per URL).
+	RefetchLimited(url string)
+	// CacheHit and CacheMiss report a verified-token cache lookup; they
+	// run on the request path and must be as cheap as an atomic add.
+	CacheHit()
+	CacheMiss()
+}
+
+var _ jwtauth.FetchObserver = JWKSObserver(nil)
+
+// NopJWKSObserver counts nothing.
+type NopJWKSObserver struct{}
+
+var _ JWKSObserver = NopJWKSObserver{}
+
+func (NopJWKSObserver) Fetch(string, error, int) {}
+func (NopJWKSObserver) RefetchLimited(string)    {}
+func (NopJWKSObserver) CacheHit()                {}
+func (NopJWKSObserver) CacheMiss()               {}
+
+// JWKSFetchError is a failed fetch of a JWKS URL or discovery document:
+// URL (without user information), Fault and the underlying Err.
+type JWKSFetchError = jwtauth.FetchError
+
+// The fetch faults (JWKSFetchError.Fault): stable labels for logs and
+// metrics.
+const (
+	FaultTimeout   = jwtauth.FaultTimeout   // no complete answer within 5 s
+	FaultNetwork   = jwtauth.FaultNetwork   // connection, TLS or HTTP failure
+	FaultStatus    = jwtauth.FaultStatus    // an HTTP status other than 200
+	FaultTooLarge  = jwtauth.FaultTooLarge  // a body over 1 MiB
+	FaultMalformed = jwtauth.FaultMalformed // not a JWK Set with a usable key, or a bad discovery document
+	FaultRefused   = jwtauth.FaultRefused   // a redirect or jwks_uri the transport rules forbid
+	FaultCanceled  = jwtauth.FaultCanceled  // the source was closed
+)
+
+// SigningAlgorithm is a signature algorithm as the token tools use it: its
+// JOSE name (Name), key family and, for ECDSA, curve. It is the table the
+// verifier accepts (jwt.algorithms).
+type SigningAlgorithm = jwtauth.Algorithm
+
+// The key families of a SigningAlgorithm.
+const (
+	KeyHMAC    = jwtauth.FamilyHMAC
+	KeyRSA     = jwtauth.FamilyRSA
+	KeyEC      = jwtauth.FamilyEC
+	KeyEd25519 = jwtauth.FamilyEd25519
+)
+
+// LookupSigningAlgorithm resolves an algorithm name (case-sensitive, as in
+// a JOSE header). "none" and unknown names are errors.
+func LookupSigningAlgorithm(name string) (SigningAlgorithm, error) {
+	a, ok := jwtauth.LookupAlgorithm(name)
+	if !ok {
+		return SigningAlgorithm{}, fmt.Errorf("unsupported algorithm %q (want HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", name)
+	}
+	return a, nil
+}
