@@ -13,13 +13,17 @@ FUZZTIME  ?= 30s
 # the seed corpora every `go test` runs; `make fuzz` is the long run (FUZZTIME).
 FUZZSHORT ?= 3s
 BENCHTIME ?= 1s
+# VERSION is linked into the binary (agentos-authz version, agentos_authz_build_info):
+# git describe in a checkout, else "devel" (a source tarball has no tags to describe).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X main.version=$(VERSION)
 
 .PHONY: all build run test test-deps fmt-check vet unit bench fuzz fuzz-short fuzz-run lint clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/agentos-authz
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/agentos-authz
 
 run: build
 	$(BIN) serve --dev

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -57,6 +58,13 @@ type Config struct {
 	// Log is the log: section (decision logging).
 	Log LogConfig `yaml:"log"`
 
+	// Mode is "enforce" (the default) or "shadow": allow everything, report
+	// the decision that enforce mode would have made (config_operate.go).
+	Mode string `yaml:"mode"`
+	// ShutdownDelay is how long checks are still answered after SIGTERM,
+	// with health already NOT_SERVING, before the drain (--shutdown-delay).
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+
 	// The serve listeners (CONTRACT §2: every serve flag is settable here).
 	GRPCAddr  string `yaml:"grpc_addr"`
 	HTTPAddr  string `yaml:"http_addr"` // "off" disables the HTTP mode
@@ -84,6 +92,8 @@ func Default() Config {
 		AdminScope:     scopes.DefaultAdminScope,
 		JWT:            DefaultJWTConfig(),
 		UnmappedRoutes: "allow",
+		Mode:           ModeEnforce,
+		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: DefaultExcludedRoutes(),
 		Upstream:       DefaultUpstreamConfig(),
 		GRPCAddr:       DefaultGRPCAddr,
@@ -98,6 +108,8 @@ type Flags struct {
 	GRPCAddr  *string
 	HTTPAddr  *string
 	AdminAddr *string
+	// ShutdownDelay is --shutdown-delay.
+	ShutdownDelay *time.Duration
 }
 
 // Environment variables read by Load (CONTRACT §3). AUTHZ_CONFIG, the path
@@ -202,6 +214,9 @@ func (c *Config) applyFlags(f Flags) {
 	if f.AdminAddr != nil {
 		c.AdminAddr = *f.AdminAddr
 	}
+	if f.ShutdownDelay != nil {
+		c.ShutdownDelay = Duration{*f.ShutdownDelay}
+	}
 }
 
 // AuthorizationEnabled reports whether scopes are enforced: the
@@ -278,6 +293,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.HTTP.check()...)
 	errs = append(errs, c.checkUpstream()...)
 	errs = append(errs, c.Log.check()...)
+	errs = append(errs, c.checkOperate()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool

@@ -87,6 +87,10 @@ func (c *Config) Warnings() []Warning {
 		add("authorization", "false with a JWT source: tokens are verified but scopes are not checked, "+
 			"so any valid token reaches every route")
 	}
+	if c.JWT.AllowShortHMACSecrets {
+		add("jwt.allow_short_hmac_secrets", "true: HMAC secrets shorter than RFC 7518 §3.2 requires are accepted, "+
+			"and a short secret can be guessed; replace it with a random one of at least the hash size")
+	}
 	if c.JWT.Validate != nil && !*c.JWT.Validate {
 		add("jwt.validate", "false: token signatures are not verified, anyone can mint a token; development only")
 	}

@@ -20,6 +20,8 @@ func TestWarnings(t *testing.T) {
 		{name: "excluded everything", yaml: jwt + "excluded_routes: ['/*']\n", want: []string{`excluded_routes[0]: "/*" matches routes of the table`}},
 		{name: "excluded one route", yaml: jwt + "excluded_routes: [/health, /config]\n", want: []string{`excluded_routes[1]: "/config" matches routes of the table (GET /config`}},
 		{name: "admin scope ordinary", yaml: jwt + "admin_scope: agents:read\n", want: []string{`admin_scope: "agents:read" has the resource:action shape`}},
+		{name: "short secrets allowed", yaml: "jwt:\n  algorithms: [HS256]\n  verification_keys: [short]\n  allow_short_hmac_secrets: true\n" + verifies,
+			want: []string{"jwt.allow_short_hmac_secrets: true: HMAC secrets shorter"}},
 		{name: "admin scope custom", yaml: jwt + "admin_scope: platform:root\n"},
 		{name: "listing filter upstream", yaml: strings.TrimSuffix(jwt, verifies),
 			want: []string{"upstream.listing_filter: upstream, but nothing makes AgentOS filter listings"}},

@@ -66,6 +66,8 @@ type snapshot struct {
 	allowSample uint64
 	// up is the upstream: section (docs/CONTRACT.md §9, upstream.go).
 	up upstreamPolicy
+	// shadow: mode: shadow (shadow.go).
+	shadow bool
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -132,6 +134,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	if s.up, err = compileUpstream(cfg); err != nil {
 		return nil, err
 	}
+	s.shadow = cfg.Shadow()
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -218,6 +221,12 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 		// hand out an allow nobody asked for any more.
 		d = canceledDecision(detailCanceled)
 	}
+	if d.TokenProblem == "" && d.Status == 401 {
+		d.TokenProblem = tokenProblemOf(d.Reason)
+	}
+	if s != nil && s.shadow {
+		d = shadowed(r, d)
+	}
 	logDecision(a.log, r, path, &d, a.sampleAllowed(s, &d))
 	return d
 }
@@ -227,7 +236,10 @@ const (
 	detailMalformedRequest = "Malformed check request"
 	detailMalformedPath    = "Malformed request path"
 	detailNoRule           = "Insufficient permissions. No permission rule for this route"
-	detailScopesPrefix     = "Insufficient permissions. Required scope(s): "
+	// DetailUnavailable is the 503 of a dependency not available yet or any
+	// more: the JWKS before its first fetch, the service-account database.
+	DetailUnavailable  = "Authentication is temporarily unavailable"
+	detailScopesPrefix = "Insufficient permissions. Required scope(s): "
 	// detailCanceled is not a contract message: the caller is gone and
 	// will not read it.
 	detailCanceled = "Authorization check canceled"
@@ -305,10 +317,13 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	id, auth, fail := s.authenticate(ctx, r)
 	if fail != nil {
 		d := s.deny(r, fail.Reason, fail.Detail)
-		// An authentication failure is a 401 whatever its reason: a
-		// verification cancelled midway too (Reason.Status says 403 for
-		// a check cancelled before it started).
-		d.Status = 401
+		if d.Status != 503 {
+			// An authentication failure is a 401 whatever its reason: a
+			// verification cancelled midway too (Reason.Status says 403
+			// for a check cancelled before it started). A fault of ours
+			// (keys not loaded) stays 503.
+			d.Status = 401
+		}
 		return d, path
 	}
 	if auth == AuthSecurityKey {
@@ -395,6 +410,12 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 	if s.verifier == nil {
 		// Unreachable with a validated configuration: fail closed.
 		return principal{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
+	}
+	if !s.verifier.Ready() {
+		// docs/CONTRACT.md §5: until the keys are loaded (a JWKS URL
+		// before its first fetch) no token can be judged; a valid one must
+		// not be told it is invalid.
+		return principal{}, "", &Failure{Reason: ReasonKeysUnavailable, Detail: DetailUnavailable}
 	}
 	p, fail := s.verifyToken(ctx, tok)
 	if fail != nil {

@@ -17,6 +17,9 @@ type Request struct {
 	// Malformed is set by an adapter whose transport request lacks the HTTP
 	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
+	// Transport is TransportGRPC or TransportHTTP, set by the adapter, for
+	// the decision log line; "" when unknown (the check command).
+	Transport string
 }
 
 // Header is one header name/value pair (name lower-case).
@@ -48,6 +51,7 @@ const (
 	ReasonInsufficientScopes // 403
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
+	ReasonKeysUnavailable    // 503 keys not loaded yet (a JWKS URL before its first fetch)
 	// ReasonIdentityTokenFailed: allowed, but the identity token for the
 	// upstream could not be signed (docs/CONTRACT.md §9): 503, fail closed.
 	ReasonIdentityTokenFailed
@@ -72,6 +76,7 @@ var reasonNames = [...]string{
 	ReasonInsufficientScopes:  "insufficient_scopes",
 	ReasonNoRule:              "no_rule",
 	ReasonCanceled:            "canceled",
+	ReasonKeysUnavailable:     "keys_unavailable",
 	ReasonIdentityTokenFailed: "identity_token_failed",
 }
 
@@ -98,8 +103,9 @@ func (r Reason) Status() int {
 	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
 		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
 		return 401
-	case ReasonIdentityTokenFailed:
-		// docs/CONTRACT.md §9: a fault of ours, not of the caller.
+	case ReasonKeysUnavailable, ReasonIdentityTokenFailed:
+		// docs/CONTRACT.md §9: an identity token not signed is a fault of
+		// ours too, not of the caller.
 		return 503
 	}
 	return 403
@@ -144,7 +150,20 @@ type Decision struct {
 	Missing  []string // required scopes the caller lacks
 	UserID   string   // the user id claim, "" when none
 	Auth     string   // "jwt", "security-key", "none" or "" (denied before authentication)
+	// TokenProblem is why a token was refused (401 token denials), from a
+	// closed set; "" otherwise.
+	TokenProblem TokenProblem
+	// Shadow is set in shadow mode (mode: shadow, docs/CONTRACT.md §4) on a
+	// decision that is reported but not enforced: Status, Reason and Detail
+	// are what enforce mode answers, yet the request passes (Passes), with
+	// Upstream and Remove. Malformed requests (400) are never shadowed.
+	Shadow bool
 }
 
-// Allowed reports whether d lets the request through.
+// Allowed reports whether d is an allow (Status 200).
 func (d *Decision) Allowed() bool { return d.Status == 200 }
+
+// Passes reports whether the adapters let the request through: an allow,
+// or a shadowed decision (shadow mode reports a denial, it does not enforce
+// it). The zero Decision does not pass.
+func (d *Decision) Passes() bool { return d.Status == 200 || d.Shadow }

@@ -22,9 +22,10 @@ func TestReasonStatus(t *testing.T) {
 		ReasonInvalidSecurityKey: 401,
 		ReasonInsufficientScopes: 403,
 		ReasonNoRule:             403,
+		ReasonCanceled:           403,
+		ReasonKeysUnavailable:    503,
 		// docs/CONTRACT.md §9: an identity token not signed.
 		ReasonIdentityTokenFailed: 503,
-		ReasonCanceled:            403,
 	}
 	if len(want) != len(Reasons()) {
 		t.Fatalf("the table has %d reasons, Reasons() %d", len(want), len(Reasons()))

@@ -20,6 +20,13 @@ type JWTConfig struct {
 	// EdDSA), JWK JSON, or HMAC secrets (HS*); JWT_VERIFICATION_KEY is
 	// appended by the loader.
 	VerificationKeys []string `yaml:"verification_keys"`
+	// VerificationKeyFiles are paths of files holding one key each: a PEM
+	// public key or certificate, a JWK, or for HS* a secret file used byte
+	// for byte (a mounted Kubernetes Secret, say).
+	VerificationKeyFiles []string `yaml:"verification_key_files"`
+	// AllowShortHMACSecrets accepts HMAC secrets shorter than RFC 7518
+	// §3.2 requires, with a warning, for issuers that cannot change theirs.
+	AllowShortHMACSecrets bool `yaml:"allow_short_hmac_secrets"`
 	// JWKSFile is the path of a static JWKS document (JWT_JWKS_FILE).
 	JWKSFile string `yaml:"jwks_file"`
 	// JWKSURL is a JWKS document fetched and refreshed in the background
@@ -109,20 +116,22 @@ func DefaultJWTConfig() JWTConfig {
 // verifierConfig is what the verifier reads of the section.
 func (c *JWTConfig) verifierConfig() jwtauth.Config {
 	return jwtauth.Config{
-		VerificationKeys:  c.VerificationKeys,
-		JWKSFile:          c.JWKSFile,
-		JWKSURL:           c.JWKSURL,
-		JWKSRefresh:       c.JWKSRefresh.Duration,
-		JWKSCAFile:        c.JWKSCAFile,
-		JWKSAllowInsecure: c.JWKSAllowInsecure,
-		Algorithms:        c.Algorithms,
-		Algorithm:         c.Algorithm,
-		Issuer:            c.Issuer,
-		VerifyAudience:    c.VerifyAudience,
-		Audience:          c.Audience,
-		Leeway:            c.Leeway.Duration,
-		RequireExp:        c.RequireExp,
-		Validate:          c.Validate,
+		VerificationKeys:      c.VerificationKeys,
+		VerificationKeyFiles:  c.VerificationKeyFiles,
+		AllowShortHMACSecrets: c.AllowShortHMACSecrets,
+		JWKSFile:              c.JWKSFile,
+		JWKSURL:               c.JWKSURL,
+		JWKSRefresh:           c.JWKSRefresh.Duration,
+		JWKSCAFile:            c.JWKSCAFile,
+		JWKSAllowInsecure:     c.JWKSAllowInsecure,
+		Algorithms:            c.Algorithms,
+		Algorithm:             c.Algorithm,
+		Issuer:                c.Issuer,
+		VerifyAudience:        c.VerifyAudience,
+		Audience:              c.Audience,
+		Leeway:                c.Leeway.Duration,
+		RequireExp:            c.RequireExp,
+		Validate:              c.Validate,
 		Claims: jwtauth.ClaimNames{
 			Scopes:    c.Claims.Scopes,
 			UserID:    c.Claims.UserID,

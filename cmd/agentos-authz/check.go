@@ -184,6 +184,11 @@ func printDecision(w io.Writer, d *authz.Decision) {
 		line("detail", d.Detail)
 	}
 	line("reason", d.Reason.String())
+	if d.Shadow {
+		// mode: shadow: the decision above is reported, not enforced; the
+		// exit status still follows it, so rules can be tested offline.
+		line("mode", "shadow (the service lets this request through)")
+	}
 	rule := d.Rule
 	if rule == "" {
 		rule = "- (no route rule applied)"

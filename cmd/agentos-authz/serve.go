@@ -139,7 +139,8 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			"grpc.health.v1 and reflection on --grpc-addr; the HTTP ext_authz service (Envoy HTTP mode,\n"+
 			"nginx auth_request, Traefik ForwardAuth) on --http-addr; /healthz, /readyz and /metrics\n"+
 			"on --admin-addr.\n"+
-			"SIGTERM or SIGINT: health turns NOT_SERVING, in-flight checks drain, exit 0.\n"+
+			"SIGTERM or SIGINT: health turns NOT_SERVING and /readyz 503, checks are still answered for\n"+
+			"--shutdown-delay, then in-flight checks drain, exit 0.\n"+
 			"--dev: ephemeral signing key, example tokens on stdout, readable logs;\n"+
 			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
 		s.stderr)
@@ -150,6 +151,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
+	shutdownDelay := fset.Duration("shutdown-delay", 0, "after SIGTERM, keep answering checks this long with health NOT_SERVING before draining (config shutdown_delay; default 0s)")
 	pprofOn := fset.Bool("pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin listener; keep that listener private")
 	if code, ok := parseFlags(fset, args); !ok {
 		return code
@@ -175,6 +177,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if isSet(fset, "admin-addr") {
 		flags.AdminAddr = adminAddr
 	}
+	if isSet(fset, "shutdown-delay") {
+		flags.ShutdownDelay = shutdownDelay
+	}
 
 	var cfg *authz.Config
 	var kit *devKit
@@ -190,10 +195,14 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
-	log := newLogger(s.stderr, *dev, level)
+	log := newServiceLogger(s.stderr, *dev, level, cfg.Log)
 	defer func() { _ = log.Sync() }()
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
+	}
+	if cfg.Shadow() {
+		// docs/CONTRACT.md §4 mode: shadow; also a condition on /readyz.
+		log.Warn(shadowWarning)
 	}
 	for _, w := range cfg.Warnings() {
 		// docs/CONTRACT.md §4: settings that weaken protection.
@@ -203,19 +212,6 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
 	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
-}
-
-// newLogger is zap's production JSON logger (sampled), or a readable
-// console logger for --dev, writing to w.
-func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
-	sink := zapcore.Lock(zapcore.AddSync(w))
-	if dev {
-		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-		return zap.New(zapcore.NewCore(enc, sink, level), zap.ErrorOutput(sink))
-	}
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, level), time.Second, 100, 100)
-	return zap.New(core, zap.ErrorOutput(sink))
 }
 
 // checkGate is the registered Check service: UNAVAILABLE until the
@@ -278,6 +274,18 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		return exitFault
 	}
 
+	// Counts of suppressed denial lines, until every check is answered.
+	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		reportSuppressed(reportCtx, log, suppressedReportInterval)
+	}()
+	defer func() {
+		stopReport()
+		<-reported
+	}()
+
 	hs := health.NewServer()
 	for _, name := range serviceNames() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -289,8 +297,22 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	reflection.Register(gs)
 
 	life := &lifecycle{}
+	// /readyz: every condition registered here must hold.
+	var configLoaded, keysLoaded atomic.Bool
+	ready := &readyConditions{}
+	ready.register(condConfig, flagCondition(&configLoaded, "loading the configuration"))
+	ready.register(condKeys, flagCondition(&keysLoaded, "waiting for the verification keys (the JWKS URL's first fetch)"))
+	ready.register(condDraining, func() (bool, string) {
+		if life.isDraining() {
+			return false, "shutting down: health is NOT_SERVING; checks are answered until the drain ends"
+		}
+		return true, ""
+	})
+	if cfg.Shadow() {
+		ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
+	}
 	// docs/CONTRACT.md §9: the identity-token keys, once the authorizer is built.
-	jwks := &jwksHandler{next: adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof)}
+	jwks := &jwksHandler{next: adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof)}
 	admin := &http.Server{
 		Handler:           jwks,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
@@ -339,6 +361,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		printConfigError(s.stderr, err)
 		code, stopping = exitUsage, true
 	} else {
+		configLoaded.Store(true)
 		// The JWKS URL fetch and refresh run under ctx until serve
 		// returns; readiness (below) waits for the first key set.
 		if bg, ok := a.(background); ok {
@@ -372,6 +395,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			// consult health first, so 503 (an error, a denial) until
 			// the keys are loaded.
 			gateHTTP.set(checkHandler)
+			keysLoaded.Store(true)
 			if !life.serving(hs) {
 				return // already draining
 			}
@@ -400,6 +424,12 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		}
 	}
 
+	if delay := cfg.ShutdownDelay.Duration; code == exitOK && delay > 0 && keysLoaded.Load() {
+		// Only a service that was serving can have proxies still sending
+		// it checks; a failed listener stops at once.
+		life.drain(hs)
+		waitShutdownDelay(log, delay)
+	}
 	shutdown(ctx, log, gs, checkHTTP, admin, func() { life.drain(hs) }, opts.drainTimeout)
 	log.Info("stopped", zap.Int("exit_code", code))
 	return code
@@ -450,7 +480,14 @@ func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, checkHTTP, 
 type lifecycle struct {
 	mu       sync.Mutex
 	draining bool
-	ready    atomic.Bool // read by /readyz
+}
+
+// isDraining reports whether the drain began (the not_draining condition
+// of /readyz).
+func (l *lifecycle) isDraining() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.draining
 }
 
 // serving reports SERVING on health and readiness, unless draining began;
@@ -464,7 +501,6 @@ func (l *lifecycle) serving(hs *health.Server) bool {
 	for _, name := range serviceNames() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	l.ready.Store(true)
 	return true
 }
 
@@ -474,7 +510,6 @@ func (l *lifecycle) drain(hs *health.Server) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.draining = true
-	l.ready.Store(false)
 	hs.Shutdown()
 }
 
@@ -504,27 +539,20 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 }
 
 // adminHandler serves /healthz (200 while the process lives), /readyz
-// (200 only while serving checks; 503 before and while draining), when
+// (readyz: 200 only while serving checks, 503 before and while draining,
+// with the readiness conditions as JSON), when
 // metrics is not nil, /metrics (CONTRACT §2) and, with profiling on
 // (--pprof), the Go profiles of net/http/pprof under /debug/pprof/.
 // Profiles expose internals (goroutine stacks, heap contents by site) and
 // cost CPU while taken: they are off by default, and the admin listener
 // must stay private when they are on.
-func adminHandler(ready func() bool, metrics http.Handler, profiling bool) http.Handler {
+func adminHandler(readyz http.HandlerFunc, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
+	mux.HandleFunc("GET /readyz", readyz)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
 )
 
@@ -23,6 +24,7 @@ func newMetrics() (*prometheus.Registry, *envoy.Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoGauge(readBuild()),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, fmt.Errorf("metrics: %w", err)
@@ -61,7 +63,8 @@ func (g *httpGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"detail": "agentos-authz is starting: configuration and keys not loaded yet"}`))
+		// docs/CONTRACT.md §5: the 503 of keys not loaded yet.
+		_, _ = w.Write([]byte(`{"detail": "` + authz.DetailUnavailable + `"}`))
 		return
 	}
 	(*h).ServeHTTP(w, r)

@@ -15,6 +15,13 @@ type Config struct {
 	// VerificationKeys are PEM public keys or certificates (RS*, PS*, ES*,
 	// EdDSA), JWK JSON, or HMAC secrets (HS*).
 	VerificationKeys []string
+	// VerificationKeyFiles are paths of files holding one key each: a PEM
+	// public key or certificate, a JWK, or for HS* a secret used byte for
+	// byte (surrounding white space refused).
+	VerificationKeyFiles []string
+	// AllowShortHMACSecrets accepts HMAC secrets shorter than RFC 7518 §3.2
+	// requires (authz warns about it).
+	AllowShortHMACSecrets bool
 	// JWKSFile is the path of a static JWKS document.
 	JWKSFile string
 	// JWKSURL is a JWKS document fetched and refreshed in the background.
@@ -108,7 +115,7 @@ func (c *Config) requiresExp() bool { return c.RequireExp == nil || *c.RequireEx
 // or URL, an issuer to discover the JWKS from, or validate: false
 // (docs/CONTRACT.md §4).
 func (c *Config) HasSource() bool {
-	return len(c.VerificationKeys) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.validatesSignature() || c.discoversJWKS()
+	return len(c.VerificationKeys) > 0 || len(c.VerificationKeyFiles) > 0 || c.JWKSFile != "" || c.JWKSURL != "" || !c.validatesSignature() || c.discoversJWKS()
 }
 
 // discoversJWKS reports whether the JWKS URL comes from OIDC discovery:
@@ -184,10 +191,22 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 		origin[algRS256] = "algorithms"
 	}
 
+	hmacMin := out.allowed.hmacMinSecret()
 	for i, s := range c.VerificationKeys {
 		keys, err := parseVerificationKey(s)
+		if err == nil && isSecret(keys) {
+			err = checkSecret([]byte(s), hmacMin, c.AllowShortHMACSecrets, false)
+		}
 		if err != nil {
 			fail("verification_keys["+strconv.Itoa(i)+"]", "%v", err)
+			continue
+		}
+		out.static = append(out.static, keys...)
+	}
+	for i, path := range c.VerificationKeyFiles {
+		keys, err := readKeyFile(path, hmacMin, c.AllowShortHMACSecrets)
+		if err != nil {
+			fail("verification_key_files["+strconv.Itoa(i)+"]", "%v", err)
 			continue
 		}
 		out.static = append(out.static, keys...)
@@ -232,7 +251,7 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 			if len(c.Algorithms) == 0 && c.Algorithm == "" {
 				def = " (the default; set jwt.algorithms to the algorithms your tokens use)"
 			}
-			fail(path, "%s%s has no key of its type: it needs %s in verification_keys or jwks_file", a, def, a.keyKind())
+			fail(path, "%s%s has no key of its type: it needs %s in verification_keys, verification_key_files or jwks_file", a, def, a.keyKind())
 		}
 	}
 	return out, errs

@@ -103,12 +103,6 @@ func verifyCases() []verifyCase {
 			c.VerificationKeys = []string{k.rsCert, k.rs2.pubPEM}
 			return c
 		}, tok: signed("RS256", rs2, nil, nil), want: stdIdentity()},
-		{name: "private key PEM verifies with its public half", cfg: func(k *jtKeys) Config {
-			c := defaultConfig()
-			c.Algorithms = []string{"EdDSA"}
-			c.VerificationKeys = []string{jtPrivPEM(k.ed.priv)}
-			return c
-		}, tok: signed("EdDSA", ed, nil, nil), want: stdIdentity()},
 		{name: "JWK JSON static key", cfg: func(k *jtKeys) Config {
 			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}

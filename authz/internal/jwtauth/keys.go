@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -301,12 +303,15 @@ func fromJWK(key jwk.Key) (verifyKey, error) {
 	return verifyKey{kid: key.KeyID(), algs: fit, raw: raw}, nil
 }
 
-// parseVerificationKey reads one jwt.verification_keys entry (CONTRACT §3):
-// PEM (public key, certificate, or a private key whose public half is used)
-// for the asymmetric algorithms, JWK or JWK Set JSON, or else an HMAC
-// secret, taken byte for byte. A PEM that does not parse is an error, never
-// an HMAC secret: that is what keeps an RSA public key from ever becoming
-// the secret of an HS256 forgery. Errors never quote the key.
+// parseVerificationKey reads one jwt.verification_keys entry
+// (docs/CONTRACT.md §3, §4): PEM (a public key or certificate) for the
+// asymmetric algorithms, JWK or JWK Set JSON, or else an HMAC secret, taken
+// byte for byte (compile then checks it with checkSecret). A PEM that does
+// not parse is an error, never an HMAC secret: that is what keeps an RSA
+// public key from ever becoming the secret of an HS256 forgery. A private
+// key is refused: only public halves belong among verification keys, and a
+// private key there is a secret leaked into a configuration file. Errors
+// never quote the key.
 func parseVerificationKey(s string) ([]verifyKey, error) {
 	t := strings.TrimSpace(s)
 	switch {
@@ -320,11 +325,15 @@ func parseVerificationKey(s string) ([]verifyKey, error) {
 		if strings.Contains(block.Type, "ENCRYPTED") {
 			return nil, fmt.Errorf("is an encrypted PEM block (%s): give the public key or certificate", block.Type)
 		}
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			return nil, fmt.Errorf("is a private key (PEM %s): only public keys or certificates belong here; "+
+				"give its public half (openssl pkey -in KEY -pubout) and keep the private key out of the configuration", block.Type)
+		}
 		// jwk.ParseKey(pem, jwk.WithPEM(true)) in two steps, to tell a
 		// block that does not parse from a key type we cannot use.
 		raw, _, err := jwk.DecodePEM([]byte(t))
 		if err != nil {
-			return nil, fmt.Errorf("is a PEM %s block that does not parse as a public key, certificate or private key", block.Type)
+			return nil, fmt.Errorf("is a PEM %s block that does not parse as a public key or certificate", block.Type)
 		}
 		key, err := jwk.FromRaw(raw)
 		if err != nil {
@@ -346,6 +355,9 @@ func parseVerificationKey(s string) ([]verifyKey, error) {
 		keys := make([]verifyKey, 0, set.Len())
 		for i := range set.Len() {
 			key, _ := set.Key(i)
+			if isPrivateJWK(key) {
+				return nil, fmt.Errorf("key %d is a private key (JWK with private parameters): give the public JWK only", i)
+			}
 			k, err := fromJWK(key)
 			if err != nil {
 				return nil, fmt.Errorf("key %d %w", i, err)
@@ -356,6 +368,130 @@ func parseVerificationKey(s string) ([]verifyKey, error) {
 	}
 	return []verifyKey{{algs: 1<<algHS256 | 1<<algHS384 | 1<<algHS512, raw: []byte(s)}}, nil
 }
+
+// isPrivateJWK reports an asymmetric private JWK (an "oct" key is an HMAC
+// secret, private by nature).
+func isPrivateJWK(key jwk.Key) bool {
+	switch key.(type) {
+	case jwk.RSAPrivateKey, jwk.ECDSAPrivateKey, jwk.OKPPrivateKey:
+		return true
+	}
+	return false
+}
+
+// isSecret reports whether keys is one HMAC secret (the fallback of
+// parseVerificationKey, not an "oct" JWK).
+func isSecret(keys []verifyKey) bool {
+	return len(keys) == 1 && keys[0].kid == "" && keys[0].algs == 1<<algHS256|1<<algHS384|1<<algHS512
+}
+
+// hmacMinSecret is the shortest HMAC secret RFC 7518 §3.2 allows for the
+// longest HMAC algorithm of s: the size of its hash (0 without HS*).
+func (s algSet) hmacMinSecret() int {
+	switch {
+	case s.has(algHS512):
+		return 64
+	case s.has(algHS384):
+		return 48
+	case s.has(algHS256):
+		return 32
+	}
+	return 0
+}
+
+// checkSecret refuses an HMAC secret that would break every token or let
+// anyone mint them (docs/CONTRACT.md §4): one with leading or trailing white
+// space (a newline from echo into a file, a YAML "|" block: it passes
+// validation, then no token verifies), one that is really key material (an
+// SSH public key, base64 DER of a public key, a path to a file — anyone
+// holding that public text could sign admin tokens with it), and one shorter
+// than min bytes unless allowShort. fromFile words the white-space message
+// for a key file.
+func checkSecret(secret []byte, min int, allowShort, fromFile bool) error {
+	s := string(secret)
+	if t := strings.TrimSpace(s); t != s {
+		if fromFile {
+			return errors.New("the secret file has leading or trailing white space (a trailing newline?): HMAC secrets are used byte for byte; " +
+				"write the file without it (printf '%s' \"$SECRET\" > FILE)")
+		}
+		return errors.New("the HMAC secret has leading or trailing white space (a newline from echo or a YAML | block?): " +
+			"secrets are used byte for byte, so no token would verify; remove it (YAML: use |- or a quoted string)")
+	}
+	switch {
+	case strings.HasPrefix(s, "ssh-") || strings.HasPrefix(s, "ecdsa-sha2-"):
+		return errors.New("is an SSH public key, not an HMAC secret: anyone holding the public key could sign tokens with it; " +
+			"give the key as PEM (ssh-keygen -e -m PKCS8 -f KEY.pub) and use an RS*/ES*/EdDSA algorithm")
+	case isBase64PublicKey(s):
+		return errors.New("is a base64 DER public key, not an HMAC secret: anyone holding the public key could sign tokens with it; " +
+			"give it as PEM (-----BEGIN PUBLIC KEY-----) and use an RS*/ES*/EdDSA algorithm")
+	case looksLikeFile(s):
+		return errors.New("is the path of an existing file, not an HMAC secret: the path itself would be the secret; " +
+			"list the file under jwt.verification_key_files instead")
+	}
+	if min > 0 && len(secret) < min && !allowShort {
+		return fmt.Errorf("the HMAC secret is %d bytes, shorter than the %d RFC 7518 §3.2 requires for the longest HMAC algorithm configured; "+
+			"use a random secret of at least %d bytes (openssl rand -base64 %d), or set jwt.allow_short_hmac_secrets: true while the issuer cannot change it",
+			len(secret), min, min, min)
+	}
+	return nil
+}
+
+// isBase64PublicKey reports whether s is base64 (standard or URL, padded or
+// not) of a DER SubjectPublicKeyInfo or certificate.
+func isBase64PublicKey(s string) bool {
+	if len(s) < 40 {
+		return false
+	}
+	for _, enc := range [...]*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		der, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if _, err := x509.ParsePKIXPublicKey(der); err == nil {
+			return true
+		}
+		if _, err := x509.ParseCertificate(der); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLikeFile reports whether s names an existing file: a secret that is
+// a path was meant to be read from that file.
+func looksLikeFile(s string) bool {
+	if len(s) > 4096 || !strings.ContainsAny(s, "/.") {
+		return false
+	}
+	fi, err := os.Stat(s)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// readKeyFile reads one jwt.verification_key_files entry: a PEM key or
+// certificate or a JWK (as parseVerificationKey reads them), else an HMAC
+// secret used byte for byte after checkSecret.
+func readKeyFile(path string, hmacMin int, allowShort bool) ([]verifyKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if len(b) > maxKeyFileBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a key", path, maxKeyFileBytes)
+	}
+	keys, err := parseVerificationKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s %w", path, err)
+	}
+	if isSecret(keys) {
+		if err := checkSecret(b, hmacMin, allowShort, true); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return keys, nil
+}
+
+// maxKeyFileBytes bounds a key file (a certificate chain fits).
+const maxKeyFileBytes = 1 << 20
 
 // keySet is an immutable JWKS indexed for verification: keys by kid, and the
 // keys without a kid. Keys for encryption (use: enc), keys whose own alg is

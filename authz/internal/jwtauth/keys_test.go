@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"slices"
 	"strings"
@@ -178,18 +179,82 @@ func TestKeySet(t *testing.T) {
 // ec returns the EC test private key.
 func (k *jtKeys) ec() *ecdsa.PrivateKey { return k.es.priv.(*ecdsa.PrivateKey) }
 
-// TestHMACSecretIsExact: the secret is used byte for byte; only a
-// whitespace-only entry is refused.
+// TestHMACSecretIsExact: the secret is used byte for byte, and a padded
+// one is refused rather than silently breaking every token
+// (docs/CONTRACT.md §4).
 func TestHMACSecretIsExact(t *testing.T) {
 	c := defaultConfig()
 	c.Algorithms = []string{"HS256"}
-	c.VerificationKeys = []string{" padded secret\n"}
+	secret := "an exact secret of more than 32 bytes, with inner spaces"
+	c.VerificationKeys = []string{secret}
 	v := jtVerifier(t, c, Options{})
-	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: " padded secret\n", claims: jtClaims(nil)})); f != nil {
+	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: secret, claims: jtClaims(nil)})); f != nil {
 		t.Fatalf("exact secret: %q", f.Detail())
 	}
-	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: "padded secret", claims: jtClaims(nil)})); f == nil {
-		t.Fatal("trimmed secret verified")
+	c.VerificationKeys = []string{" " + secret + "\n"}
+	if _, err := New(&c, Options{}); err == nil || !strings.Contains(err.Error(), "jwt.verification_keys[0]: the HMAC secret has leading or trailing white space") {
+		t.Fatalf("New(padded secret) = %v, want the white-space error", err)
+	}
+}
+
+// TestSecretHygiene: every HMAC secret that would let anyone mint tokens
+// or break every login is refused, naming the field and what to do
+// (docs/CONTRACT.md §4).
+func TestSecretHygiene(t *testing.T) {
+	k := jtLoadKeys(t)
+	rsaPub := k.rs.priv.(*rsa.PrivateKey).Public()
+	der, err := x509.MarshalPKIXPublicKey(rsaPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pubFile := jtWriteFile(t, "prod.pub.pem", []byte(k.rs.pubPEM))
+	secretFile := jtWriteFile(t, "hs.secret", []byte(strings.Repeat("s", 48)))
+	newlineFile := jtWriteFile(t, "hs-newline.secret", []byte(strings.Repeat("s", 48)+"\n"))
+	jwkFile := jtWriteFile(t, "es.jwk", []byte(jtJWKOne(k.es.priv.Public(), "es1")))
+	long := strings.Repeat("x", 64)
+	tests := []struct {
+		name  string
+		algs  []string
+		keys  []string
+		files []string
+		allow bool
+		want  string // "" = accepted
+	}{
+		{name: "32 bytes for HS256", algs: []string{"HS256"}, keys: []string{long[:32]}},
+		{name: "31 bytes for HS256", algs: []string{"HS256"}, keys: []string{long[:31]}, want: "verification_keys[0]: the HMAC secret is 31 bytes, shorter than the 32"},
+		{name: "HS512 needs 64", algs: []string{"HS256", "HS512"}, keys: []string{long[:48]}, want: "shorter than the 64"},
+		{name: "short allowed", algs: []string{"HS256"}, keys: []string{"short"}, allow: true},
+		{name: "trailing newline", algs: []string{"HS256"}, keys: []string{long + "\n"}, want: "leading or trailing white space"},
+		{name: "ssh public key", algs: []string{"HS256"}, keys: []string{"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 user@host" + long}, want: "is an SSH public key"},
+		{name: "base64 DER public key", algs: []string{"HS256"}, keys: []string{base64.StdEncoding.EncodeToString(der)}, want: "is a base64 DER public key"},
+		{name: "path of the public key", algs: []string{"HS256"}, keys: []string{pubFile}, want: "is the path of an existing file"},
+		{name: "private key PEM", algs: []string{"RS256"}, keys: []string{jtPrivPEM(k.rs.priv)}, want: "is a private key (PEM PRIVATE KEY)"},
+		{name: "private JWK", algs: []string{"ES256"}, keys: []string{jtJWKOne(k.es.priv, "")}, want: "key 0 is a private key"},
+		{name: "secret file", algs: []string{"HS256"}, files: []string{secretFile}},
+		{name: "secret file with newline", algs: []string{"HS256"}, files: []string{newlineFile}, want: "verification_key_files[0]: " + newlineFile + ": the secret file has leading or trailing white space"},
+		{name: "PEM key file", algs: []string{"RS256"}, files: []string{pubFile}},
+		{name: "JWK key file", algs: []string{"ES256"}, files: []string{jwkFile}},
+		{name: "missing key file", algs: []string{"HS256"}, files: []string{dir + "/missing"}, want: "verification_key_files[0]: cannot read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := defaultConfig()
+			c.Algorithms = tt.algs
+			c.VerificationKeys = tt.keys
+			c.VerificationKeyFiles = tt.files
+			c.AllowShortHMACSecrets = tt.allow
+			_, err := New(&c, Options{})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("New = %v, want accepted", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("New = %v, want an error containing %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "AAAAB3") {
+				t.Errorf("the error quotes the key: %v", err)
+			}
+		})
 	}
 }
 
@@ -200,19 +265,17 @@ func TestLoadJWKSFileTooLarge(t *testing.T) {
 	}
 }
 
-// TestPEMBlockTypes: PKCS#1 public keys and PKCS#8/SEC1 private keys are
-// read too (the public half is used).
+// TestPEMBlockTypes: PKCS#1 public keys and certificates with text before
+// them are read; PKCS#1, PKCS#8 and SEC1 private keys are refused
+// (docs/CONTRACT.md §4: only public keys belong among verification keys).
 func TestPEMBlockTypes(t *testing.T) {
 	k := jtLoadKeys(t)
 	rsaPriv := k.rs.priv.(*rsa.PrivateKey)
 	ecPriv := k.ec()
 	sec1, _ := x509.MarshalECPrivateKey(ecPriv)
 	for name, text := range map[string]string{
-		"pkcs1 public":  string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaPriv.PublicKey)})),
-		"pkcs1 private": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaPriv)})),
-		"pkcs8 private": jtPrivPEM(rsaPriv),
-		"sec1 private":  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
-		"with text":     "Subject: test\n" + k.rsCert,
+		"pkcs1 public": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaPriv.PublicKey)})),
+		"with text":    "Subject: test\n" + k.rsCert,
 	} {
 		keys, err := parseVerificationKey(text)
 		if err != nil || len(keys) != 1 {
@@ -223,6 +286,15 @@ func TestPEMBlockTypes(t *testing.T) {
 		case *rsa.PublicKey, *ecdsa.PublicKey:
 		default:
 			t.Errorf("%s: raw key %T, want a public key", name, keys[0].raw)
+		}
+	}
+	for name, text := range map[string]string{
+		"pkcs1 private": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaPriv)})),
+		"pkcs8 private": jtPrivPEM(rsaPriv),
+		"sec1 private":  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
+	} {
+		if _, err := parseVerificationKey(text); err == nil || !strings.Contains(err.Error(), "is a private key") {
+			t.Errorf("%s: parseVerificationKey = %v, want a private-key error", name, err)
 		}
 	}
 }
