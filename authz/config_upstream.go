@@ -2,6 +2,8 @@ package authz
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/idtoken"
@@ -152,4 +154,23 @@ func compileUpstreamAfter(c *Config, prev *upstreamPolicy) (upstreamPolicy, erro
 		return upstreamPolicy{}, &FieldError{Field: "upstream", Err: err}
 	}
 	return p, nil
+}
+
+// upstreamFingerprint writes to h what the identity tokens kept in the
+// verified-token cache depend on (the upstream: section, the os id, the
+// signing key file's bytes), so that Reload keeps the cache only while
+// they are unchanged: a kept principal's identity-token slot was made, and
+// its token signed, under these settings (and has no slot at all when
+// identity tokens were off).
+func upstreamFingerprint(h io.Writer, cfg *Config) {
+	fmt.Fprintf(h, "upstream %#v %q\n", cfg.Upstream, cfg.OSID)
+	if !cfg.Upstream.IdentityToken || cfg.Upstream.SigningKeyFile == "" {
+		return
+	}
+	if f, err := os.Open(cfg.Upstream.SigningKeyFile); err == nil {
+		_, _ = io.Copy(h, io.LimitReader(f, 1<<20))
+		_ = f.Close()
+	} else {
+		fmt.Fprintf(h, "unreadable %v\n", err)
+	}
 }

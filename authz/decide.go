@@ -38,6 +38,8 @@ type Authorizer struct {
 	// allowed counts allowed decisions while log.allow_sample_rate > 0,
 	// for the deterministic sampling of their log lines (sampleAllowed).
 	allowed atomic.Uint64
+	// re is what Reload needs (reload.go).
+	re reloader
 }
 
 // snapshot is everything a decision needs, compiled once by New and never
@@ -90,11 +92,20 @@ func New(cfg *Config, opts Options) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{log: log}
+	a.re.opts = opts
+	a.re.keysFP = keyFingerprint(cfg)
 	a.snap.Store(s)
 	return a, nil
 }
 
 func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
+	return compileWith(cfg, opts, log, nil, nil)
+}
+
+// compileWith compiles cfg; a non-nil verifier (with its cache) is used
+// instead of building one from the jwt section (Reload: the keys did not
+// change).
+func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.Verifier, cache *tokenCache) (*snapshot, error) {
 	policy, err := scopes.ParsePolicy(cfg.UnmappedRoutes)
 	if err != nil {
 		return nil, &FieldError{Field: "unmapped_routes", Err: err}
@@ -142,7 +153,10 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	}
 	s.cors = slices.Clone(cfg.CORSAllowedOrigins)
 	s.corsAny = s.corsAny || len(s.cors) == 0
-	if jwtSource {
+	switch {
+	case jwtSource && verifier != nil:
+		s.verifier, s.cache = verifier, cache
+	case jwtSource:
 		aud := cfg.ExpectedAudience()
 		vc := cfg.JWT.verifierConfig()
 		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
@@ -165,6 +179,9 @@ func (a *Authorizer) Ready() bool {
 // refreshing a JWKS URL) under ctx, and returns at once; Ready turns true
 // when the first key set is loaded. A second call does nothing.
 func (a *Authorizer) Start(ctx context.Context) {
+	a.re.mu.Lock()
+	defer a.re.mu.Unlock()
+	a.re.bg = ctx
 	if s := a.snap.Load(); s != nil && s.verifier != nil {
 		s.verifier.Start(ctx)
 	}
@@ -173,6 +190,9 @@ func (a *Authorizer) Start(ctx context.Context) {
 // Close stops the background work and waits for it. Decide keeps
 // answering, with the last key set loaded.
 func (a *Authorizer) Close() {
+	a.re.mu.Lock()
+	defer a.re.mu.Unlock()
+	a.re.stopped = true
 	if s := a.snap.Load(); s != nil && s.verifier != nil {
 		s.verifier.Close()
 	}

@@ -571,3 +571,62 @@ func TestUpstreamRotation(t *testing.T) {
 		t.Errorf("rotated: published %v, want [%s %s] (the new key signs, the old stays published)", got, newKid, oldKid)
 	}
 }
+
+// TestUpstreamReload: a reload that turns identity tokens on gives cached
+// caller tokens an identity token (their cache entries are dropped, never
+// served without a slot), and a reload with a new signing key signs with
+// it while the previous key stays published.
+func TestUpstreamReload(t *testing.T) {
+	a := newTestAuthorizer(t, hsConfig(""), nil, nil)
+	tok := mintHS(t, user("agents:read"))
+	decide := func() Decision {
+		t.Helper()
+		d := a.Decide(context.Background(), getAgents(tok))
+		if !d.Allowed() {
+			t.Fatalf("Decide = %d %q", d.Status, d.Detail)
+		}
+		return d
+	}
+	decide() // cached without an identity-token slot
+	reload := func(yaml string) {
+		t.Helper()
+		cfg, err := Load([]byte(yaml), nil, Flags{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := signingKeyFile(t, "EdDSA")
+	reload(hsConfig(upstreamYAML(first)))
+	d := decide()
+	v, n := identityHeader(&d)
+	if n != 1 {
+		t.Fatalf("after turning identity tokens on: %d authorization headers", n)
+	}
+	_, kid1 := verifyIdentity(t, a, v, testNow)
+
+	reload(hsConfig(upstreamYAML(signingKeyFile(t, "ES256"))))
+	d = decide()
+	v, _ = identityHeader(&d)
+	_, kid2 := verifyIdentity(t, a, v, testNow)
+	set, err := jwk.Parse(a.UpstreamJWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kids = append(kids, k.KeyID())
+	}
+	if kid2 == kid1 || !slices.Equal(kids, []string{kid2, kid1}) {
+		t.Errorf("after a rotation: signed by %s, published %v; want the new key signing and both published", kid2, kids)
+	}
+
+	reload(hsConfig(""))
+	d = decide()
+	if _, n := identityHeader(&d); n != 0 || a.UpstreamJWKS() != nil {
+		t.Errorf("identity tokens off again: %d authorization headers", n)
+	}
+}

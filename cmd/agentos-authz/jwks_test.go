@@ -4,7 +4,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
 
 // fixedJWKS is a jwksSource with a set (nil: identity tokens off).
@@ -43,5 +46,18 @@ func TestJWKSHandler(t *testing.T) {
 	}
 	if res, _ := get("GET", "/healthz"); res.StatusCode != http.StatusTeapot {
 		t.Errorf("other paths are not passed on: %d", res.StatusCode)
+	}
+}
+
+// TestWatchedFilesSigningKey: the identity-token signing key is one of the
+// files whose change reloads the configuration (docs/CONTRACT.md §9).
+func TestWatchedFilesSigningKey(t *testing.T) {
+	cfg := authz.Default()
+	cfg.JWT.JWKSFile = "/etc/authz/jwks.json"
+	cfg.Upstream.SigningKeyFile = "/etc/authz/upstream.key.pem"
+	got := watchedFiles("/etc/authz/config.yaml", &cfg)
+	want := []string{"/etc/authz/config.yaml", "/etc/authz/jwks.json", "/etc/authz/upstream.key.pem"}
+	if !slices.Equal(got, want) {
+		t.Errorf("watchedFiles = %v, want %v", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,12 @@ type serveOptions struct {
 	// listener (--pprof; off by default).
 	pprof    bool
 	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+	// reload loads the configuration again from its sources (nil with
+	// --dev: nothing to reload); configPath is its file ("" for none).
+	reload     func() (*authz.Config, error)
+	configPath string
+	// hup delivers reload requests; nil means SIGHUP.
+	hup <-chan os.Signal
 }
 
 // authorizer is what serve needs of *authz.Authorizer.
@@ -211,7 +218,12 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize(), cfg.Upstream.IdentityToken); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
-	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
+	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}
+	if !*dev {
+		opts.configPath = configPath(*cfgPath, s.lookupEnv)
+		opts.reload = func() (*authz.Config, error) { return loadConfig(opts.configPath, s.lookupEnv, flags) }
+	}
+	return serve(ctx, cfg, log, opts, s)
 }
 
 // checkGate is the registered Check service: UNAVAILABLE until the
@@ -375,6 +387,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			if err := metrics.TrackCacheSize(cs.CacheLen); err != nil {
 				log.Warn("cache size metric not registered", zap.Error(err))
 			}
+		}
+		if r, ok := a.(reloadable); ok && opts.reload != nil {
+			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s)
 		}
 		// One Decider for both transports, measured once (/metrics).
 		dec := metrics.Decider(a)
