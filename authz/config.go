@@ -78,6 +78,9 @@ const (
 	DefaultAdminAddr = ":9090"
 	// HTTPAddrOff as http_addr disables the HTTP ext_authz listener.
 	HTTPAddrOff = "off"
+	// AdminAddrOff as admin_addr disables the admin listener (health,
+	// metrics and the policy API).
+	AdminAddrOff = "off"
 )
 
 // DefaultExcludedRoutes returns the default excluded_routes (CONTRACT §4).
@@ -300,7 +303,7 @@ func (c *Config) Validate() error {
 	}{
 		{"grpc_addr", c.GRPCAddr, false},
 		{"http_addr", c.HTTPAddr, true},
-		{"admin_addr", c.AdminAddr, false},
+		{"admin_addr", c.AdminAddr, true},
 	} {
 		if a.off && a.addr == HTTPAddrOff {
 			continue

@@ -28,10 +28,6 @@ import (
 // ("Bearer <t>"), replacing the caller's.
 const HeaderAuthorization = "authorization"
 
-// detailUnavailable is the 503 detail of docs/CONTRACT.md §5 ("a fault of
-// ours"): here, an identity token that could not be signed.
-const detailUnavailable = "Authentication is temporarily unavailable"
-
 // errNoSlot is never expected: with identity tokens on, every principal
 // of a verified JWT carries its slot (verifyToken).
 var errNoSlot = errors.New("no identity-token slot for a verified token")
@@ -117,7 +113,7 @@ func (s *snapshot) identityToken(r *Request, p *principal, auth string, d *Decis
 	}
 	if err := s.up.addIdentityToken(p, s.clock(), d); err != nil {
 		log.Error("identity token not signed; the request is denied 503 (docs/CONTRACT.md §9)", zap.Error(err))
-		deny := s.deny(r, ReasonIdentityTokenFailed, detailUnavailable)
+		deny := s.deny(r, ReasonIdentityTokenFailed, DetailUnavailable)
 		deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
 		deny.UserID, deny.Auth = d.UserID, d.Auth
 		return deny, false

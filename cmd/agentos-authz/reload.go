@@ -35,13 +35,15 @@ type reloadable interface {
 // field; settings that cannot change live (listener addresses) are logged
 // as needing a restart.
 type liveReload struct {
-	log     *zap.Logger
-	load    func() (*authz.Config, error)
-	target  reloadable
-	running *authz.Config
-	loads   interface{ ConfigLoaded(error) }
-	gauges  *envoy.ReloadMetrics
-	now     func() time.Time
+	log  *zap.Logger
+	load func() (*authz.Config, configSource, error)
+	// applied is told of each configuration put in service.
+	onApplied func(*authz.Config, configSource)
+	target    reloadable
+	running   *authz.Config
+	loads     interface{ ConfigLoaded(error) }
+	gauges    *envoy.ReloadMetrics
+	now       func() time.Time
 	// hup delivers reload requests (SIGHUP in serve; tests inject).
 	hup <-chan os.Signal
 	// applied is the content digest of the watched files the running
@@ -150,7 +152,7 @@ func (l *liveReload) run(ctx context.Context, configPath string) {
 // watch from now on.
 func (l *liveReload) reload(configPath string, files []string, why string) []string {
 	sum := digest(files)
-	cfg, err := l.load()
+	cfg, src, err := l.load()
 	if err == nil {
 		_, err = l.target.Reload(cfg)
 	}
@@ -171,6 +173,9 @@ func (l *liveReload) reload(configPath string, files []string, why string) []str
 		l.log.Warn("configuration weakens protection", zap.String("field", w.Field), zap.String("why", w.Msg))
 	}
 	l.running = cfg
+	if l.onApplied != nil {
+		l.onApplied(cfg, src)
+	}
 	next := watchedFiles(configPath, cfg)
 	if slices.Equal(next, files) {
 		l.applied = sum
@@ -225,7 +230,7 @@ func notifyHUP(ctx context.Context) <-chan os.Signal {
 
 // startLiveReload registers the reload gauges and starts watching under
 // ctx; cfg is the running configuration.
-func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *authz.Config, opts serveOptions, s sys) {
+func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *authz.Config, opts serveOptions, s sys, onApplied func(*authz.Config, configSource)) {
 	gauges, err := envoy.NewReloadMetrics(reg)
 	if err != nil {
 		log.Warn("reload metrics not registered", zap.Error(err))
@@ -236,6 +241,6 @@ func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Regist
 	if hup == nil {
 		hup = notifyHUP(ctx)
 	}
-	l := &liveReload{log: log.Named("reload"), load: opts.reload, target: r, running: cfg, loads: loads, gauges: gauges, now: s.now, hup: hup}
+	l := &liveReload{log: log.Named("reload"), load: opts.reload, onApplied: onApplied, target: r, running: cfg, loads: loads, gauges: gauges, now: s.now, hup: hup}
 	go l.run(ctx, opts.configPath)
 }

@@ -39,10 +39,12 @@ type serveOptions struct {
 	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
 	// reload loads the configuration again from its sources (nil with
 	// --dev: nothing to reload); configPath is its file ("" for none).
-	reload     func() (*authz.Config, error)
+	reload     func() (*authz.Config, configSource, error)
 	configPath string
 	// hup delivers reload requests; nil means SIGHUP.
 	hup <-chan os.Signal
+	// source is where the configuration came from, for the policy API.
+	source configSource
 }
 
 // authorizer is what serve needs of *authz.Authorizer.
@@ -154,7 +156,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
 	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
 	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
-	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics")
+	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
@@ -190,13 +192,14 @@ func runServe(ctx context.Context, args []string, s sys) int {
 
 	var cfg *authz.Config
 	var kit *devKit
+	src := configSource{loadedAt: s.now()}
 	if *dev {
 		if *cfgPath != "" {
 			return usageError(fset, "--dev builds its own configuration; drop --config")
 		}
 		cfg, kit, err = devSetup(s.now(), flags)
 	} else {
-		cfg, err = loadConfig(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags)
+		cfg, src, err = loadConfigSource(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags, s.now())
 	}
 	if err != nil {
 		printConfigError(s.stderr, err)
@@ -218,10 +221,12 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize(), cfg.Upstream.IdentityToken); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
-	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}
+	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
 	if !*dev {
 		opts.configPath = configPath(*cfgPath, s.lookupEnv)
-		opts.reload = func() (*authz.Config, error) { return loadConfig(opts.configPath, s.lookupEnv, flags) }
+		opts.reload = func() (*authz.Config, configSource, error) {
+			return loadConfigSource(opts.configPath, s.lookupEnv, flags, s.now())
+		}
 	}
 	return serve(ctx, cfg, log, opts, s)
 }
@@ -258,7 +263,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for gRPC on %s: %v\n", cfg.GRPCAddr, err)
 		return exitFault
 	}
-	adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+	adminLis, err := listenAdmin(cfg.AdminAddr)
 	if err != nil {
 		grpcLis.Close()
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
@@ -332,6 +337,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
+	// The policy API shares the admin listener (admin_api.go).
+	policy := envoy.NewPolicyServer()
+	policyGRPC := newPolicyGRPC(policy)
+	defer policyGRPC.Stop()
+	admin.Handler, admin.Protocols = withPolicyAPI(admin.Handler, policyGRPC), adminProtocols()
 	gateHTTP := &httpGate{}
 	var checkHTTP *http.Server
 	if httpLis != nil {
@@ -389,7 +399,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			}
 		}
 		if r, ok := a.(reloadable); ok && opts.reload != nil {
-			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s)
+			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *authz.Config, src configSource) {
+				if st := policyState(a, cfg, src); st != nil {
+					policy.Set(st)
+				}
+			})
 		}
 		// One Decider for both transports, measured once (/metrics).
 		dec := metrics.Decider(a)
@@ -399,6 +413,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			// docs/CONTRACT.md §9: with identity tokens, every 200 names the
 			// Authorization AgentOS must receive (Traefik's middleware).
 			EchoAuthorization: cfg.Upstream.IdentityToken})
+		if st := policyState(a, cfg, opts.source); st != nil {
+			policy.Set(st)
+		}
 	}
 
 	if !stopping {
