@@ -51,6 +51,10 @@ type Config struct {
 	// ServiceAccounts is the service_accounts: section (docs/CONTRACT.md §8).
 	ServiceAccounts ServiceAccountsConfig `yaml:"service_accounts"`
 
+	// Upstream is the upstream: section (docs/CONTRACT.md §9): identity
+	// tokens for the upstream AgentOS and the listing filter.
+	Upstream UpstreamConfig `yaml:"upstream"`
+
 	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
 	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
@@ -96,6 +100,7 @@ func Default() Config {
 		Mode:           ModeEnforce,
 		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: DefaultExcludedRoutes(),
+		Upstream:       DefaultUpstreamConfig(),
 		GRPCAddr:       DefaultGRPCAddr,
 		HTTPAddr:       DefaultHTTPAddr,
 		AdminAddr:      DefaultAdminAddr,
@@ -295,6 +300,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.JWT.Check()...)
 	errs = append(errs, c.HTTP.check()...)
+	errs = append(errs, c.checkUpstream()...)
 	errs = append(errs, c.Log.check()...)
 	errs = append(errs, c.checkOperate()...)
 	errs = append(errs, c.ServiceAccounts.check()...)

@@ -94,6 +94,7 @@ func (c *Config) Warnings() []Warning {
 	if c.JWT.Validate != nil && !*c.JWT.Validate {
 		add("jwt.validate", "false: token signatures are not verified, anyone can mint a token; development only")
 	}
+	out = append(out, c.upstreamWarnings()...)
 	policy, err := scopes.ParsePolicy(c.UnmappedRoutes)
 	if err != nil {
 		return out

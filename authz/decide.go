@@ -74,6 +74,8 @@ type snapshot struct {
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
+	// up is the upstream: section (docs/CONTRACT.md §9, upstream.go).
+	up upstreamPolicy
 	// shadow: mode: shadow (shadow.go).
 	shadow bool
 	// sa is the service accounts' part (serviceaccounts.go).
@@ -150,6 +152,9 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
+	if s.up, err = compileUpstream(cfg); err != nil {
+		return nil, err
+	}
 	s.shadow = cfg.Shadow()
 	if s.sa, err = newServiceAccounts(cfg, opts); err != nil {
 		return nil, err
@@ -221,7 +226,8 @@ func (a *Authorizer) CacheLen() int {
 }
 
 // Decide authorizes r (CONTRACT §5). Every outcome is a Decision, never an
-// error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden. A
+// error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden,
+// 503 an identity token not signed (docs/CONTRACT.md §9, upstream.go). A
 // cancelled ctx denies (fail closed). Decide logs one line per decision:
 // denials at info, allows at debug.
 //
@@ -385,6 +391,9 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 		if !res.Allowed {
 			return s.forbid(r, d, &res), path
 		}
+		if res.Listing && s.up.listingDeny {
+			return s.forbidListing(r, d, &res), path
+		}
 		switch {
 		case res.Listing:
 			d.Reason = ReasonAllowedListing
@@ -394,6 +403,9 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	}
 	d.Upstream = upstream(&id, auth, &res)
 	d.Remove = removals(r.Headers, d.Upstream)
+	if deny, ok := s.identityToken(r, &id, auth, &d, log); !ok {
+		return deny, path
+	}
 	return d, path
 }
 
@@ -466,7 +478,9 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		if fail != nil {
 			return principal{}, tokenFailure(fail)
 		}
-		return newPrincipal(&id), nil
+		p := newPrincipal(&id)
+		p.up = s.up.newReissued(&id)
+		return p, nil
 	}
 	if ctx.Err() != nil {
 		return principal{}, tokenFailure(&jwtauth.Failure{Kind: jwtauth.Canceled})
@@ -491,6 +505,7 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		return principal{}, f
 	}
 	p := s.sets.share(newPrincipal(&id), s.table)
+	p.up = s.up.newReissued(&id)
 	s.cache.put(&d, keys, now, &id, from, p)
 	return p, nil
 }

@@ -62,6 +62,9 @@ const (
 	ReasonServiceAccountsDisabled   // 401 an agno_pat_ token without service_accounts.db_url
 	ReasonServiceAccountThrottled   // 429 too many failed lookups from the client
 	ReasonServiceAccountUnavailable // 503 the database could not answer
+	// ReasonIdentityTokenFailed: allowed, but the identity token for the
+	// upstream could not be signed (docs/CONTRACT.md §9): 503, fail closed.
+	ReasonIdentityTokenFailed
 	reasonCount
 )
 
@@ -89,6 +92,7 @@ var reasonNames = [...]string{
 	ReasonServiceAccountsDisabled:   "service_accounts_disabled",
 	ReasonServiceAccountThrottled:   "service_account_throttled",
 	ReasonServiceAccountUnavailable: "service_account_unavailable",
+	ReasonIdentityTokenFailed:       "identity_token_failed",
 }
 
 // String returns the stable snake_case code of r.
@@ -101,7 +105,8 @@ func (r Reason) String() string {
 
 // Status is the HTTP status a decision with reason r carries (CONTRACT
 // §5): 200 for the allowed reasons, 400 for a malformed request or path,
-// 401 for a missing or refused credential, 403 otherwise (insufficient
+// 401 for a missing or refused credential, 503 for an identity token that
+// could not be signed (docs/CONTRACT.md §9), 403 otherwise (insufficient
 // scopes, no rule, a cancelled check, and the zero Reason, so that a zero
 // Decision denies).
 func (r Reason) Status() int {
@@ -116,7 +121,9 @@ func (r Reason) Status() int {
 		return 401
 	case ReasonServiceAccountThrottled: // docs/CONTRACT.md §5 table
 		return 429
-	case ReasonKeysUnavailable, ReasonServiceAccountUnavailable:
+	case ReasonKeysUnavailable, ReasonServiceAccountUnavailable, ReasonIdentityTokenFailed:
+		// Faults of ours or of a dependency, not of the caller; an
+		// identity token not signed too (docs/CONTRACT.md §9).
 		return 503
 	}
 	return 403
@@ -137,7 +144,8 @@ func Reasons() []Reason {
 type Decision struct {
 	// Status is the HTTP status: 200 allow, 400, 401 or 403; 429 for a
 	// throttled service-account token, 503 when the keys or the
-	// service-account database cannot answer (docs/CONTRACT.md §5 table).
+	// service-account database cannot answer or an identity token could
+	// not be signed (docs/CONTRACT.md §5 table, §9).
 	Status int
 	// Reason is the machine code for logs and metrics.
 	Reason Reason

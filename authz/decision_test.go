@@ -29,6 +29,8 @@ func TestReasonStatus(t *testing.T) {
 		ReasonServiceAccountsDisabled:   401,
 		ReasonServiceAccountThrottled:   429,
 		ReasonServiceAccountUnavailable: 503,
+		// docs/CONTRACT.md §9: an identity token not signed.
+		ReasonIdentityTokenFailed: 503,
 	}
 	if len(want) != len(Reasons()) {
 		t.Fatalf("the table has %d reasons, Reasons() %d", len(want), len(Reasons()))

@@ -58,6 +58,13 @@ func (a *Authorizer) Reload(cfg *Config) (keysChanged bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if old != nil {
+		// docs/CONTRACT.md §9: a new signing key signs from now on, the
+		// previous one stays published (config_upstream.go).
+		if s.up, err = compileUpstreamAfter(cfg, &old.up); err != nil {
+			return false, err
+		}
+	}
 	if !reuse && s.verifier != nil && a.re.bg != nil && !a.re.stopped {
 		s.verifier.Start(a.re.bg)
 	}
@@ -80,6 +87,7 @@ func keyFingerprint(cfg *Config) string {
 	h := sha256.New()
 	vc := cfg.JWT.verifierConfig()
 	fmt.Fprintf(h, "%#v\n%q\n", vc, cfg.ExpectedAudience())
+	upstreamFingerprint(h, cfg)
 	files := append([]string{vc.JWKSFile, vc.JWKSCAFile}, vc.VerificationKeyFiles...)
 	for _, p := range files {
 		if p == "" {

@@ -73,7 +73,10 @@ func (r Reason) Step() int {
 		ReasonServiceAccountThrottled, ReasonServiceAccountUnavailable:
 		return 4
 	case ReasonAllowed, ReasonAllowedListing, ReasonAllowedUnmapped,
-		ReasonInsufficientScopes, ReasonNoRule:
+		ReasonInsufficientScopes, ReasonNoRule,
+		// docs/CONTRACT.md §9: the allow of step 5 whose identity token
+		// could not be signed.
+		ReasonIdentityTokenFailed:
 		return 5
 	}
 	return 0

@@ -59,6 +59,9 @@ type principal struct {
 	scopes string
 	// extra holds what few tokens have: nil for most.
 	extra *principalExtra
+	// up is the identity-token slot of the caller token (upstream.go):
+	// nil unless upstream.identity_token is on.
+	up *reissued
 }
 
 type principalExtra struct {

@@ -41,6 +41,12 @@ type HTTPOptions struct {
 	// Logger receives faults (a decision HTTP cannot carry); nil means
 	// zap.NewNop(). Decisions themselves are logged by the Decider.
 	Logger *zap.Logger
+	// EchoAuthorization is set with upstream.identity_token
+	// (docs/CONTRACT.md §9): every 200 then carries the Authorization the
+	// upstream must receive, the identity token or else the caller's own
+	// (see passAuthorization), for a proxy that replaces the header with
+	// the reply's. Off, a reply never carries the caller's credential.
+	EchoAuthorization bool
 }
 
 // httpHandler is the HTTP ext_authz service. It keeps no per-request state.
@@ -48,6 +54,7 @@ type httpHandler struct {
 	decider Decider
 	prefix  string
 	log     *zap.Logger
+	echo    bool
 }
 
 var _ http.Handler = (*httpHandler)(nil)
@@ -67,7 +74,7 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &httpHandler{decider: d, prefix: opts.PathPrefix, log: log}
+	return &httpHandler{decider: d, prefix: opts.PathPrefix, log: log, echo: opts.EchoAuthorization}
 }
 
 // ServeHTTP answers one check. A cancelled request context reaches the
@@ -76,6 +83,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := FromHTTPRequest(r, h.prefix)
 	req.Transport = authz.TransportHTTP
 	d := h.decider.Decide(r.Context(), &req)
+	if h.echo {
+		passAuthorization(&d, r.Header)
+	}
 	if err := WriteDecision(w, &d); err != nil {
 		// Only an allow can fail, before anything was written: its 500 is
 		// an error to every proxy, which then denies (fails closed).

@@ -282,7 +282,8 @@ func redactTree(v any, path string, redacted *[]string) {
 func secretName(k string) bool {
 	k = strings.ToLower(k)
 	for _, w := range []string{"key", "secret", "password", "token"} {
-		if strings.Contains(k, w) && k != "token_source" {
+		// token_source and upstream.token_ttl name no secret.
+		if strings.Contains(k, w) && k != "token_source" && k != "token_ttl" {
 			return true
 		}
 	}

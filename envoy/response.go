@@ -22,14 +22,17 @@ import (
 // d.Upstream header with OVERWRITE_IF_EXISTS_OR_ADD (portable across Envoy
 // versions, ENVOY-NOTES §3) and lists d.Remove in headers_to_remove, so no
 // client-sent x-agentos-* value reaches the upstream; the same values go
-// into the response's dynamic_metadata, keyed by header name.
+// into the response's dynamic_metadata, keyed by header name, except an
+// identity token's authorization (docs/CONTRACT.md §9), which replaces the
+// caller's and is a credential, not metadata.
 //
 // Anything else denies (fail closed: the zero Decision denies): status
 // UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, RESOURCE_EXHAUSTED for
-// 429, UNAVAILABLE for 503, PERMISSION_DENIED otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
-// body {"detail": ...}, content-type: application/json,
-// www-authenticate: Bearer on 401, and d.Response (CORS) headers
-// (CONTRACT §5). It never sets error_response.
+// 429, UNAVAILABLE for 503, PERMISSION_DENIED otherwise, and always a
+// DeniedHttpResponse with the HTTP status, the JSON body {"detail": ...},
+// content-type: application/json, www-authenticate: Bearer on 401, and
+// d.Response (CORS) headers (docs/CONTRACT.md §5). It never sets
+// error_response.
 //
 // The returned message shares d's strings and slices; it is built with a
 // fixed, small number of allocations because it is on every check's path
@@ -98,6 +101,13 @@ func allowResponse(d *authz.Decision) *authv3.CheckResponse {
 		for i := range d.Upstream {
 			h, sl := &d.Upstream[i], &slots[i]
 			out[i] = sl.header.set(h)
+			if h.Name == authz.HeaderAuthorization {
+				// docs/CONTRACT.md §9: the identity token replaces the
+				// caller's authorization (overwrite, never append). It is
+				// a credential, not identity metadata: it stays out of
+				// the dynamic metadata, which access logs may print.
+				continue
+			}
 			// CONTRACT §5: the metadata holds the same values as the
 			// headers, one string per header name.
 			sl.str.StringValue = validUTF8(h.Value)

@@ -222,6 +222,12 @@ func printDecision(w io.Writer, d *authz.Decision) {
 		line("auth", d.Auth)
 	}
 	for _, h := range d.Upstream {
+		if h.Name == authz.HeaderAuthorization {
+			// docs/CONTRACT.md §9: a signed identity token is a
+			// credential; say that it is sent, never print it.
+			line("upstream", h.Name+": Bearer <identity token signed by this service>")
+			continue
+		}
 		line("upstream", h.Name+": "+h.Value)
 	}
 	if len(d.Remove) > 0 {

@@ -58,6 +58,8 @@ func watchedFiles(configPath string, cfg *authz.Config) []string {
 	files := []string{configPath}
 	files = append(files, cfg.JWT.VerificationKeyFiles...)
 	files = append(files, cfg.JWT.JWKSFile, cfg.JWT.JWKSCAFile)
+	// docs/CONTRACT.md §9: the identity-token signing key is reloaded too.
+	files = append(files, cfg.Upstream.SigningKeyFile)
 	out := files[:0]
 	for _, f := range files {
 		if f != "" && !slices.Contains(out, f) {

@@ -221,7 +221,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		// docs/CONTRACT.md §4: settings that weaken protection.
 		log.Warn("configuration weakens protection", zap.String("field", w.Field), zap.String("why", w.Msg))
 	}
-	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize()); limit > 0 {
+	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize(), cfg.Upstream.IdentityToken); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
 	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
@@ -341,8 +341,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		// never depends on the service-account database).
 		ready.register(condServiceAccounts, sa.readyzCondition)
 	}
+	// docs/CONTRACT.md §9: the identity-token keys, once the authorizer is built.
+	jwks := &jwksHandler{next: adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof)}
 	admin := &http.Server{
-		Handler:           adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof),
+		Handler:           jwks,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		IdleTimeout:       httpIdleTimeout,
@@ -404,6 +406,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			bg.Start(ctx)
 			defer bg.Close()
 		}
+		if src, ok := a.(jwksSource); ok {
+			jwks.set(src)
+		}
 		if cs, ok := a.(cacheSizer); ok {
 			if err := metrics.TrackCacheSize(cs.CacheLen); err != nil {
 				log.Warn("cache size metric not registered", zap.Error(err))
@@ -420,7 +425,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		dec := metrics.Decider(a)
 		srv := envoy.NewServer(dec)
 		gate.srv.Store(&srv)
-		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http")})
+		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http"),
+			// docs/CONTRACT.md §9: with identity tokens, every 200 names the
+			// Authorization AgentOS must receive (Traefik's middleware).
+			EchoAuthorization: cfg.Upstream.IdentityToken})
 		if st := policyState(a, cfg, opts.source); st != nil {
 			policy.Set(st)
 		}

@@ -196,6 +196,11 @@ func TestValidate(t *testing.T) {
 	weak["authorization"] = false
 	weak["excluded_routes"] = []string{"/*"}
 	weakFile := writeConfig(t, weak)
+	// docs/CONTRACT.md §9: an AgentOS that keeps its own middleware
+	// filters listings itself; saying so silences the listing warning.
+	verifies := keyConfig(string(pub), "RS256")
+	verifies["upstream"] = map[string]any{"agentos_verifies": true}
+	verifiesFile := writeConfig(t, verifies)
 
 	tests := []struct {
 		name       string
@@ -219,7 +224,9 @@ func TestValidate(t *testing.T) {
 			wantStderr: []string{"warning: authorization: false with a JWT source", `warning: excluded_routes[0]: "/*" matches routes`}},
 		{name: "warnings refused with --strict", args: []string{"--strict", "--config", weakFile}, wantCode: 2,
 			wantStderr: []string{"warning: authorization", "2 warning(s) and --strict"}},
-		{name: "strict without warnings", args: []string{"--strict", "--config", good}, wantCode: 0, wantStdout: "configuration OK"},
+		{name: "listing filter warned", args: []string{"--strict", "--config", good}, wantCode: 2,
+			wantStderr: []string{"warning: upstream.listing_filter: upstream, but nothing makes AgentOS filter listings", "1 warning(s) and --strict"}},
+		{name: "strict without warnings", args: []string{"--strict", "--config", verifiesFile}, wantCode: 0, wantStdout: "configuration OK"},
 		{name: "missing file", args: []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, wantCode: 2,
 			wantStderr: []string{"missing.yaml"}},
 	}

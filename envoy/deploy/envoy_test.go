@@ -306,7 +306,8 @@ func checkExtAuthz(a *extauthzv3.ExtAuthz, clusters map[string]*clusterv3.Cluste
 			fail("http_service.server_uri.cluster: cluster %q is not defined", uri.GetCluster())
 		}
 		resp := h.GetAuthorizationResponse()
-		for _, hdr := range agentosHeaders {
+		// docs/CONTRACT.md §9: the identity token replaces the client's Authorization.
+		for _, hdr := range append([]string{"authorization"}, agentosHeaders...) {
 			if !matchesAny(resp.GetAllowedUpstreamHeaders(), hdr) {
 				fail("http_service.authorization_response.allowed_upstream_headers: %s would not reach the upstream", hdr)
 			}
@@ -607,6 +608,14 @@ func TestEnvoyValidatorsReject(t *testing.T) {
 				return mustReplace(t, s, "address: 127.0.0.1, port_value: 9901", "address: 0.0.0.0, port_value: 9901")
 			},
 			wantErr: "not a loopback address",
+		},
+		{
+			name: "identity token not passed upstream",
+			base: httpYAML, mode: modeHTTP,
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "                    - exact: authorization\n", "")
+			},
+			wantErr: "authorization would not reach the upstream",
 		},
 		{
 			name: "identity headers not passed upstream",

@@ -208,6 +208,7 @@ func checkNginx(dirs []*ngxDirective) error {
 		where := fmt.Sprintf("location %s (line %d)", key, loc.line)
 		errs = append(errs, checkAuthLocation(where, locations["= "+ar[0]], ar[0], upstreams)...)
 		errs = append(errs, checkIdentityHeaders(where, loc)...)
+		errs = append(errs, checkNginxAuthorization(where, loc, https[0].block)...)
 		if !clearsAgentosHeaders(https[0], serverOf[loc], loc) {
 			fail("%s: no more_clear_input_headers 'X-Agentos-*' applies: a client-sent x-agentos-* header that agentos-authz does not set (x-agentos-claim-role, x-agentos-foo) would reach AgentOS", where)
 		}
@@ -444,6 +445,20 @@ func TestNginxValidatorsReject(t *testing.T) {
 			wantErr: "proxy_set_header x-agentos-scopes $agentos_scopes is required",
 		},
 		{
+			name: "identity token not forwarded",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "            proxy_set_header Authorization $agentos_authorization;\n", "")
+			},
+			wantErr: "no proxy_set_header Authorization",
+		},
+		{
+			name: "identity token without the client's fallback",
+			mutate: func(t *testing.T, s string) string {
+				return mustReplace(t, s, "proxy_set_header Authorization $agentos_authorization;", "proxy_set_header Authorization $authz_authorization;")
+			},
+			wantErr: "falls back to $http_authorization",
+		},
+		{
 			name: "headers-more not loaded",
 			mutate: func(t *testing.T, s string) string {
 				return mustReplace(t, s, "load_module /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so;\n", "")
@@ -586,6 +601,8 @@ func TestNginxFlow(t *testing.T) {
 		case strings.HasPrefix(uri, "/config"):
 			deny(http.StatusForbidden, "Insufficient permissions. Required scope(s): config:read")
 		default:
+			// docs/CONTRACT.md §9: the identity token replaces the client's Authorization.
+			w.Header().Set("Authorization", "Bearer reissued")
 			w.Header().Set("X-Agentos-User-Id", "u1")
 			w.Header().Set("X-Agentos-Auth", "jwt")
 			w.Header().Set("X-Agentos-Scopes", "agents:read")
@@ -683,6 +700,7 @@ func TestNginxFlow(t *testing.T) {
 				"X-Agentos-Auth":           "jwt",
 				"X-Agentos-Session-Id":     "",
 				"X-Agentos-Accessible-Ids": "",
+				"Authorization":            "Bearer reissued",
 				"X-Agentos-Claim-Email":    "",
 				"X-Agentos-Claim-Role":     "",
 				"X-Agentos-Foo":            "",
@@ -693,11 +711,13 @@ func TestNginxFlow(t *testing.T) {
 			name: "preflight, client-sent identity cleared", method: http.MethodOptions, path: "/agents",
 			header: map[string]string{
 				"Origin": "https://app.example.com", "X-Agentos-User-Id": "admin",
-				"X-Agentos-Claim-Role": "admin", "X-Agentos-Foo": "forged",
+				"X-Agentos-Claim-Role": "admin", "X-Agentos-Foo": "forged", "Authorization": "Bearer client",
 			},
 			wantStatus: http.StatusOK,
+			// A reply without Authorization: the client's passes unchanged.
 			wantUpstream: map[string]string{
 				"X-Agentos-Auth": "none", "X-Agentos-User-Id": "", "X-Agentos-Claim-Role": "", "X-Agentos-Foo": "",
+				"Authorization": "Bearer client",
 			},
 			wantCheckURI: "/agents", wantCheckMethod: http.MethodOptions,
 		},

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -20,6 +21,7 @@ type traefikForwardAuth struct {
 	TrustForwardHeader       *bool    `json:"trustForwardHeader"`
 	AuthRequestHeaders       []string `json:"authRequestHeaders"`
 	AuthResponseHeadersRegex string   `json:"authResponseHeadersRegex"`
+	AuthResponseHeaders      []string `json:"authResponseHeaders"`
 }
 
 // traefikDynamic is the part of Traefik's dynamic configuration (file provider) we use.
@@ -99,6 +101,9 @@ func checkTraefik(cfg *traefikDynamic) error {
 				fail("%s.authRequestHeaders: client-sent %s would name the checked request", where, h)
 			}
 		}
+		if err := checkTraefikAuthorization(name, where, fa); err != nil {
+			errs = append(errs, err)
+		}
 		re, err := regexp.Compile(fa.AuthResponseHeadersRegex)
 		if fa.AuthResponseHeadersRegex == "" || err != nil {
 			fail("%s.authResponseHeadersRegex %q: want a regex of the x-agentos-* headers (%v)", where, fa.AuthResponseHeadersRegex, err)
@@ -128,6 +133,9 @@ func checkTraefik(cfg *traefikDynamic) error {
 	}
 	if len(authMiddlewares) == 0 {
 		fail("http.middlewares: no forwardAuth middleware")
+	}
+	if err := checkTraefikIdentityMiddleware(slices.Collect(maps.Keys(authMiddlewares))); err != nil {
+		errs = append(errs, err)
 	}
 	if len(cfg.HTTP.Routers) == 0 {
 		fail("http.routers: none")
@@ -186,73 +194,94 @@ func TestTraefikValidatorsReject(t *testing.T) {
 		{
 			name: "misspelt option",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "trustForwardHeader:", "trustForwardHeaders:")
+				return replaceFirst(t, s, "trustForwardHeader:", "trustForwardHeaders:")
 			},
 			wantErr: `unknown field "trustForwardHeaders"`,
 		},
 		{
 			name: "trusting the client's forward headers",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "trustForwardHeader: false", "trustForwardHeader: true")
+				return replaceFirst(t, s, "trustForwardHeader: false", "trustForwardHeader: true")
 			},
 			wantErr: "trustForwardHeader must be set to false",
 		},
 		{
 			name: "all client headers sent to the check",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "        authRequestHeaders:\n        - Authorization\n        - Cookie\n        - Origin\n        - X-Request-Id\n", "")
+				return replaceFirst(t, s, "        authRequestHeaders:\n        - Authorization\n        - Cookie\n        - Origin\n        - X-Request-Id\n", "")
 			},
 			wantErr: "authRequestHeaders must list",
 		},
 		{
 			name: "client may name the checked path",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "        - X-Request-Id\n", "        - X-Original-Uri\n")
+				return replaceFirst(t, s, "        - X-Request-Id\n", "        - X-Original-Uri\n")
 			},
 			wantErr: "client-sent x-original-uri",
 		},
 		{
+			name: "identity token not copied",
+			mutate: func(t *testing.T, s string) string {
+				return replaceFirst(t, s, "        authResponseHeaders:\n        - Authorization\n", "")
+			},
+			wantErr: "authResponseHeaders: Authorization is missing",
+		},
+		{
+			name: "client's Authorization dropped without identity tokens",
+			mutate: func(t *testing.T, s string) string {
+				return replaceFirst(t, s, "        trustForwardHeader: false\n", "        trustForwardHeader: false\n        authResponseHeaders: [Authorization]\n")
+			},
+			wantErr: "http.middlewares.agentos-authz.forwardAuth.authResponseHeaders: Authorization is listed",
+		},
+		{
+			name: "no identity-token middleware",
+			mutate: func(t *testing.T, s string) string {
+				return replaceFirst(t, s, "    agentos-authz-identity:\n", "    agentos-authz-other:\n")
+			},
+			wantErr: "no forwardAuth middleware named *-identity",
+		},
+		{
 			name: "identity headers not copied",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-User-Id$")
+				return replaceFirst(t, s, "(?i)^x-agentos-", "^X-Agentos-User-Id$")
 			},
 			wantErr: "X-Agentos-Scopes would not reach AgentOS",
 		},
 		{
 			name: "only the known names removed",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-(User-Id|Session-Id|Scopes|Auth|Accessible-Ids|Claim-Email)$")
+				return replaceFirst(t, s, "(?i)^x-agentos-", "^X-Agentos-(User-Id|Session-Id|Scopes|Auth|Accessible-Ids|Claim-Email)$")
 			},
 			wantErr: "a client-sent X-Agentos-Foo would reach AgentOS",
 		},
 		{
 			name:    "case-sensitive regex",
-			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "(?i)^x-agentos-", "^X-Agentos-") },
+			mutate:  func(t *testing.T, s string) string { return replaceFirst(t, s, "(?i)^x-agentos-", "^X-Agentos-") },
 			wantErr: "a client-sent x-agentos-foo would reach AgentOS",
 		},
 		{
 			name:    "regex too wide",
-			mutate:  func(t *testing.T, s string) string { return mustReplace(t, s, "(?i)^x-agentos-", "X-") },
+			mutate:  func(t *testing.T, s string) string { return replaceFirst(t, s, "(?i)^x-agentos-", "X-") },
 			wantErr: "also matches X-Forwarded-Uri",
 		},
 		{
 			name: "wrong port",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "address: http://agentos-authz:8181", "address: http://agentos-authz:9191")
+				return replaceFirst(t, s, "address: http://agentos-authz:8181", "address: http://agentos-authz:9191")
 			},
 			wantErr: "HTTP ext_authz port is 8181",
 		},
 		{
 			name: "router without the check",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "      middlewares: [agentos-authz]\n", "")
+				return replaceFirst(t, s, "      middlewares: [agentos-authz]\n", "")
 			},
 			wantErr: "no forwardAuth middleware: its requests would not be checked",
 		},
 		{
 			name: "router to an undefined service",
 			mutate: func(t *testing.T, s string) string {
-				return mustReplace(t, s, "      service: agentos\n", "      service: agentos-api\n")
+				return replaceFirst(t, s, "      service: agentos\n", "      service: agentos-api\n")
 			},
 			wantErr: `service "agentos-api" is not defined`,
 		},
