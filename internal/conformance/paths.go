@@ -143,4 +143,3 @@ func Load() (dir string, files []File, keys *Keys, err error) {
 	}
 	return dir, files, keys, nil
 }
-
