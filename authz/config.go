@@ -52,6 +52,10 @@ type Config struct {
 	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
 	Log LogConfig `yaml:"log"`
+	// TLS is the tls: section (TLS / mTLS on the listeners; config_tls.go).
+	TLS TLSConfig `yaml:"tls"`
+	// Tracing is the tracing: section (OpenTelemetry; config_tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 
 	// The serve listeners (CONTRACT §2: every serve flag is settable here).
 	GRPCAddr  string `yaml:"grpc_addr"`
@@ -272,6 +276,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.JWT.Check()...)
 	errs = append(errs, c.HTTP.check()...)
 	errs = append(errs, c.Log.check()...)
+	errs = append(errs, c.TLS.check()...)
+	errs = append(errs, c.Tracing.check()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool
