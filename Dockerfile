@@ -6,13 +6,15 @@
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 ARG TARGETOS
 ARG TARGETARCH
+# docker build --build-arg VERSION=$(git describe --always --dirty) .
+ARG VERSION=devel
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -buildvcs=false -ldflags "-s -w" -o /out/agentos-authz ./cmd/agentos-authz
+    go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=${VERSION}" -o /out/agentos-authz ./cmd/agentos-authz
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/agentos-authz /agentos-authz

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -57,6 +58,13 @@ type Config struct {
 	// Tracing is the tracing: section (OpenTelemetry; config_tracing.go).
 	Tracing TracingConfig `yaml:"tracing"`
 
+	// Mode is "enforce" (the default) or "shadow": allow everything, report
+	// the decision that enforce mode would have made (config_operate.go).
+	Mode string `yaml:"mode"`
+	// ShutdownDelay is how long checks are still answered after SIGTERM,
+	// with health already NOT_SERVING, before the drain (--shutdown-delay).
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+
 	// The serve listeners (CONTRACT §2: every serve flag is settable here).
 	GRPCAddr  string `yaml:"grpc_addr"`
 	HTTPAddr  string `yaml:"http_addr"` // "off" disables the HTTP mode
@@ -70,6 +78,9 @@ const (
 	DefaultAdminAddr = ":9090"
 	// HTTPAddrOff as http_addr disables the HTTP ext_authz listener.
 	HTTPAddrOff = "off"
+	// AdminAddrOff as admin_addr disables the admin listener (health,
+	// metrics and the policy API).
+	AdminAddrOff = "off"
 )
 
 // DefaultExcludedRoutes returns the default excluded_routes (CONTRACT §4).
@@ -84,6 +95,8 @@ func Default() Config {
 		AdminScope:     scopes.DefaultAdminScope,
 		JWT:            DefaultJWTConfig(),
 		UnmappedRoutes: "allow",
+		Mode:           ModeEnforce,
+		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: DefaultExcludedRoutes(),
 		GRPCAddr:       DefaultGRPCAddr,
 		HTTPAddr:       DefaultHTTPAddr,
@@ -97,6 +110,8 @@ type Flags struct {
 	GRPCAddr  *string
 	HTTPAddr  *string
 	AdminAddr *string
+	// ShutdownDelay is --shutdown-delay.
+	ShutdownDelay *time.Duration
 }
 
 // Environment variables read by Load (CONTRACT §3). AUTHZ_CONFIG, the path
@@ -201,6 +216,9 @@ func (c *Config) applyFlags(f Flags) {
 	if f.AdminAddr != nil {
 		c.AdminAddr = *f.AdminAddr
 	}
+	if f.ShutdownDelay != nil {
+		c.ShutdownDelay = Duration{*f.ShutdownDelay}
+	}
 }
 
 // AuthorizationEnabled reports whether scopes are enforced: the
@@ -278,13 +296,14 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Log.check()...)
 	errs = append(errs, c.TLS.check()...)
 	errs = append(errs, c.Tracing.check()...)
+	errs = append(errs, c.checkOperate()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool
 	}{
 		{"grpc_addr", c.GRPCAddr, false},
 		{"http_addr", c.HTTPAddr, true},
-		{"admin_addr", c.AdminAddr, false},
+		{"admin_addr", c.AdminAddr, true},
 	} {
 		if a.off && a.addr == HTTPAddrOff {
 			continue

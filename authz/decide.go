@@ -38,6 +38,8 @@ type Authorizer struct {
 	// allowed counts allowed decisions while log.allow_sample_rate > 0,
 	// for the deterministic sampling of their log lines (sampleAllowed).
 	allowed atomic.Uint64
+	// re is what Reload needs (reload.go).
+	re reloader
 }
 
 // snapshot is everything a decision needs, compiled once by New and never
@@ -64,6 +66,8 @@ type snapshot struct {
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
+	// shadow: mode: shadow (shadow.go).
+	shadow bool
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -86,11 +90,20 @@ func New(cfg *Config, opts Options) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{log: log}
+	a.re.opts = opts
+	a.re.keysFP = keyFingerprint(cfg)
 	a.snap.Store(s)
 	return a, nil
 }
 
 func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
+	return compileWith(cfg, opts, log, nil, nil)
+}
+
+// compileWith compiles cfg; a non-nil verifier (with its cache) is used
+// instead of building one from the jwt section (Reload: the keys did not
+// change).
+func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.Verifier, cache *tokenCache) (*snapshot, error) {
 	policy, err := scopes.ParsePolicy(cfg.UnmappedRoutes)
 	if err != nil {
 		return nil, &FieldError{Field: "unmapped_routes", Err: err}
@@ -127,6 +140,7 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.keySet = s.keyPrincipal.parseScopes(table)
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
+	s.shadow = cfg.Shadow()
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -134,7 +148,10 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	}
 	s.cors = slices.Clone(cfg.CORSAllowedOrigins)
 	s.corsAny = s.corsAny || len(s.cors) == 0
-	if jwtSource {
+	switch {
+	case jwtSource && verifier != nil:
+		s.verifier, s.cache = verifier, cache
+	case jwtSource:
 		aud := cfg.ExpectedAudience()
 		vc := cfg.JWT.verifierConfig()
 		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
@@ -157,6 +174,9 @@ func (a *Authorizer) Ready() bool {
 // refreshing a JWKS URL) under ctx, and returns at once; Ready turns true
 // when the first key set is loaded. A second call does nothing.
 func (a *Authorizer) Start(ctx context.Context) {
+	a.re.mu.Lock()
+	defer a.re.mu.Unlock()
+	a.re.bg = ctx
 	if s := a.snap.Load(); s != nil && s.verifier != nil {
 		s.verifier.Start(ctx)
 	}
@@ -165,6 +185,9 @@ func (a *Authorizer) Start(ctx context.Context) {
 // Close stops the background work and waits for it. Decide keeps
 // answering, with the last key set loaded.
 func (a *Authorizer) Close() {
+	a.re.mu.Lock()
+	defer a.re.mu.Unlock()
+	a.re.stopped = true
 	if s := a.snap.Load(); s != nil && s.verifier != nil {
 		s.verifier.Close()
 	}
@@ -211,6 +234,12 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 		// The caller gave up while we verified: fail closed rather than
 		// hand out an allow nobody asked for any more.
 		d = canceledDecision(detailCanceled)
+	}
+	if d.TokenProblem == "" && d.Status == 401 {
+		d.TokenProblem = tokenProblemOf(d.Reason)
+	}
+	if s != nil && s.shadow {
+		d = shadowed(r, d)
 	}
 	logDecision(a.log, r, path, &d, a.sampleAllowed(s, &d))
 	return d

@@ -17,6 +17,9 @@ type Request struct {
 	// Malformed is set by an adapter whose transport request lacks the HTTP
 	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
+	// Transport is TransportGRPC or TransportHTTP, set by the adapter, for
+	// the decision log line; "" when unknown (the check command).
+	Transport string
 }
 
 // Header is one header name/value pair (name lower-case).
@@ -139,7 +142,20 @@ type Decision struct {
 	Missing  []string // required scopes the caller lacks
 	UserID   string   // the user id claim, "" when none
 	Auth     string   // "jwt", "security-key", "none" or "" (denied before authentication)
+	// TokenProblem is why a token was refused (401 token denials), from a
+	// closed set; "" otherwise.
+	TokenProblem TokenProblem
+	// Shadow is set in shadow mode (mode: shadow, docs/CONTRACT.md §4) on a
+	// decision that is reported but not enforced: Status, Reason and Detail
+	// are what enforce mode answers, yet the request passes (Passes), with
+	// Upstream and Remove. Malformed requests (400) are never shadowed.
+	Shadow bool
 }
 
-// Allowed reports whether d lets the request through.
+// Allowed reports whether d is an allow (Status 200).
 func (d *Decision) Allowed() bool { return d.Status == 200 }
+
+// Passes reports whether the adapters let the request through: an allow,
+// or a shadowed decision (shadow mode reports a denial, it does not enforce
+// it). The zero Decision does not pass.
+func (d *Decision) Passes() bool { return d.Status == 200 || d.Shadow }

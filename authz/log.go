@@ -45,9 +45,11 @@ const (
 // at debug, or at info when sampleRate > 0 (log.allow_sample_rate picked
 // this one; the line then carries sample_rate, so counts can be scaled
 // back). The fields are an allowlist:
-// reason, status, method, path (never the query), rule, user_id and
+// reason, status, method, path (never the query), rule, user_id,
 // request_id (the x-request-id correlation id, the one header value
-// logged). Never another header value, a token, a key or a claim other
+// logged), transport (grpc or http), token_problem (a closed set, on
+// token denials) and mode (shadow, on decisions shadow mode let through).
+// Never another header value, a token, a key or a claim other
 // than the user id. path is the normalised path, or "" when the request was
 // denied before normalisation succeeded; the raw path is then logged
 // without its query. The values a client chooses are bounded: the path to
@@ -65,16 +67,16 @@ func logDecision(log *zap.Logger, r *Request, path string, d *Decision, sampleRa
 	if ce == nil {
 		return
 	}
-	var method, requestID string
+	var method, requestID, transport string
 	if r != nil {
-		method = truncateForLog(r.Method, logMethodMax)
+		method, transport = truncateForLog(r.Method, logMethodMax), r.Transport
 		requestID = truncateForLog(r.Headers["x-request-id"], logRequestIDMax)
 		if path == "" {
 			path = withoutQuery(r.Path)
 		}
 	}
 	path = truncateForLog(path, logPathMax)
-	fields := [8]zap.Field{
+	fields := [11]zap.Field{
 		zap.Stringer("reason", d.Reason),
 		zap.Int("status", d.Status),
 		zap.String("method", method),
@@ -84,6 +86,19 @@ func logDecision(log *zap.Logger, r *Request, path string, d *Decision, sampleRa
 		zap.String("request_id", requestID),
 	}
 	n := 7
+	if transport != "" { // "" outside the service (the check command)
+		fields[n] = zap.String("transport", transport)
+		n++
+	}
+	if d.TokenProblem != "" {
+		fields[n] = zap.String("token_problem", string(d.TokenProblem))
+		n++
+	}
+	if d.Shadow {
+		// Shadow mode: this decision was reported, not enforced.
+		fields[n] = zap.String("mode", ModeShadow)
+		n++
+	}
 	if d.Allowed() && sampleRate > 0 {
 		fields[n] = zap.Float64("sample_rate", sampleRate)
 		n++

@@ -44,6 +44,7 @@ func NewServer(d Decider) authv3.AuthorizationServer {
 // Decider, which fails closed without deciding it.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := fromCheckRequest(ctx, req)
+	r.Transport = authz.TransportGRPC
 	d := s.decider.Decide(ctx, &r)
 	return ToCheckResponse(&d), nil
 }

@@ -73,6 +73,7 @@ func NewHTTPHandler(d Decider, opts HTTPOptions) http.Handler {
 // Decider, which fails closed.
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := FromHTTPRequest(r, h.prefix)
+	req.Transport = authz.TransportHTTP
 	d := h.decider.Decide(r.Context(), &req)
 	if err := WriteDecision(w, &d); err != nil {
 		// Only an allow can fail, before anything was written: its 500 is
@@ -199,7 +200,7 @@ func (e *errUncarriable) Error() string {
 
 // WriteDecision renders d as the HTTP ext_authz reply (CONTRACT §5, §6).
 //
-// Allowed: 200, no body, every d.Upstream header, and d.Remove in
+// Allowed, or shadowed (d.Passes): 200, no body, every d.Upstream header, and d.Remove in
 // x-envoy-auth-headers-to-remove, which Envoy applies to the upstream
 // request (nginx and Traefik copy only the x-agentos-* headers). A header
 // value HTTP cannot carry exactly (a claim holding a control character, or
@@ -212,7 +213,7 @@ func (e *errUncarriable) Error() string {
 // {"detail": ...} as the gRPC adapter writes it, www-authenticate: Bearer
 // on 401, and the d.Response (CORS) headers that are valid field values.
 func WriteDecision(w http.ResponseWriter, d *authz.Decision) error {
-	if d.Allowed() {
+	if d.Passes() { // an allow, or a decision shadow mode reports only
 		return writeAllow(w, d)
 	}
 	status := httpStatus(d.Status)

@@ -38,6 +38,9 @@ const (
 	labelStatus         = "status"
 	labelReason         = "reason"
 	labelResult         = "result"
+	// labelMode is how the decision was applied: enforce, or shadow
+	// (reported, let through: authz.Decision.Shadow).
+	labelMode = "mode"
 )
 
 // checkBuckets are the latency buckets of a check, from 10µs (a denial
@@ -54,7 +57,7 @@ func checkBuckets() []float64 {
 // Registerer given to NewMetrics (never the global one) and are safe for
 // concurrent use.
 type Metrics struct {
-	checks      *prometheus.CounterVec   // decision, status, reason
+	checks      *prometheus.CounterVec   // decision, status, reason, mode
 	duration    *prometheus.HistogramVec // decision
 	securityKey prometheus.Counter
 	configLoads *prometheus.CounterVec // result
@@ -94,8 +97,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricChecks,
-			Help: "Authorization checks answered (gRPC and HTTP), by decision (allow, deny), HTTP status and reason.",
-		}, []string{labelDecision, labelStatus, labelReason}),
+			Help: "Authorization checks answered (gRPC and HTTP), by decision (allow, deny), HTTP status, reason and mode (enforce; shadow: the decision was reported, the request let through).",
+		}, []string{labelDecision, labelStatus, labelReason, labelMode}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricCheckDuration,
 			Help:    "Time to decide one authorization check, by decision (allow, deny).",
@@ -142,7 +145,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, r := range authz.Reasons() {
 		status := r.Status()
-		c := m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String())
+		c := m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String(), authz.ModeEnforce)
+		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), r.String(), authz.ModeShadow)
 		if int(r) < reasonSlots {
 			m.byReason[r] = reasonCounter{status: status, counter: c}
 		}
@@ -185,10 +189,14 @@ func renderedStatus(d *authz.Decision) int {
 // agentos_authz_checks_total, its latency, and a use of the security key.
 func (m *Metrics) ObserveCheck(d *authz.Decision, elapsed time.Duration) {
 	status := renderedStatus(d)
-	if int(d.Reason) < reasonSlots && m.byReason[d.Reason].counter != nil && m.byReason[d.Reason].status == status {
+	switch {
+	case d.Shadow:
+		// Counted as the decision enforce mode would have made.
+		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), d.Reason.String(), authz.ModeShadow).Inc()
+	case int(d.Reason) < reasonSlots && m.byReason[d.Reason].counter != nil && m.byReason[d.Reason].status == status:
 		m.byReason[d.Reason].counter.Inc()
-	} else {
-		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), d.Reason.String()).Inc()
+	default:
+		m.checks.WithLabelValues(decisionLabel(status), strconv.Itoa(status), d.Reason.String(), authz.ModeEnforce).Inc()
 	}
 	if status == http.StatusOK {
 		m.allowDur.Observe(elapsed.Seconds())

@@ -71,19 +71,19 @@ func sampleValue(m *dto.Metric) float64 {
 func TestMetricsPreRegistered(t *testing.T) {
 	reg, _ := newTestMetrics(t)
 	checks := series(t, reg, MetricChecks)
-	if len(checks) != len(authz.Reasons()) {
-		t.Errorf("%s has %d series, want one per reason (%d)", MetricChecks, len(checks), len(authz.Reasons()))
+	if len(checks) != 2*len(authz.Reasons()) {
+		t.Errorf("%s has %d series, want one per reason and mode (%d)", MetricChecks, len(checks), 2*len(authz.Reasons()))
 	}
 	for _, want := range []string{
-		"decision=allow,reason=allowed,status=200",
-		"decision=allow,reason=allowed_excluded,status=200",
-		"decision=deny,reason=malformed_path,status=400",
-		"decision=deny,reason=missing_credential,status=401",
-		"decision=deny,reason=token_expired,status=401",
-		"decision=deny,reason=invalid_security_key,status=401",
-		"decision=deny,reason=insufficient_scopes,status=403",
-		"decision=deny,reason=no_rule,status=403",
-		"decision=deny,reason=unknown,status=403",
+		"decision=allow,mode=enforce,reason=allowed,status=200",
+		"decision=allow,mode=enforce,reason=allowed_excluded,status=200",
+		"decision=deny,mode=enforce,reason=malformed_path,status=400",
+		"decision=deny,mode=enforce,reason=missing_credential,status=401",
+		"decision=deny,mode=enforce,reason=token_expired,status=401",
+		"decision=deny,mode=enforce,reason=invalid_security_key,status=401",
+		"decision=deny,mode=enforce,reason=insufficient_scopes,status=403",
+		"decision=deny,mode=enforce,reason=no_rule,status=403",
+		"decision=deny,mode=enforce,reason=unknown,status=403",
 	} {
 		if v, ok := checks[want]; !ok || v != 0 {
 			t.Errorf("%s{%s} = %v (present %v), want 0", MetricChecks, want, v, ok)
@@ -147,23 +147,23 @@ func TestMetricsBothTransports(t *testing.T) {
 
 	got := series(t, reg, MetricChecks)
 	want := map[string]float64{
-		"decision=allow,reason=allowed,status=200":             4,
-		"decision=deny,reason=missing_credential,status=401":   2,
-		"decision=deny,reason=invalid_security_key,status=401": 2,
-		"decision=deny,reason=malformed_path,status=400":       2,
-		"decision=allow,reason=allowed_excluded,status=200":    2,
-		"decision=deny,reason=insufficient_scopes,status=403":  0,
-		"decision=allow,reason=allowed_preflight,status=200":   0,
-		"decision=deny,reason=malformed_request,status=400":    0,
-		"decision=deny,reason=invalid_token,status=401":        0,
-		"decision=allow,reason=allowed_unmapped,status=200":    0,
-		"decision=allow,reason=allowed_listing,status=200":     0,
-		"decision=deny,reason=canceled,status=403":             0,
-		"decision=deny,reason=no_rule,status=403":              0,
-		"decision=deny,reason=unknown,status=403":              0,
-		"decision=deny,reason=token_expired,status=401":        0,
-		"decision=deny,reason=invalid_audience,status=401":     0,
-		"decision=deny,reason=invalid_subject,status=401":      0,
+		"decision=allow,mode=enforce,reason=allowed,status=200":             4,
+		"decision=deny,mode=enforce,reason=missing_credential,status=401":   2,
+		"decision=deny,mode=enforce,reason=invalid_security_key,status=401": 2,
+		"decision=deny,mode=enforce,reason=malformed_path,status=400":       2,
+		"decision=allow,mode=enforce,reason=allowed_excluded,status=200":    2,
+		"decision=deny,mode=enforce,reason=insufficient_scopes,status=403":  0,
+		"decision=allow,mode=enforce,reason=allowed_preflight,status=200":   0,
+		"decision=deny,mode=enforce,reason=malformed_request,status=400":    0,
+		"decision=deny,mode=enforce,reason=invalid_token,status=401":        0,
+		"decision=allow,mode=enforce,reason=allowed_unmapped,status=200":    0,
+		"decision=allow,mode=enforce,reason=allowed_listing,status=200":     0,
+		"decision=deny,mode=enforce,reason=canceled,status=403":             0,
+		"decision=deny,mode=enforce,reason=no_rule,status=403":              0,
+		"decision=deny,mode=enforce,reason=unknown,status=403":              0,
+		"decision=deny,mode=enforce,reason=token_expired,status=401":        0,
+		"decision=deny,mode=enforce,reason=invalid_audience,status=401":     0,
+		"decision=deny,mode=enforce,reason=invalid_subject,status=401":      0,
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -186,7 +186,7 @@ func TestMetricsBothTransports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowedLabels := map[string]bool{labelDecision: true, labelStatus: true, labelReason: true, labelResult: true}
+	allowedLabels := map[string]bool{labelDecision: true, labelStatus: true, labelReason: true, labelResult: true, labelMode: true}
 	for _, f := range fams {
 		for _, s := range f.GetMetric() {
 			for _, l := range s.GetLabel() {
@@ -211,9 +211,9 @@ func TestObserveCheckUnexpectedPair(t *testing.T) {
 	m.ObserveCheck(&authz.Decision{Status: 401, Reason: authz.ReasonCanceled}, time.Millisecond) // unusual pair
 	got := series(t, reg, MetricChecks)
 	for k, w := range map[string]float64{
-		"decision=deny,reason=unknown,status=403":  1,
-		"decision=deny,reason=canceled,status=401": 1,
-		"decision=deny,reason=canceled,status=403": 0,
+		"decision=deny,mode=enforce,reason=unknown,status=403":  1,
+		"decision=deny,mode=enforce,reason=canceled,status=401": 1,
+		"decision=deny,mode=enforce,reason=canceled,status=403": 0,
 	} {
 		if got[k] != w {
 			t.Errorf("%s{%s} = %v, want %v", MetricChecks, k, got[k], w)

@@ -17,7 +17,8 @@ import (
 
 // ToCheckResponse renders a decision as Envoy's CheckResponse.
 //
-// Allowed (Status 200): status OK and an OkHttpResponse that sets every
+// Allowed (Status 200), or shadowed (d.Passes: shadow mode reports the
+// decision in x-agentos-shadow-decision, among d.Upstream): status OK and an OkHttpResponse that sets every
 // d.Upstream header with OVERWRITE_IF_EXISTS_OR_ADD (portable across Envoy
 // versions, ENVOY-NOTES §3) and lists d.Remove in headers_to_remove, so no
 // client-sent x-agentos-* value reaches the upstream; the same values go
@@ -36,7 +37,7 @@ import (
 // metadata's map; a deny: its messages, its headers' storage, their list
 // and the body).
 func ToCheckResponse(d *authz.Decision) *authv3.CheckResponse {
-	if d.Allowed() {
+	if d.Passes() { // an allow, or a decision shadow mode reports only
 		return allowResponse(d)
 	}
 	return denyResponse(d)

@@ -152,10 +152,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		labels map[string]string
 		delta  float64
 	}{
-		{"agentos_authz_checks_total", map[string]string{"decision": "allow", "status": "200", "reason": "allowed"}, 2},
-		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "401", "reason": "missing_credential"}, 2},
-		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "403", "reason": "insufficient_scopes"}, 1},
-		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "400", "reason": "malformed_path"}, 0},
+		{"agentos_authz_checks_total", map[string]string{"decision": "allow", "status": "200", "reason": "allowed", "mode": "enforce"}, 2},
+		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "401", "reason": "missing_credential", "mode": "enforce"}, 2},
+		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "403", "reason": "insufficient_scopes", "mode": "enforce"}, 1},
+		{"agentos_authz_checks_total", map[string]string{"decision": "deny", "status": "400", "reason": "malformed_path", "mode": "enforce"}, 0},
 		{"agentos_authz_check_duration_seconds", map[string]string{"decision": "allow"}, 2},
 		{"agentos_authz_check_duration_seconds", map[string]string{"decision": "deny"}, 3},
 		{"agentos_authz_security_key_uses_total", map[string]string{}, 0},

@@ -46,12 +46,14 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 		"Decides one request and prints the decision and why: the status, the detail, the\n"+
 			"route rule, and the required, matched and missing scopes. Offline by default, with\n"+
 			"the configuration of --config (or AUTHZ_CONFIG) and the environment, exactly as\n"+
-			"serve would; with --server it asks a running service over gRPC instead.\n"+
+			"serve would; with --server it asks a running service over gRPC instead: its admin\n"+
+			"address answers with the full explanation (the policy API's Explain), its ext_authz\n"+
+			"gRPC address with what Envoy would do (Check).\n"+
 			"Exit status: 0 allowed, 1 denied, 2 no decision (bad flags, invalid configuration,\n"+
 			"service unreachable). The token is never printed.",
 		s.stderr)
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
-	server := fset.String("server", "", "ask the service at this gRPC address instead of deciding offline")
+	server := fset.String("server", "", "ask the service at this address (admin: full explanation; ext_authz gRPC: Check) instead of deciding offline")
 	token := fset.String("token", "", "the token, sent as the configured credential; - reads it from stdin")
 	method := fset.String("method", "GET", "HTTP method")
 	path := fset.String("path", "/", "request path as the proxy sends it, query included")
@@ -188,6 +190,11 @@ func printDecision(w io.Writer, d *authz.Decision) {
 		line("detail", d.Detail)
 	}
 	line("reason", d.Reason.String())
+	if d.Shadow {
+		// mode: shadow: the decision above is reported, not enforced; the
+		// exit status still follows it, so rules can be tested offline.
+		line("mode", "shadow (the service lets this request through)")
+	}
 	rule := d.Rule
 	if rule == "" {
 		rule = "- (no route rule applied)"
@@ -248,6 +255,12 @@ func checkRemote(ctx context.Context, addr string, ct *clientTLS, req *authz.Req
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
+	// The admin listener serves the policy API: its Explain gives the full
+	// explanation. The ext_authz listener does not (Unimplemented): ask
+	// its Check, which says only what Envoy would do.
+	if code, ok := explainRemote(ctx, conn, addr, req, tok, extra, s); ok {
+		return code
+	}
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, cr)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz check: ask %s: %v\n", addr, err)

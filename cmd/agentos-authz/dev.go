@@ -155,6 +155,11 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 		}
 		fmt.Fprintf(w, "agentos-authz check --server %s%s --method %s --path %s   # %s\n", g, tok, c.method, c.path, c.want)
 	}
+	if adminAddr.String() != authz.AdminAddrOff {
+		// The policy API on the admin listener explains a decision in full.
+		fmt.Fprintln(w, "\n# Why (the policy API's Explain on the admin listener: rule, scopes, step):")
+		fmt.Fprintf(w, "agentos-authz check --server %s --token \"$READER_TOKEN\" --method POST --path /agents/demo/runs\n", adm)
+	}
 	if httpAddr != nil {
 		// The HTTP ext_authz mode answers each request as a check of itself
 		// (CONTRACT §6): 200 with the x-agentos-* headers, or the denial.

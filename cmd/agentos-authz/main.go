@@ -64,6 +64,9 @@ func commands() []command {
 		{"token", "mint a development token", runToken},
 		{"keygen", "write a key pair as PEM files", runKeygen},
 		{"validate", "load and check a configuration without serving", runValidate},
+		{"test", "run policy test files (requests and the decisions they must get)", runTest},
+		{"routes", "print the effective route table of a configuration", runRoutes},
+		{"version", "print the version, VCS revision and Go version (also --version)", runVersion},
 	}
 }
 
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, s sys) int {
 	case "help", "-h", "-help", "--help":
 		usage(s.stdout)
 		return exitOK
+	case "--version", "-version":
+		return runVersion(ctx, args[1:], s)
 	}
 	for _, c := range commands() {
 		if c.name == name {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,14 @@ type serveOptions struct {
 	// listener (--pprof; off by default).
 	pprof    bool
 	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+	// reload loads the configuration again from its sources (nil with
+	// --dev: nothing to reload); configPath is its file ("" for none).
+	reload     func() (*authz.Config, configSource, error)
+	configPath string
+	// hup delivers reload requests; nil means SIGHUP.
+	hup <-chan os.Signal
+	// source is where the configuration came from, for the policy API.
+	source configSource
 }
 
 // authorizer is what serve needs of *authz.Authorizer.
@@ -139,17 +148,19 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			"grpc.health.v1 and reflection on --grpc-addr; the HTTP ext_authz service (Envoy HTTP mode,\n"+
 			"nginx auth_request, Traefik ForwardAuth) on --http-addr; /healthz, /readyz and /metrics\n"+
 			"on --admin-addr.\n"+
-			"SIGTERM or SIGINT: health turns NOT_SERVING, in-flight checks drain, exit 0.\n"+
+			"SIGTERM or SIGINT: health turns NOT_SERVING and /readyz 503, checks are still answered for\n"+
+			"--shutdown-delay, then in-flight checks drain, exit 0.\n"+
 			"--dev: ephemeral signing key, example tokens on stdout, readable logs;\n"+
 			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
 		s.stderr)
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
 	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
 	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
-	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics")
+	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
+	shutdownDelay := fset.Duration("shutdown-delay", 0, "after SIGTERM, keep answering checks this long with health NOT_SERVING before draining (config shutdown_delay; default 0s)")
 	pprofOn := fset.Bool("pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin listener; keep that listener private")
 	if code, ok := parseFlags(fset, args); !ok {
 		return code
@@ -175,25 +186,33 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if isSet(fset, "admin-addr") {
 		flags.AdminAddr = adminAddr
 	}
+	if isSet(fset, "shutdown-delay") {
+		flags.ShutdownDelay = shutdownDelay
+	}
 
 	var cfg *authz.Config
 	var kit *devKit
+	src := configSource{loadedAt: s.now()}
 	if *dev {
 		if *cfgPath != "" {
 			return usageError(fset, "--dev builds its own configuration; drop --config")
 		}
 		cfg, kit, err = devSetup(s.now(), flags)
 	} else {
-		cfg, err = loadConfig(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags)
+		cfg, src, err = loadConfigSource(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags, s.now())
 	}
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
-	log := newLogger(s.stderr, *dev, level)
+	log := newServiceLogger(s.stderr, *dev, level, cfg.Log)
 	defer func() { _ = log.Sync() }()
 	if *dev {
 		log.Warn("DEVELOPMENT MODE: ephemeral signing key, example tokens on stdout; never use --dev in production")
+	}
+	if cfg.Shadow() {
+		// docs/CONTRACT.md §4 mode: shadow; also a condition on /readyz.
+		log.Warn(shadowWarning)
 	}
 	for _, w := range cfg.Warnings() {
 		// docs/CONTRACT.md §4: settings that weaken protection.
@@ -202,20 +221,14 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize()); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
-	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
-}
-
-// newLogger is zap's production JSON logger (sampled), or a readable
-// console logger for --dev, writing to w.
-func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
-	sink := zapcore.Lock(zapcore.AddSync(w))
-	if dev {
-		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-		return zap.New(zapcore.NewCore(enc, sink, level), zap.ErrorOutput(sink))
+	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
+	if !*dev {
+		opts.configPath = configPath(*cfgPath, s.lookupEnv)
+		opts.reload = func() (*authz.Config, configSource, error) {
+			return loadConfigSource(opts.configPath, s.lookupEnv, flags, s.now())
+		}
 	}
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, level), time.Second, 100, 100)
-	return zap.New(core, zap.ErrorOutput(sink))
+	return serve(ctx, cfg, log, opts, s)
 }
 
 // checkGate is the registered Check service: UNAVAILABLE until the
@@ -263,7 +276,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for gRPC on %s: %v\n", cfg.GRPCAddr, err)
 		return exitFault
 	}
-	adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+	adminLis, err := listenAdmin(cfg.AdminAddr)
 	if err != nil {
 		grpcLis.Close()
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
@@ -291,6 +304,18 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		return exitFault
 	}
 
+	// Counts of suppressed denial lines, until every check is answered.
+	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		reportSuppressed(reportCtx, log, suppressedReportInterval)
+	}()
+	defer func() {
+		stopReport()
+		<-reported
+	}()
+
 	hs := health.NewServer()
 	for _, name := range serviceNames() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -302,13 +327,32 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	reflection.Register(gs)
 
 	life := &lifecycle{}
+	// /readyz: every condition registered here must hold.
+	var configLoaded, keysLoaded atomic.Bool
+	ready := &readyConditions{}
+	ready.register(condConfig, flagCondition(&configLoaded, "loading the configuration"))
+	ready.register(condKeys, flagCondition(&keysLoaded, "waiting for the verification keys (the JWKS URL's first fetch)"))
+	ready.register(condDraining, func() (bool, string) {
+		if life.isDraining() {
+			return false, "shutting down: health is NOT_SERVING; checks are answered until the drain ends"
+		}
+		return true, ""
+	})
+	if cfg.Shadow() {
+		ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
+	}
 	admin := &http.Server{
-		Handler:           adminHandler(life.ready.Load, metricsHandler(reg, log), opts.pprof),
+		Handler:           adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
+	// The policy API shares the admin listener (admin_api.go).
+	policy := envoy.NewPolicyServer()
+	policyGRPC := newPolicyGRPC(policy)
+	defer policyGRPC.Stop()
+	admin.Handler, admin.Protocols = withPolicyAPI(admin.Handler, policyGRPC), secure.protocols(adminProtocols())
 	gateHTTP := &httpGate{}
 	var checkHTTP *http.Server
 	if httpLis != nil {
@@ -350,6 +394,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		printConfigError(s.stderr, err)
 		code, stopping = exitUsage, true
 	} else {
+		configLoaded.Store(true)
 		// The JWKS URL fetch and refresh run under ctx until serve
 		// returns; readiness (below) waits for the first key set.
 		if bg, ok := a.(background); ok {
@@ -361,6 +406,13 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 				log.Warn("cache size metric not registered", zap.Error(err))
 			}
 		}
+		if r, ok := a.(reloadable); ok && opts.reload != nil {
+			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *authz.Config, src configSource) {
+				if st := policyState(a, cfg, src); st != nil {
+					policy.Set(st)
+				}
+			})
+		}
 		// One Decider for both transports, measured once (/metrics).
 		dec := metrics.Decider(a)
 		if tracer != nil {
@@ -369,6 +421,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		srv := envoy.NewServer(dec)
 		gate.srv.Store(&srv)
 		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http")})
+		if st := policyState(a, cfg, opts.source); st != nil {
+			policy.Set(st)
+		}
 	}
 
 	if !stopping {
@@ -380,6 +435,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			// consult health first, so 503 (an error, a denial) until
 			// the keys are loaded.
 			gateHTTP.set(checkHandler)
+			keysLoaded.Store(true)
 			if !life.serving(hs) {
 				return // already draining
 			}
@@ -408,6 +464,12 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		}
 	}
 
+	if delay := cfg.ShutdownDelay.Duration; code == exitOK && delay > 0 && keysLoaded.Load() {
+		// Only a service that was serving can have proxies still sending
+		// it checks; a failed listener stops at once.
+		life.drain(hs)
+		waitShutdownDelay(log, delay)
+	}
 	shutdown(ctx, log, gs, checkHTTP, admin, func() { life.drain(hs) }, opts.drainTimeout)
 	log.Info("stopped", zap.Int("exit_code", code))
 	return code
@@ -458,7 +520,14 @@ func shutdown(ctx context.Context, log *zap.Logger, gs *grpc.Server, checkHTTP, 
 type lifecycle struct {
 	mu       sync.Mutex
 	draining bool
-	ready    atomic.Bool // read by /readyz
+}
+
+// isDraining reports whether the drain began (the not_draining condition
+// of /readyz).
+func (l *lifecycle) isDraining() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.draining
 }
 
 // serving reports SERVING on health and readiness, unless draining began;
@@ -472,7 +541,6 @@ func (l *lifecycle) serving(hs *health.Server) bool {
 	for _, name := range serviceNames() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	l.ready.Store(true)
 	return true
 }
 
@@ -482,7 +550,6 @@ func (l *lifecycle) drain(hs *health.Server) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.draining = true
-	l.ready.Store(false)
 	hs.Shutdown()
 }
 
@@ -512,27 +579,20 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 }
 
 // adminHandler serves /healthz (200 while the process lives), /readyz
-// (200 only while serving checks; 503 before and while draining), when
+// (readyz: 200 only while serving checks, 503 before and while draining,
+// with the readiness conditions as JSON), when
 // metrics is not nil, /metrics (CONTRACT §2) and, with profiling on
 // (--pprof), the Go profiles of net/http/pprof under /debug/pprof/.
 // Profiles expose internals (goroutine stacks, heap contents by site) and
 // cost CPU while taken: they are off by default, and the admin listener
 // must stay private when they are on.
-func adminHandler(ready func() bool, metrics http.Handler, profiling bool) http.Handler {
+func adminHandler(readyz http.HandlerFunc, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
+	mux.HandleFunc("GET /readyz", readyz)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}

@@ -24,6 +24,7 @@ func newMetrics() (*prometheus.Registry, *envoy.Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoGauge(readBuild()),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, fmt.Errorf("metrics: %w", err)

@@ -132,14 +132,14 @@ func TestServeHTTPModeAndMetrics(t *testing.T) {
 		t.Fatalf("GET /metrics = %d %s", status, header.Get("Content-Type"))
 	}
 	for series, want := range map[string]string{
-		`agentos_authz_checks_total{decision="allow",reason="allowed",status="200"}`:            "2",
-		`agentos_authz_checks_total{decision="deny",reason="missing_credential",status="401"}`:  "2",
-		`agentos_authz_checks_total{decision="deny",reason="insufficient_scopes",status="403"}`: "1",
-		`agentos_authz_checks_total{decision="deny",reason="malformed_path",status="400"}`:      "0",
-		`agentos_authz_check_duration_seconds_count{decision="allow"}`:                          "2",
-		`agentos_authz_config_loads_total{result="success"}`:                                    "1",
-		`agentos_authz_security_key_uses_total`:                                                 "0",
-		`agentos_authz_jwks_fetches_total{result="success"}`:                                    "0",
+		`agentos_authz_checks_total{decision="allow",mode="enforce",reason="allowed",status="200"}`:            "2",
+		`agentos_authz_checks_total{decision="deny",mode="enforce",reason="missing_credential",status="401"}`:  "2",
+		`agentos_authz_checks_total{decision="deny",mode="enforce",reason="insufficient_scopes",status="403"}`: "1",
+		`agentos_authz_checks_total{decision="deny",mode="enforce",reason="malformed_path",status="400"}`:      "0",
+		`agentos_authz_check_duration_seconds_count{decision="allow"}`:                                         "2",
+		`agentos_authz_config_loads_total{result="success"}`:                                                   "1",
+		`agentos_authz_security_key_uses_total`:                                                                "0",
+		`agentos_authz_jwks_fetches_total{result="success"}`:                                                   "0",
 	} {
 		if got := metricValue(text, series); got != want {
 			t.Errorf("/metrics %s = %q, want %q", series, got, want)

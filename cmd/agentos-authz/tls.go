@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -180,6 +181,18 @@ func (l *listenerTLS) grpcOptions() []grpc.ServerOption {
 		return nil
 	}
 	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(l.config(nil)))}
+}
+
+// protocols adds HTTP/2 over TLS to p (the admin listener's HTTP/1.1 and
+// cleartext HTTP/2, which the policy API's gRPC clients use) when the
+// listeners serve TLS: a client that negotiates h2 by ALPN must find it.
+func (l *listenerTLS) protocols(p *http.Protocols) *http.Protocols {
+	if l == nil || p == nil {
+		return p
+	}
+	q := *p
+	q.SetHTTP2(true)
+	return &q
 }
 
 // wrap returns lis serving TLS for an http.Server (HTTP/2 and HTTP/1.1),

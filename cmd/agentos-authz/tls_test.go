@@ -101,6 +101,10 @@ func (s *tlsServer) httpsGet(t *testing.T, url string, client *testpki.Pair) (in
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		// HTTP/2 by ALPN: the admin listener's policy API is gRPC.
+		t.Errorf("GET %s over TLS spoke %s, want HTTP/2", url, resp.Proto)
+	}
 	return resp.StatusCode, nil
 }
 

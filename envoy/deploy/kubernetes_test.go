@@ -38,7 +38,7 @@ const kubernetesDir = "kubernetes"
 var contractConfigKeys = []string{
 	"os_id", "authorization", "admin_scope", "unmapped_routes", "jwt", "scope_mappings",
 	"excluded_routes", "cors_allowed_origins", "security_key", "security_key_migration",
-	"grpc_addr", "http_addr", "admin_addr", "log", "http",
+	"grpc_addr", "http_addr", "admin_addr", "log", "http", "mode", "shutdown_delay",
 }
 
 // contractJWTKeys are the keys of the jwt section (contract §4).
