@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
 )
@@ -396,5 +398,25 @@ func TestServeTLSConfigErrors(t *testing.T) {
 	code := h.run("serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--http-addr", "off")
 	if code != exitUsage || !strings.Contains(h.stderr.String(), "tls.key_file") {
 		t.Errorf("serve with a missing tls.key_file = %d, %q; want 2 naming tls.key_file", code, h.stderr)
+	}
+}
+
+// TestRestartNeededTLSAndTracing: a reload that changes which TLS files
+// are served, or the tracing exporter, is reported as needing a restart
+// (the files' contents reload by themselves).
+func TestRestartNeededTLSAndTracing(t *testing.T) {
+	half := 0.5
+	running := &authz.Config{TLS: authz.TLSConfig{CertFile: "a.crt", KeyFile: "a.key"}}
+	next := &authz.Config{
+		TLS:     authz.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt"},
+		Tracing: authz.TracingConfig{OTLPEndpoint: "c:4317", SampleRatio: &half, Insecure: true},
+	}
+	got := restartNeeded(running, next)
+	want := []string{"tls.cert_file", "tls.client_ca_file", "tracing.otlp_endpoint", "tracing.sample_ratio", "tracing.insecure"}
+	if !slices.Equal(got, want) {
+		t.Errorf("restartNeeded = %q, want %q", got, want)
+	}
+	if got := restartNeeded(running, running); len(got) != 0 {
+		t.Errorf("restartNeeded(same) = %q, want none", got)
 	}
 }
