@@ -303,6 +303,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: %v\n", err)
 		return exitFault
 	}
+	if err := secure.registerMetrics(reg); err != nil {
+		log.Warn("TLS certificate metric not registered", zap.Error(err))
+	}
 
 	// Counts of suppressed denial lines, until every check is answered.
 	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -181,6 +182,26 @@ func (l *listenerTLS) grpcOptions() []grpc.ServerOption {
 		return nil
 	}
 	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(l.config(nil)))}
+}
+
+// MetricTLSExpiry is the expiry of the certificate the listeners serve.
+const MetricTLSExpiry = "agentos_authz_tls_certificate_expiry_timestamp_seconds"
+
+// registerMetrics exports the served certificate's expiry on reg (nothing
+// without TLS), read at each scrape, which also reloads rotated files:
+// alert when it comes near, as when rotations stopped (cert-manager
+// failing, or files that no longer load).
+func (l *listenerTLS) registerMetrics(reg prometheus.Registerer) error {
+	if l == nil {
+		return nil
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: MetricTLSExpiry,
+		Help: "Unix time at which the certificate served on the listeners (tls.cert_file) expires; re-read when the files change.",
+	}, func() float64 {
+		// current: a scrape also picks up files rotated on disk.
+		return float64(l.current().cert.Leaf.NotAfter.Unix())
+	}))
 }
 
 // protocols adds HTTP/2 over TLS to p (the admin listener's HTTP/1.1 and

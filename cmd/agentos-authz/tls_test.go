@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -301,7 +303,8 @@ func servedName(t *testing.T, addr string, ca *testpki.CA) string {
 // certificate beside the old key) keeps the previous certificate.
 func TestServeTLSRotation(t *testing.T) {
 	ca := testpki.NewCA(t, "agentos-authz test CA")
-	first, second := ca.Server(t, "first"), ca.Server(t, "second")
+	first := ca.ServerUntil(t, "first", time.Now().Add(24*time.Hour).Truncate(time.Second))
+	second := ca.ServerUntil(t, "second", time.Now().Add(48*time.Hour).Truncate(time.Second))
 	w := &atomicWriter{t: t, dir: t.TempDir()}
 	w.write(map[string][]byte{"tls.crt": first.CertPEM, "tls.key": first.KeyPEM})
 	s := startTLSServe(t, ca, map[string]string{
@@ -311,6 +314,10 @@ func TestServeTLSRotation(t *testing.T) {
 		if got := servedName(t, addr, ca); got != "first" {
 			t.Fatalf("%s serves %q, want first", addr, got)
 		}
+	}
+
+	if got := s.expiryMetric(t); got != first.Cert.NotAfter.Unix() {
+		t.Errorf("%s = %d, want the first certificate's %d", MetricTLSExpiry, got, first.Cert.NotAfter.Unix())
 	}
 
 	w.write(map[string][]byte{"tls.crt": second.CertPEM, "tls.key": first.KeyPEM})
@@ -326,6 +333,9 @@ func TestServeTLSRotation(t *testing.T) {
 		poll.For(t, name+" serving the rotated certificate", func() bool {
 			return servedName(t, addr, ca) == "second"
 		})
+	}
+	if got := s.expiryMetric(t); got != second.Cert.NotAfter.Unix() {
+		t.Errorf("%s = %d after rotation, want the second certificate's %d", MetricTLSExpiry, got, second.Cert.NotAfter.Unix())
 	}
 	// The existing gRPC connection and new ones keep working.
 	if code, err := authv3Check(t.Context(), s.conn, s.token); err != nil || codes.Code(code) != codes.OK {
@@ -419,4 +429,33 @@ func TestRestartNeededTLSAndTracing(t *testing.T) {
 	if got := restartNeeded(running, running); len(got) != 0 {
 		t.Errorf("restartNeeded(same) = %q, want none", got)
 	}
+}
+
+// expiryMetric reads the certificate expiry gauge from /metrics over TLS.
+func (s *tlsServer) expiryMetric(t *testing.T) int64 {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: s.clientConfig(t, nil)}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+s.adminAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), MetricTLSExpiry+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s value %q: %v", MetricTLSExpiry, v, err)
+			}
+			return int64(f)
+		}
+	}
+	t.Fatalf("/metrics has no %s", MetricTLSExpiry)
+	return 0
 }

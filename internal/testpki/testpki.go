@@ -59,14 +59,21 @@ func NewCA(t testing.TB, name string) *CA {
 }
 
 // Server issues a server certificate named name for 127.0.0.1, ::1 and
-// localhost.
+// localhost, valid for a day.
 func (ca *CA) Server(t testing.TB, name string) Pair {
+	t.Helper()
+	return ca.ServerUntil(t, name, time.Now().Add(24*time.Hour))
+}
+
+// ServerUntil is Server with the certificate expiring at notAfter.
+func (ca *CA) ServerUntil(t testing.TB, name string, notAfter time.Time) Pair {
 	t.Helper()
 	return ca.issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotAfter:    notAfter,
 	})
 }
 
@@ -84,7 +91,9 @@ func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) Pair {
 	key := newKey(t)
 	tmpl.SerialNumber = serial(t)
 	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
