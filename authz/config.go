@@ -48,6 +48,8 @@ type Config struct {
 	SecurityKey string `yaml:"security_key"`
 	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
 	SecurityKeyMigration bool `yaml:"security_key_migration"`
+	// ServiceAccounts is the service_accounts: section (docs/CONTRACT.md §8).
+	ServiceAccounts ServiceAccountsConfig `yaml:"service_accounts"`
 
 	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
 	HTTP HTTPConfig `yaml:"http"`
@@ -204,6 +206,9 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
 	if v, ok := get(EnvOSID); ok {
 		c.OSID = v
 	}
+	if v, ok := get(EnvServiceAccountsDBURL); ok {
+		c.ServiceAccounts.DBURL = v
+	}
 }
 
 func (c *Config) applyFlags(f Flags) {
@@ -258,10 +263,11 @@ func (c *Config) Validate() error {
 	jwtSource := c.JWT.HasSource()
 	key := c.SecurityKey != ""
 
-	if !jwtSource && !key {
+	// docs/CONTRACT.md §8: service_accounts.db_url is a credential source.
+	if !jwtSource && !key && !c.ServiceAccounts.Enabled() {
 		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
-			"(or %s, %s, %s), or the deprecated security_key (%s)",
-			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvSecurityKey)
+			"(or %s, %s, %s), service_accounts.db_url (%s), or the deprecated security_key (%s)",
+			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvServiceAccountsDBURL, EnvSecurityKey)
 	}
 	if c.Authorization != nil && *c.Authorization && !jwtSource {
 		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+
@@ -297,6 +303,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.TLS.check()...)
 	errs = append(errs, c.Tracing.check()...)
 	errs = append(errs, c.checkOperate()...)
+	errs = append(errs, c.ServiceAccounts.check()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -25,6 +26,10 @@ type Options struct {
 	// Observer counts JWKS fetches and verified-token cache lookups; nil
 	// means NopJWKSObserver.
 	Observer JWKSObserver
+	// ServiceAccounts verifies agno_pat_ tokens (docs/CONTRACT.md §8);
+	// required when service_accounts.db_url is set. The caller opened its
+	// store and closes it after the Authorizer's last use.
+	ServiceAccounts *serviceaccount.Authenticator
 }
 
 // Authorizer decides requests (CONTRACT §5). Its configuration, keys and
@@ -68,6 +73,8 @@ type snapshot struct {
 	allowSample uint64
 	// shadow: mode: shadow (shadow.go).
 	shadow bool
+	// sa is the service accounts' part (serviceaccounts.go).
+	sa serviceAccounts
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -141,6 +148,9 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
 	s.shadow = cfg.Shadow()
+	if s.sa, err = newServiceAccounts(cfg, opts); err != nil {
+		return nil, err
+	}
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -327,15 +337,16 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	if s.excluded.match(path, hasTrailingSlash(r.Path)) {
 		return s.allowNone(r, ReasonAllowedExcluded), path
 	}
-	// 4. authentication.
-	id, auth, fail := s.authenticate(ctx, r)
+	// 4. authentication (with service accounts: serviceaccounts.go).
+	id, auth, fail := s.authenticateAll(ctx, r, log)
 	if fail != nil {
 		d := s.deny(r, fail.Reason, fail.Detail)
-		if d.Status != 503 {
+		if st := d.Status; st != 503 && st != 429 {
 			// An authentication failure is a 401 whatever its reason: a
 			// verification cancelled midway too (Reason.Status says 403
 			// for a check cancelled before it started). A fault of ours
-			// (keys not loaded) stays 503.
+			// (keys not loaded, the service-account database not
+			// answering) stays 503, a throttled service-account lookup 429.
 			d.Status = 401
 		}
 		return d, path
@@ -350,7 +361,8 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
 	var res scopes.Result
-	if s.authorize {
+	// docs/CONTRACT.md §8: a service account's scopes are always enforced.
+	if s.authorize || auth == AuthServiceAccount {
 		set := &s.keySet
 		if auth != AuthSecurityKey {
 			set = s.sets.set(&id, s.table)
@@ -383,6 +395,9 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 	if !res.Unmapped {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
+	}
+	if d.Auth == AuthServiceAccount && !res.Unmapped {
+		detail = detailSAForbidden // docs/CONTRACT.md §5 table
 	}
 	deny := s.deny(r, reason, detail)
 	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched

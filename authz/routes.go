@@ -69,7 +69,8 @@ func (r Reason) Step() int {
 		return 3
 	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
 		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey,
-		ReasonKeysUnavailable:
+		ReasonKeysUnavailable, ReasonServiceAccountInvalid, ReasonServiceAccountsDisabled,
+		ReasonServiceAccountThrottled, ReasonServiceAccountUnavailable:
 		return 4
 	case ReasonAllowed, ReasonAllowedListing, ReasonAllowedUnmapped,
 		ReasonInsufficientScopes, ReasonNoRule:

@@ -14,6 +14,7 @@ func TestReasonStep(t *testing.T) {
 		ReasonAllowedPreflight: 3, ReasonAllowedExcluded: 3,
 		ReasonMissingCredential: 4, ReasonTokenExpired: 4, ReasonInvalidAudience: 4,
 		ReasonInvalidToken: 4, ReasonInvalidSubject: 4, ReasonInvalidSecurityKey: 4, ReasonKeysUnavailable: 4,
+		ReasonServiceAccountInvalid: 4, ReasonServiceAccountsDisabled: 4, ReasonServiceAccountThrottled: 4, ReasonServiceAccountUnavailable: 4,
 		ReasonAllowed: 5, ReasonAllowedListing: 5, ReasonAllowedUnmapped: 5,
 		ReasonInsufficientScopes: 5, ReasonNoRule: 5,
 		ReasonUnknown: 0, ReasonCanceled: 0,

@@ -115,7 +115,7 @@ func (r groupRun) run(t *testing.T) {
 // options writes the group's configuration file and resolves its
 // environment, placeholders substituted.
 func (r groupRun) options(dir string) (harness.Options, error) {
-	sub := &conformance.Substituter{Keys: r.keys, Dir: dir}
+	sub := &conformance.Substituter{Keys: r.keys, Dir: dir, Accounts: r.group.ServiceAccounts}
 	opts := harness.Options{Binary: r.bin}
 	if r.group.Config != nil {
 		cfg, err := sub.Config(r.group.Config)

@@ -108,7 +108,15 @@ func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok s
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now})
+	// docs/CONTRACT.md §8: a service-account token is looked up in the
+	// configured database, read-only, as serve would.
+	sa, err := openServiceAccounts(ctx, cfg, nil)
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	defer sa.close()
+	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now, ServiceAccounts: sa.authn})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage

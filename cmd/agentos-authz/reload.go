@@ -189,7 +189,8 @@ func (l *liveReload) reload(configPath string, files []string, why string) []str
 }
 
 // restartNeeded names the settings of next that differ from running and
-// only take effect at start: the listeners.
+// only take effect at start: the listeners and the service-account
+// database.
 func restartNeeded(running, next *authz.Config) []string {
 	var out []string
 	for _, s := range []struct {
@@ -212,6 +213,13 @@ func restartNeeded(running, next *authz.Config) []string {
 		if s.was != s.isNow {
 			out = append(out, s.field)
 		}
+	}
+	// docs/CONTRACT.md §8: serve opens the service-account database and its
+	// authenticator once; a reload keeps them (a new db_url where there was
+	// none is refused by authz, which has no authenticator for it).
+	ra, na := &running.ServiceAccounts, &next.ServiceAccounts
+	if ra.StoreConfig() != na.StoreConfig() || ra.Options() != na.Options() {
+		out = append(out, "service_accounts")
 	}
 	return out
 }

@@ -198,6 +198,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			return usageError(fset, "--dev builds its own configuration; drop --config")
 		}
 		cfg, kit, err = devSetup(s.now(), flags)
+		if kit != nil {
+			defer kit.cleanup() // the demo service-account database
+		}
 	} else {
 		cfg, src, err = loadConfigSource(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags, s.now())
 	}
@@ -329,6 +332,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
+	// docs/CONTRACT.md §8: the service-account database is opened, not
+	// required: the service starts and stays ready while it is down.
+	sa, saErr := openServiceAccountsLogged(ctx, cfg, metrics, log)
+	defer sa.close()
+
 	life := &lifecycle{}
 	// /readyz: every condition registered here must hold.
 	var configLoaded, keysLoaded atomic.Bool
@@ -343,6 +351,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	})
 	if cfg.Shadow() {
 		ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
+	}
+	if sa.store != nil {
+		// docs/CONTRACT.md §8: information only, always holds (JWT traffic
+		// never depends on the service-account database).
+		ready.register(condServiceAccounts, sa.readyzCondition)
 	}
 	admin := &http.Server{
 		Handler:           adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof),
@@ -391,7 +404,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	code := exitOK
 	stopping := false
 	var checkHandler http.Handler
-	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics})
+	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics, ServiceAccounts: sa.authn})
+	if saErr != nil {
+		err = saErr
+	}
 	metrics.ConfigLoaded(err)
 	if err != nil {
 		printConfigError(s.stderr, err)
