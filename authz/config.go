@@ -59,6 +59,10 @@ type Config struct {
 	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
 	Log LogConfig `yaml:"log"`
+	// TLS is the tls: section (TLS / mTLS on the listeners; config_tls.go).
+	TLS TLSConfig `yaml:"tls"`
+	// Tracing is the tracing: section (OpenTelemetry; config_tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 
 	// Mode is "enforce" (the default) or "shadow": allow everything, report
 	// the decision that enforce mode would have made (config_operate.go).
@@ -302,6 +306,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.HTTP.check()...)
 	errs = append(errs, c.checkUpstream()...)
 	errs = append(errs, c.Log.check()...)
+	errs = append(errs, c.TLS.check()...)
+	errs = append(errs, c.Tracing.check()...)
 	errs = append(errs, c.checkOperate()...)
 	errs = append(errs, c.ServiceAccounts.check()...)
 	for _, a := range []struct {

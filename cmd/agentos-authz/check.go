@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/agentos-authz/agentos-authz/authz"
 )
@@ -60,11 +59,16 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 	path := fset.String("path", "/", "request path as the proxy sends it, query included")
 	var extra headerFlags
 	fset.Var(&extra, "header", "extra request header \"name: value\" (repeatable), e.g. \"origin: https://app\"")
+	var ct clientTLS
+	ct.register(fset)
 	if code, ok := parseFlags(fset, args); !ok {
 		return code
 	}
 	if *server != "" && *cfgPath != "" {
 		return usageError(fset, "--config and --server are alternatives: give one")
+	}
+	if err := ct.check(*server != ""); err != nil {
+		return usageError(fset, "%v", err)
 	}
 	tok := *token
 	if tok == "-" {
@@ -76,7 +80,7 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 	}
 	req := &authz.Request{Method: strings.ToUpper(*method), Path: *path}
 	if *server != "" {
-		return checkRemote(ctx, *server, req, tok, extra, s)
+		return checkRemote(ctx, *server, &ct, req, tok, extra, s)
 	}
 	return checkOffline(ctx, configPath(*cfgPath, s.lookupEnv), req, tok, extra, s)
 }
@@ -237,7 +241,7 @@ func printDecision(w io.Writer, d *authz.Decision) {
 
 // checkRemote sends the request as an Envoy CheckRequest to a running
 // service and prints its answer.
-func checkRemote(ctx context.Context, addr string, req *authz.Request, tok string, extra headerFlags, s sys) int {
+func checkRemote(ctx context.Context, addr string, ct *clientTLS, req *authz.Request, tok string, extra headerFlags, s sys) int {
 	headers := requestHeaders(req, "localhost", extra)
 	if tok != "" {
 		headers["authorization"] = "Bearer " + tok
@@ -252,7 +256,12 @@ func checkRemote(ctx context.Context, addr string, req *authz.Request, tok strin
 			Headers: headers,
 		},
 	}}}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := ct.credentials()
+	if err != nil {
+		fmt.Fprintf(s.stderr, "agentos-authz check: %v\n", err)
+		return exitUsage
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz check: --server %s: %v\n", addr, err)
 		return exitUsage

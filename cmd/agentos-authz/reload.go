@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -202,6 +203,14 @@ func restartNeeded(running, next *authz.Config) []string {
 		{"http_addr", running.HTTPAddr, next.HTTPAddr},
 		{"admin_addr", running.AdminAddr, next.AdminAddr},
 		{"http.path_prefix", running.HTTP.PathPrefix, next.HTTP.PathPrefix},
+		// The certificate files' contents reload by themselves (tls.go);
+		// which files, and the tracing exporter, are fixed at start.
+		{"tls.cert_file", running.TLS.CertFile, next.TLS.CertFile},
+		{"tls.key_file", running.TLS.KeyFile, next.TLS.KeyFile},
+		{"tls.client_ca_file", running.TLS.ClientCAFile, next.TLS.ClientCAFile},
+		{"tracing.otlp_endpoint", running.Tracing.OTLPEndpoint, next.Tracing.OTLPEndpoint},
+		{"tracing.sample_ratio", strconv.FormatFloat(running.Tracing.Ratio(), 'g', -1, 64), strconv.FormatFloat(next.Tracing.Ratio(), 'g', -1, 64)},
+		{"tracing.insecure", strconv.FormatBool(running.Tracing.Insecure), strconv.FormatBool(next.Tracing.Insecure)},
 	} {
 		if s.was != s.isNow {
 			out = append(out, s.field)

@@ -261,6 +261,19 @@ func serviceNames() []string {
 
 // serve runs the listeners until ctx is done or one fails.
 func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) int {
+	// tls.go, tracing.go: nil when the tls: / tracing: section is empty.
+	secure, err := newListenerTLS(cfg.TLS, log)
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	tracer, err := newTracing(cfg.Tracing, log)
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	defer closeTracing(ctx, tracer, log)
+
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for gRPC on %s: %v\n", cfg.GRPCAddr, err)
@@ -293,6 +306,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: %v\n", err)
 		return exitFault
 	}
+	if err := secure.registerMetrics(reg); err != nil {
+		log.Warn("TLS certificate metric not registered", zap.Error(err))
+	}
 
 	// Counts of suppressed denial lines, until every check is answered.
 	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
@@ -311,7 +327,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	gate := &checkGate{}
-	gs := grpc.NewServer(grpcServerOptions()...)
+	gs := grpc.NewServer(append(grpcServerOptions(), secure.grpcOptions()...)...)
 	authv3.RegisterAuthorizationServer(gs, gate)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -354,7 +370,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	policy := envoy.NewPolicyServer()
 	policyGRPC := newPolicyGRPC(policy)
 	defer policyGRPC.Stop()
-	admin.Handler, admin.Protocols = withPolicyAPI(admin.Handler, policyGRPC), adminProtocols()
+	admin.Handler, admin.Protocols = withPolicyAPI(admin.Handler, policyGRPC), secure.protocols(adminProtocols())
 	gateHTTP := &httpGate{}
 	var checkHTTP *http.Server
 	if httpLis != nil {
@@ -376,11 +392,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	}
 	done := make(chan served, 3)
 	go func() { done <- served{"grpc", gs.Serve(grpcLis)} }()
-	go func() { done <- served{"admin", admin.Serve(adminLis)} }()
+	go func() { done <- served{"admin", admin.Serve(secure.wrap(adminLis))} }()
 	httpAddr := authz.HTTPAddrOff
 	if checkHTTP != nil {
 		httpAddr = httpLis.Addr().String()
-		go func() { done <- served{"http", checkHTTP.Serve(httpLis)} }()
+		go func() { done <- served{"http", checkHTTP.Serve(secure.wrap(httpLis))} }()
 	}
 	log.Info("listening",
 		zap.String("grpc_addr", grpcLis.Addr().String()),
@@ -423,6 +439,9 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		}
 		// One Decider for both transports, measured once (/metrics).
 		dec := metrics.Decider(a)
+		if tracer != nil {
+			dec = envoy.TraceDecider(dec, tracer) // one span per check (tracing.go)
+		}
 		srv := envoy.NewServer(dec)
 		gate.srv.Store(&srv)
 		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http"),

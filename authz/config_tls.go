@@ -1,0 +1,166 @@
+package authz
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// TLSConfig is the tls: section (docs/CONTRACT.md §4): TLS, and mutual TLS
+// with ClientCAFile, on the service's own listeners (gRPC, HTTP ext_authz
+// and admin). It is listener configuration: the pipeline never reads it.
+// All empty (the default) serves plaintext, for a mesh or a loopback
+// sidecar that already protects the hop.
+type TLSConfig struct {
+	// CertFile is the PEM certificate chain the listeners present, leaf
+	// first.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of the leaf certificate.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, turns on mutual TLS: every client must
+	// present a certificate that chains to one of these PEM CA
+	// certificates, or the handshake fails.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listeners serve TLS.
+func (t *TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// MutualTLS reports whether client certificates are required.
+func (t *TLSConfig) MutualTLS() bool { return t.ClientCAFile != "" }
+
+// check validates the section and reads its files, so that `validate` and
+// a start with a missing, unreadable or mismatched file fail with the field
+// named; each problem is a *FieldError.
+func (t *TLSConfig) check() []error {
+	var errs []error
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		errs = append(errs, &FieldError{Field: "tls.key_file", Err: errors.New("is required with tls.cert_file")})
+	case t.KeyFile != "" && t.CertFile == "":
+		errs = append(errs, &FieldError{Field: "tls.cert_file", Err: errors.New("is required with tls.key_file")})
+	case t.Enabled():
+		if _, err := t.LoadKeyPair(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if t.ClientCAFile != "" {
+		if !t.Enabled() {
+			errs = append(errs, &FieldError{Field: "tls.client_ca_file",
+				Err: errors.New("needs tls.cert_file and tls.key_file: mutual TLS is TLS with client certificates")})
+		}
+		if _, err := t.LoadClientCAs(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// LoadKeyPair reads CertFile and KeyFile and checks that the key is the
+// certificate's. The error is a *FieldError naming the file at fault. It
+// is called at start and again whenever the files change (cmd reloads
+// certificates without a restart).
+func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(t.CertFile)
+	if err != nil {
+		return tls.Certificate{}, &FieldError{Field: "tls.cert_file", Err: fileError(err)}
+	}
+	if err := checkCertificates(certPEM); err != nil {
+		return tls.Certificate{}, &FieldError{Field: "tls.cert_file", Err: fmt.Errorf("%s: %w", t.CertFile, err)}
+	}
+	keyPEM, err := os.ReadFile(t.KeyFile)
+	if err != nil {
+		return tls.Certificate{}, &FieldError{Field: "tls.key_file", Err: fileError(err)}
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err == nil {
+		return pair, nil
+	}
+	// X509KeyPair's error does not say which file is at fault: the key
+	// either does not parse or is not the certificate's.
+	if kerr := checkPrivateKey(keyPEM); kerr != nil {
+		return tls.Certificate{}, &FieldError{Field: "tls.key_file", Err: fmt.Errorf("%s: %w", t.KeyFile, kerr)}
+	}
+	return tls.Certificate{}, &FieldError{Field: "tls.key_file",
+		Err: fmt.Errorf("%s does not match the certificate of tls.cert_file (%s)", t.KeyFile, t.CertFile)}
+}
+
+// LoadClientCAs reads ClientCAFile into a pool; the error is a *FieldError.
+func (t *TLSConfig) LoadClientCAs() (*x509.CertPool, error) {
+	b, err := os.ReadFile(t.ClientCAFile)
+	if err != nil {
+		return nil, &FieldError{Field: "tls.client_ca_file", Err: fileError(err)}
+	}
+	if err := checkCertificates(b); err != nil {
+		return nil, &FieldError{Field: "tls.client_ca_file", Err: fmt.Errorf("%s: %w", t.ClientCAFile, err)}
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	return pool, nil
+}
+
+// fileError words an os error without Go's "open " prefix noise.
+func fileError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("cannot read %s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+// checkCertificates requires at least one PEM certificate, every
+// CERTIFICATE block parsing, and nothing else (a private key pasted into
+// a certificate file would otherwise be served as nothing, or leak).
+func checkCertificates(b []byte) error {
+	n := 0
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Errorf("holds a %q PEM block; only CERTIFICATE blocks belong here", block.Type)
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("certificate %d does not parse: %w", n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("no PEM certificate")
+	}
+	return nil
+}
+
+// checkPrivateKey reports why keyPEM is not a usable private key, nil
+// when it is one.
+func checkPrivateKey(keyPEM []byte) error {
+	for {
+		var block *pem.Block
+		block, keyPEM = pem.Decode(keyPEM)
+		if block == nil {
+			return errors.New("no PEM private key")
+		}
+		if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			continue
+		}
+		if strings.Contains(block.Type, "ENCRYPTED") {
+			return errors.New("the private key is encrypted; give it unencrypted (a Secret volume protects it)")
+		}
+		if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+			return nil
+		}
+		if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+			return nil
+		}
+		if _, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
+			return nil
+		}
+		return fmt.Errorf("the %q block does not parse as a private key", block.Type)
+	}
+}
