@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/internal/conformance"
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // TestConformanceJWT runs the JWT part of every conformance vector
@@ -26,7 +27,7 @@ func TestConformanceJWT(t *testing.T) {
 	if err != nil {
 		t.Fatalf("conformance material: %v", err)
 	}
-	minter := conformance.Minter{Keys: keys, Now: jtClock}
+	minter := conformance.Minter{Keys: keys, Now: jwttest.Clock}
 	ran, other := 0, 0
 	for _, f := range files {
 		groups, err := f.Groups()
@@ -143,7 +144,7 @@ func runJWTVector(t *testing.T, vec *conformance.Vector, g conformance.Group, ke
 		}
 	}
 	vc := cfg.verifierConfig()
-	v, err := jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: jtClock})
+	v, err := jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: jwttest.Clock})
 	if err != nil {
 		t.Fatalf("jwtauth.New: %v", err)
 	}
