@@ -10,10 +10,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// FieldError is one configuration problem, named by its YAML path
+// fieldError is one configuration problem, named by its YAML path
 // ("jwt.leeway", "scope_mappings[\"GET /x\"][1]"). Load and Validate return
 // every problem they find joined with errors.Join.
-type FieldError struct {
+type fieldError struct {
 	// Field is the YAML path of the offending setting.
 	Field string
 	// Line is the line in the configuration file, 0 when unknown (a value
@@ -22,7 +22,7 @@ type FieldError struct {
 	Err  error
 }
 
-func (e *FieldError) Error() string {
+func (e *fieldError) Error() string {
 	msg := e.Field + ": " + e.Err.Error()
 	if e.Line > 0 {
 		msg += " (line " + strconv.Itoa(e.Line) + ")"
@@ -30,7 +30,7 @@ func (e *FieldError) Error() string {
 	return msg
 }
 
-func (e *FieldError) Unwrap() error { return e.Err }
+func (e *fieldError) Unwrap() error { return e.Err }
 
 // decoder walks a YAML node tree alongside the Go value it fills, so that
 // every problem is reported with its YAML path and all problems are found in
@@ -46,7 +46,7 @@ func (d *decoder) fail(path string, n *yaml.Node, err error) {
 	if n != nil {
 		line = n.Line
 	}
-	d.errs = append(d.errs, &FieldError{Field: path, Line: line, Err: err})
+	d.errs = append(d.errs, &fieldError{Field: path, Line: line, Err: err})
 }
 
 var (
@@ -165,7 +165,7 @@ func (d *decoder) nested(path string, n *yaml.Node, err error) {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		fe, ok := e.(*FieldError)
+		fe, ok := e.(*fieldError)
 		if !ok {
 			d.fail(path, n, e)
 			continue
@@ -180,7 +180,7 @@ func (d *decoder) nested(path string, n *yaml.Node, err error) {
 	}
 }
 
-// typeErrorText drops yaml's "line N: " prefixes (FieldError adds the line).
+// typeErrorText drops yaml's "line N: " prefixes (fieldError adds the line).
 func typeErrorText(te *yaml.TypeError) string {
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {

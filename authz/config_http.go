@@ -7,7 +7,7 @@ import (
 )
 
 // HTTPConfig is the http: section: how the HTTP ext_authz listener
-// (--http-addr, CONTRACT §6) reads a check.
+// (--http-addr, docs/CONTRACT.md §6) reads a check.
 type HTTPConfig struct {
 	// PathPrefix is Envoy's http_service.path_prefix: Envoy sends the
 	// checked path as PathPrefix + path, and the HTTP listener strips it.
@@ -24,7 +24,7 @@ func (h *HTTPConfig) check() []error {
 		return nil
 	}
 	fail := func(format string, args ...any) []error {
-		return []error{&FieldError{Field: "http.path_prefix", Err: fmt.Errorf(format, args...)}}
+		return []error{&fieldError{Field: "http.path_prefix", Err: fmt.Errorf(format, args...)}}
 	}
 	switch {
 	case p[0] != '/':
@@ -86,15 +86,15 @@ func (l *LogConfig) check() []error {
 	r := l.AllowSampleRate
 	var errs []error
 	if math.IsNaN(r) || r < 0 || r > 1 {
-		errs = append(errs, &FieldError{Field: "log.allow_sample_rate",
+		errs = append(errs, &fieldError{Field: "log.allow_sample_rate",
 			Err: fmt.Errorf("%v must be between 0 and 1 (0: allowed decisions only at debug; 1: every one at info)", r)})
 	}
 	if d := l.DenialsPerSecond; math.IsNaN(d) || math.IsInf(d, 0) || d < 0 {
-		errs = append(errs, &FieldError{Field: "log.denials_per_second",
+		errs = append(errs, &fieldError{Field: "log.denials_per_second",
 			Err: fmt.Errorf("%v must be a number of lines a second, 0 or more (0: no limit)", d)})
 	}
 	if l.DenialsPerSecond > 0 && l.DenialBurst < 1 {
-		errs = append(errs, &FieldError{Field: "log.denial_burst",
+		errs = append(errs, &fieldError{Field: "log.denial_burst",
 			Err: fmt.Errorf("%d must be 1 or more with a denial rate limit", l.DenialBurst)})
 	}
 	return errs

@@ -22,10 +22,10 @@ func (c *Config) checkMappingKeys() []error {
 		normal, why := normalPattern(path)
 		switch {
 		case why != "":
-			errs = append(errs, &FieldError{Field: mappingPath(m.Key, -1),
+			errs = append(errs, &fieldError{Field: mappingPath(m.Key, -1),
 				Err: fmt.Errorf("the path %s, so no request path can ever equal it; remove it", why)})
 		case normal != path:
-			errs = append(errs, &FieldError{Field: mappingPath(m.Key, -1),
+			errs = append(errs, &fieldError{Field: mappingPath(m.Key, -1),
 				Err: fmt.Errorf("the path is not in normal form, so it never matches a request (paths are matched decoded, without a trailing slash); write %q", method+" "+normal)})
 		}
 	}
@@ -34,7 +34,7 @@ func (c *Config) checkMappingKeys() []error {
 
 // normalPattern returns the normal form of a route pattern's path (decoded
 // once, no trailing slash except "/"), or why it has none: an empty or dot
-// segment, which a request path never has (NormalizePath refuses them).
+// segment, which a request path never has (normalizePath refuses them).
 // Glob metacharacters are kept as they are: '?' is a wildcard here, not a
 // query.
 func normalPattern(p string) (string, string) {

@@ -15,7 +15,7 @@ func TestConfigOperate(t *testing.T) {
 		flags     Flags
 		wantMode  string
 		wantDelay time.Duration
-		wantField string // a *FieldError for it, else success
+		wantField string // a *fieldError for it, else success
 	}{
 		{name: "defaults", yaml: base, wantMode: ModeEnforce},
 		{name: "shadow with a delay", yaml: base + "mode: shadow\nshutdown_delay: 5s\n", wantMode: ModeShadow, wantDelay: 5 * time.Second},
@@ -30,9 +30,9 @@ func TestConfigOperate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load([]byte(tc.yaml), nil, tc.flags)
 			if tc.wantField != "" {
-				var fe *FieldError
+				var fe *fieldError
 				if !errors.As(err, &fe) || fe.Field != tc.wantField {
-					t.Fatalf("Load(%q) error = %v, want a *FieldError for %s", tc.yaml, err, tc.wantField)
+					t.Fatalf("Load(%q) error = %v, want a *fieldError for %s", tc.yaml, err, tc.wantField)
 				}
 				return
 			}

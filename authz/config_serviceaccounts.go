@@ -85,7 +85,7 @@ func orDefault(s, def string) string {
 func (c *ServiceAccountsConfig) check() []error {
 	var errs []error
 	fail := func(field string, err error) {
-		errs = append(errs, &FieldError{Field: "service_accounts." + field, Err: err})
+		errs = append(errs, &fieldError{Field: "service_accounts." + field, Err: err})
 	}
 	if c.DBURL != "" {
 		if strings.TrimSpace(c.DBURL) != c.DBURL {

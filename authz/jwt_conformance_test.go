@@ -21,7 +21,7 @@ import (
 // it is the verifier's: a 401 token detail, or a valid token (200 with
 // identity headers, or 403). Credential extraction, paths, scopes and the
 // security key are Decide's and not checked here. Startup vectors about
-// the jwt: section are checked against check.
+// the jwt: section are checked against JWTConfig.problems.
 func TestConformanceJWT(t *testing.T) {
 	_, files, keys, err := conformance.Load()
 	if err != nil {
@@ -50,7 +50,7 @@ func TestConformanceJWT(t *testing.T) {
 	if ran == 0 {
 		t.Fatal("no conformance vector is about the verifier")
 	}
-	t.Logf("conformance vectors through Verify/check: %d run, %d not about the verifier", ran, other)
+	t.Logf("conformance vectors through Verify/problems: %d run, %d not about the verifier", ran, other)
 }
 
 // runJWTVector checks the vector; false when it is not about the verifier.
@@ -153,7 +153,7 @@ func runJWTVector(t *testing.T, vec *conformance.Vector, g conformance.Group, ke
 		t.Fatalf("token: %v", err)
 	}
 	id, jf := v.Verify(t.Context(), raw)
-	var f *Failure
+	var f *failure
 	if jf != nil {
 		f = tokenFailure(jf)
 	}
@@ -221,14 +221,14 @@ func runJWTStartup(t *testing.T, vec *conformance.Vector, cfg *JWTConfig, decode
 	if decodeErr != nil {
 		return true // the YAML decoder refuses it (it names the field, see config_decode.go)
 	}
-	errs := cfg.Check()
+	errs := cfg.problems()
 	if len(errs) == 0 {
-		t.Fatal("Check() = no error, want a startup error")
+		t.Fatal("problems() = no error, want a startup error")
 	}
 	text := errors.Join(errs...).Error()
 	for _, s := range vec.Expect.StderrContains {
 		if !strings.Contains(strings.ToLower(text), strings.ToLower(s)) {
-			t.Errorf("Check() = %q, want it to mention %q", text, s)
+			t.Errorf("problems() = %q, want it to mention %q", text, s)
 		}
 	}
 	return true
@@ -236,7 +236,7 @@ func runJWTStartup(t *testing.T, vec *conformance.Vector, cfg *JWTConfig, decode
 
 // decodeJWTSection decodes the jwt: section strictly, as the loader does.
 func decodeJWTSection(section map[string]any, cfg *JWTConfig) error {
-	*cfg = DefaultJWTConfig()
+	*cfg = defaultJWTConfig()
 	if section == nil {
 		return nil
 	}

@@ -21,7 +21,7 @@ import (
 // decodeJWTYAML decodes a jwt: section from YAML, strictly.
 func decodeJWTYAML(t *testing.T, text string) JWTConfig {
 	t.Helper()
-	c := DefaultJWTConfig()
+	c := defaultJWTConfig()
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -122,7 +122,7 @@ func TestJWTConfigCheck(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := decodeJWTYAML(t, tc.yaml)
-			errs := c.Check()
+			errs := c.problems()
 			if len(errs) != len(tc.want) {
 				t.Fatalf("Check() = %d errors %v, want %d: %q", len(errs), errs, len(tc.want), tc.want)
 			}
@@ -153,12 +153,12 @@ func TestJWTConfigCheck(t *testing.T) {
 // TestCheckWithoutSource: a section with no JWT source (security key only)
 // has nothing to cover; its other fields are still checked.
 func TestCheckWithoutSource(t *testing.T) {
-	c := DefaultJWTConfig()
-	if errs := c.Check(); len(errs) != 0 {
+	c := defaultJWTConfig()
+	if errs := c.problems(); len(errs) != 0 {
 		t.Fatalf("Check() with no source = %v", errs)
 	}
 	c.Algorithms = []string{"ES256", "XS1"}
-	if errs := c.Check(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
+	if errs := c.problems(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
 		t.Fatalf("Check() = %v, want only the bad name", errs)
 	}
 }

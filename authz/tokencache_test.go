@@ -400,9 +400,9 @@ func TestTokenCacheMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newTokenCache(DefaultCacheSize, DefaultCacheTTL, jwtauth.DefaultLeeway)
+	c := newTokenCache(defaultCacheSize, defaultCacheTTL, jwtauth.DefaultLeeway)
 	exp := testNow.Add(time.Hour)
-	for i := range DefaultCacheSize {
+	for i := range defaultCacheSize {
 		// A token as an IdP issues it; only its digest is kept.
 		tok := fmt.Sprintf("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.%040d.%0342d", i, i)
 		id := jwtauth.Identity{
@@ -418,8 +418,8 @@ func TestTokenCacheMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	// Shards fill unevenly: a full shard evicts while others have room.
 	n := c.len()
-	if n > DefaultCacheSize || n < DefaultCacheSize*97/100 {
-		t.Fatalf("len = %d, want about %d", n, DefaultCacheSize)
+	if n > defaultCacheSize || n < defaultCacheSize*97/100 {
+		t.Fatalf("len = %d, want about %d", n, defaultCacheSize)
 	}
 	held := int64(after.HeapInuse) - int64(before.HeapInuse)
 	t.Logf("%d cached tokens (3 scopes): heap in use +%.1f MiB (%d B per entry), total heap in use %.1f MiB",
