@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 	"github.com/agentos-authz/agentos-authz/internal/conformance"
 )
 
@@ -248,7 +249,23 @@ func TestConformanceVectors(t *testing.T) {
 						if err != nil {
 							t.Fatalf("Load(%s) = %v", yamlText, err)
 						}
-						if a, err = New(cfg, Options{Clock: clock}); err != nil {
+						// A service_accounts database is opened as serve opens it.
+						var authn *serviceaccount.Authenticator
+						if cfg.ServiceAccounts.Enabled() {
+							store, err := serviceaccount.Open(t.Context(), cfg.ServiceAccounts.StoreConfig(), nil)
+							if err != nil {
+								t.Fatalf("service accounts: %v", err)
+							}
+							top.Cleanup(store.Close)
+							if authn, err = serviceaccount.NewAuthenticator(store, cfg.ServiceAccounts.Options(), nil); err != nil {
+								t.Fatalf("service accounts: %v", err)
+							}
+						}
+						opts := Options{Clock: clock, ServiceAccounts: authn}
+						if authn != nil {
+							opts.Clock = nil // the fixtures' rows are dated by the real clock
+						}
+						if a, err = New(cfg, opts); err != nil {
 							t.Fatalf("New(%s) = %v", yamlText, err)
 						}
 						top.Cleanup(a.Close) // the group's later vectors use it too
