@@ -83,6 +83,7 @@ FUZZ_TARGETS := \
 	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/internal/jwtauth/:FuzzVerify \
 	./authz/internal/jwtauth/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/internal/jwtauth/:FuzzVerifySignature \
 	./authz/internal/jwtauth/:FuzzCompactShape ./authz/internal/jwtauth/:FuzzNumericDate \
+	./authz/internal/jwtauth/:FuzzClaimChecks \
 	./envoy/:FuzzFromCheckRequest ./envoy/:FuzzToCheckResponse ./envoy/:FuzzDetailBody \
 	./envoy/:FuzzHTTPCheck
 

@@ -16,7 +16,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
-// Config is the service configuration (CONTRACT §4) after Load merged the
+// Config is the service configuration (docs/CONTRACT.md §4) after Load merged the
 // defaults, the YAML file, the environment and the flags. Every field is
 // optional in the file. New compiles a validated Config into the immutable
 // snapshot Decide reads; a Config is not used per request.
@@ -46,7 +46,7 @@ type Config struct {
 	CORSAllowedOrigins []string `yaml:"cors_allowed_origins"`
 	// SecurityKey is the deprecated static bearer key (OS_SECURITY_KEY).
 	SecurityKey string `yaml:"security_key"`
-	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
+	// SecurityKeyMigration accepts the key beside JWTs (docs/CONTRACT.md §7).
 	SecurityKeyMigration bool `yaml:"security_key_migration"`
 	// ServiceAccounts is the service_accounts: section (docs/CONTRACT.md §8).
 	ServiceAccounts ServiceAccountsConfig `yaml:"service_accounts"`
@@ -55,7 +55,7 @@ type Config struct {
 	// tokens for the upstream AgentOS and the listing filter.
 	Upstream UpstreamConfig `yaml:"upstream"`
 
-	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
+	// HTTP is the http: section (the HTTP ext_authz listener, docs/CONTRACT.md §6).
 	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
 	Log LogConfig `yaml:"log"`
@@ -71,13 +71,13 @@ type Config struct {
 	// with health already NOT_SERVING, before the drain (--shutdown-delay).
 	ShutdownDelay Duration `yaml:"shutdown_delay"`
 
-	// The serve listeners (CONTRACT §2: every serve flag is settable here).
+	// The serve listeners (docs/CONTRACT.md §2: every serve flag is settable here).
 	GRPCAddr  string `yaml:"grpc_addr"`
 	HTTPAddr  string `yaml:"http_addr"` // "off" disables the HTTP mode
 	AdminAddr string `yaml:"admin_addr"`
 }
 
-// Defaults of the serve listeners (CONTRACT §2).
+// Defaults of the serve listeners (docs/CONTRACT.md §2).
 const (
 	DefaultGRPCAddr  = ":9191"
 	DefaultHTTPAddr  = ":8181"
@@ -89,21 +89,21 @@ const (
 	AdminAddrOff = "off"
 )
 
-// DefaultExcludedRoutes returns the default excluded_routes (CONTRACT §4).
-func DefaultExcludedRoutes() []string {
+// defaultExcludedRoutes returns the default excluded_routes (docs/CONTRACT.md §4).
+func defaultExcludedRoutes() []string {
 	return []string{"/", "/health", "/info", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 }
 
-// Default returns the configuration with nothing set: no credential
+// defaultConfig returns the configuration with nothing set: no credential
 // source, so it does not validate by itself.
-func Default() Config {
+func defaultConfig() Config {
 	return Config{
 		AdminScope:     scopes.DefaultAdminScope,
-		JWT:            DefaultJWTConfig(),
+		JWT:            defaultJWTConfig(),
 		UnmappedRoutes: "allow",
 		Mode:           ModeEnforce,
 		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
-		ExcludedRoutes: DefaultExcludedRoutes(),
+		ExcludedRoutes: defaultExcludedRoutes(),
 		Upstream:       DefaultUpstreamConfig(),
 		GRPCAddr:       DefaultGRPCAddr,
 		HTTPAddr:       DefaultHTTPAddr,
@@ -121,14 +121,14 @@ type Flags struct {
 	ShutdownDelay *time.Duration
 }
 
-// Environment variables read by Load (CONTRACT §3). AUTHZ_CONFIG, the path
+// Environment variables read by Load (docs/CONTRACT.md §3). AUTHZ_CONFIG, the path
 // of the file, is cmd's business.
 const (
-	EnvVerificationKey = "JWT_VERIFICATION_KEY"
-	EnvJWKSFile        = "JWT_JWKS_FILE"
-	EnvJWKSURL         = "JWT_JWKS_URL"
-	EnvSecurityKey     = "OS_SECURITY_KEY"
-	EnvOSID            = "AGENT_OS_ID"
+	envVerificationKey = "JWT_VERIFICATION_KEY"
+	envJWKSFile        = "JWT_JWKS_FILE"
+	envJWKSURL         = "JWT_JWKS_URL"
+	envSecurityKey     = "OS_SECURITY_KEY"
+	envOSID            = "AGENT_OS_ID"
 )
 
 // Load builds the configuration from its inputs, in the contract's order:
@@ -139,7 +139,7 @@ const (
 // problem, each a *FieldError naming its YAML path, or a jwt.* problem from
 // JWTConfig.Check.
 func Load(yamlText []byte, lookupEnv func(string) (string, bool), flags Flags) (*Config, error) {
-	c := Default()
+	c := defaultConfig()
 	fieldErrs, err := c.decodeYAML(yamlText)
 	if err != nil {
 		return nil, err // not YAML at all: nothing else is worth checking
@@ -148,7 +148,7 @@ func Load(yamlText []byte, lookupEnv func(string) (string, bool), flags Flags) (
 	c.applyFlags(flags)
 	// Report the file's field problems and the validation problems together,
 	// so one run names every mistake.
-	if err := errors.Join(errors.Join(fieldErrs...), c.Validate()); err != nil {
+	if err := errors.Join(errors.Join(fieldErrs...), c.validate()); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -196,19 +196,19 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
 		v, ok := lookupEnv(name)
 		return v, ok && v != ""
 	}
-	if v, ok := get(EnvVerificationKey); ok {
+	if v, ok := get(envVerificationKey); ok {
 		c.JWT.VerificationKeys = append(c.JWT.VerificationKeys, v)
 	}
-	if v, ok := get(EnvJWKSFile); ok {
+	if v, ok := get(envJWKSFile); ok {
 		c.JWT.JWKSFile = v
 	}
-	if v, ok := get(EnvJWKSURL); ok {
+	if v, ok := get(envJWKSURL); ok {
 		c.JWT.JWKSURL = v
 	}
-	if v, ok := get(EnvSecurityKey); ok {
+	if v, ok := get(envSecurityKey); ok {
 		c.SecurityKey = v
 	}
-	if v, ok := get(EnvOSID); ok {
+	if v, ok := get(envOSID); ok {
 		c.OSID = v
 	}
 	if v, ok := get(EnvServiceAccountsDBURL); ok {
@@ -252,15 +252,15 @@ func (c *Config) ExpectedAudience() []string {
 	return nil
 }
 
-// migrationSteps is CONTRACT §7's way out of the security key.
+// migrationSteps is docs/CONTRACT.md §7's way out of the security key.
 const migrationSteps = "to migrate from the deprecated security key: " +
 	"1) configure a JWT source and authorization: true; " +
 	"2) set security_key_migration: true while clients move from the key to JWTs (both are accepted); " +
 	"3) unset OS_SECURITY_KEY (and security_key) and remove security_key_migration"
 
-// Validate reports every problem of c (CONTRACT §4), joined; nil when c can
+// validate reports every problem of c (docs/CONTRACT.md §4), joined; nil when c can
 // be compiled by New. Each problem names its YAML path.
-func (c *Config) Validate() error {
+func (c *Config) validate() error {
 	var errs []error
 	add := func(field string, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
@@ -272,7 +272,7 @@ func (c *Config) Validate() error {
 	if !jwtSource && !key && !c.ServiceAccounts.Enabled() {
 		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
 			"(or %s, %s, %s), service_accounts.db_url (%s), or the deprecated security_key (%s)",
-			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvServiceAccountsDBURL, EnvSecurityKey)
+			envVerificationKey, envJWKSFile, envJWKSURL, EnvServiceAccountsDBURL, envSecurityKey)
 	}
 	if c.Authorization != nil && *c.Authorization && !jwtSource {
 		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+
@@ -280,10 +280,10 @@ func (c *Config) Validate() error {
 	}
 	if jwtSource && key && !c.SecurityKeyMigration {
 		add("security_key", "%s (security_key) is set beside a JWT source without security_key_migration: true; %s",
-			EnvSecurityKey, migrationSteps)
+			envSecurityKey, migrationSteps)
 	}
 	if c.JWT.VerifyAudience && len(c.ExpectedAudience()) == 0 && jwtSource {
-		add("jwt.audience", "verify_audience is true but no audience is known: set jwt.audience or os_id (%s)", EnvOSID)
+		add("jwt.audience", "verify_audience is true but no audience is known: set jwt.audience or os_id (%s)", envOSID)
 	}
 	policy, err := scopes.ParsePolicy(c.UnmappedRoutes)
 	if err != nil {
@@ -302,7 +302,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, &FieldError{Field: "cors_allowed_origins[" + strconv.Itoa(i) + "]", Err: err})
 		}
 	}
-	errs = append(errs, c.JWT.Check()...)
+	errs = append(errs, c.JWT.problems()...)
 	errs = append(errs, c.HTTP.check()...)
 	errs = append(errs, c.checkUpstream()...)
 	errs = append(errs, c.Log.check()...)
@@ -354,7 +354,7 @@ func (c *Config) compileTable(policy scopes.Policy) (*scopes.Table, error) {
 			out = append(out, &FieldError{Field: "interfaces[" + strconv.Itoa(ie.Index) + "]." + ie.Field, Err: errors.New(ie.Msg)})
 			continue
 		case errors.As(e, &me):
-			// HEAD keys, bad keys, patterns and scopes (CONTRACT §4, §5).
+			// HEAD keys, bad keys, patterns and scopes (docs/CONTRACT.md §4, §5).
 			out = append(out, &FieldError{Field: mappingPath(me.Key, me.Index), Err: errors.New(me.Msg)})
 			continue
 		case errors.As(e, &oe):
@@ -393,7 +393,7 @@ func checkOrigin(o string) error {
 	return nil
 }
 
-// ScopeMappings are the scope_mappings entries in file order (CONTRACT §5:
+// ScopeMappings are the scope_mappings entries in file order (docs/CONTRACT.md §5:
 // the order decides which pattern matches first).
 type ScopeMappings []scopes.Mapping
 

@@ -7,7 +7,7 @@ import (
 )
 
 // HTTPConfig is the http: section: how the HTTP ext_authz listener
-// (--http-addr, CONTRACT §6) reads a check.
+// (--http-addr, docs/CONTRACT.md §6) reads a check.
 type HTTPConfig struct {
 	// PathPrefix is Envoy's http_service.path_prefix: Envoy sends the
 	// checked path as PathPrefix + path, and the HTTP listener strips it.

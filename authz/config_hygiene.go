@@ -34,7 +34,7 @@ func (c *Config) checkMappingKeys() []error {
 
 // normalPattern returns the normal form of a route pattern's path (decoded
 // once, no trailing slash except "/"), or why it has none: an empty or dot
-// segment, which a request path never has (NormalizePath refuses them).
+// segment, which a request path never has (normalizePath refuses them).
 // Glob metacharacters are kept as they are: '?' is a wildcard here, not a
 // query.
 func normalPattern(p string) (string, string) {

@@ -57,7 +57,7 @@ func (c *Config) checkInterfacePrefixes() []error {
 			continue // "", or a shape problem scopes.Compile names
 		}
 		p := *in.Prefix
-		if n, ok := NormalizePath(p); !ok || (n != p && n+"/" != p) {
+		if n, ok := normalizePath(p); !ok || (n != p && n+"/" != p) {
 			errs = append(errs, &FieldError{Field: "interfaces[" + strconv.Itoa(i) + "].prefix",
 				Err: fmt.Errorf("%q is not a normal path (no empty or dot segments, no percent escapes, no control characters)", p)})
 		}

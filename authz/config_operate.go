@@ -17,10 +17,10 @@ const (
 	ModeShadow = "shadow"
 )
 
-// MaxShutdownDelay bounds shutdown_delay: a delay is a few seconds of
+// maxShutdownDelay bounds shutdown_delay: a delay is a few seconds of
 // endpoint propagation, and Kubernetes kills the pod after
 // terminationGracePeriodSeconds anyway.
-const MaxShutdownDelay = 5 * time.Minute
+const maxShutdownDelay = 5 * time.Minute
 
 // Shadow reports whether the configuration runs in shadow mode.
 func (c *Config) Shadow() bool { return c.Mode == ModeShadow }
@@ -34,9 +34,9 @@ func (c *Config) checkOperate() []error {
 	default:
 		errs = append(errs, &FieldError{Field: "mode", Err: fmt.Errorf("%q must be enforce or shadow", c.Mode)})
 	}
-	if d := c.ShutdownDelay.Duration; d < 0 || d > MaxShutdownDelay {
+	if d := c.ShutdownDelay.Duration; d < 0 || d > maxShutdownDelay {
 		errs = append(errs, &FieldError{Field: "shutdown_delay",
-			Err: fmt.Errorf("%s must be between 0s and %s", d, MaxShutdownDelay)})
+			Err: fmt.Errorf("%s must be between 0s and %s", d, maxShutdownDelay)})
 	}
 	return errs
 }

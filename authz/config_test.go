@@ -31,11 +31,11 @@ func TestLoadErrors(t *testing.T) {
 		want  []string // substrings of the error, each required
 	}{
 		{name: "nothing", yaml: "", want: []string{"no credential source", "OS_SECURITY_KEY", "JWT_VERIFICATION_KEY"}},
-		{name: "authorization without jwt", yaml: "authorization: true\n", env: map[string]string{EnvSecurityKey: "k"},
+		{name: "authorization without jwt", yaml: "authorization: true\n", env: map[string]string{envSecurityKey: "k"},
 			want: []string{"authorization: true needs a JWT source"}},
-		{name: "jwt and key", yaml: jwt, env: map[string]string{EnvSecurityKey: "k"},
+		{name: "jwt and key", yaml: jwt, env: map[string]string{envSecurityKey: "k"},
 			want: []string{"security_key: OS_SECURITY_KEY", "security_key_migration: true", "1)", "2)", "3) unset OS_SECURITY_KEY"}},
-		{name: "jwt env and key env", yaml: "", env: map[string]string{EnvVerificationKey: hsKey, EnvSecurityKey: "k"},
+		{name: "jwt env and key env", yaml: "", env: map[string]string{envVerificationKey: hsKey, envSecurityKey: "k"},
 			want: []string{"OS_SECURITY_KEY"}},
 		{name: "unknown top field", yaml: jwt + "colour: blue\n", want: []string{"colour: unknown field (line 4)"}},
 		{name: "mapping key trailing slash", yaml: jwt + "scope_mappings: {\"DELETE /danger/\": [agent_os:admin]}\n",
@@ -61,7 +61,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "string as mapping", yaml: jwt + "os_id: {a: b}\n", want: []string{"os_id: must be a string"}},
 		{name: "list as string", yaml: jwt + "excluded_routes: /health\n", want: []string{"excluded_routes: must be a list"}},
 		{name: "list item mapping", yaml: jwt + "cors_allowed_origins: [https://a.example, {x: y}]\n", want: []string{"cors_allowed_origins[1]: must be a string"}},
-		{name: "jwt not a mapping", yaml: "jwt: yes\n", env: map[string]string{EnvSecurityKey: "k"}, want: []string{"jwt: must be a mapping"}},
+		{name: "jwt not a mapping", yaml: "jwt: yes\n", env: map[string]string{envSecurityKey: "k"}, want: []string{"jwt: must be a mapping"}},
 		{name: "bad leeway", yaml: jwt + "  leeway: ten seconds\n", want: []string{"jwt.leeway"}},
 		{name: "bad unmapped policy", yaml: jwt + "unmapped_routes: block\n", want: []string{`unmapped_routes: "block" must be allow or deny`}},
 		{name: "head key", yaml: jwt + "scope_mappings:\n  HEAD /x: []\n", want: []string{`scope_mappings["HEAD /x"]:`, "GET"}},
@@ -106,7 +106,7 @@ func TestLoadErrors(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestLoadFieldErrors(t *testing.T) {
-	_, err := Load([]byte("os_id: x\nbogus: 1\n"), env(map[string]string{EnvVerificationKey: hsKey}), Flags{})
+	_, err := Load([]byte("os_id: x\nbogus: 1\n"), env(map[string]string{envVerificationKey: hsKey}), Flags{})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "bogus" || fe.Line != 2 {
 		t.Fatalf("Load error = %v, want a *FieldError for bogus at line 2", err)
@@ -124,10 +124,10 @@ func TestLoad(t *testing.T) {
 		{
 			name: "defaults with an env key",
 			yaml: "jwt:\n  algorithms: [HS256]\n",
-			env:  map[string]string{EnvVerificationKey: hsKey},
+			env:  map[string]string{envVerificationKey: hsKey},
 			check: func(t *testing.T, c *Config) {
 				// JWT defaults are the JWT section's own business; compare the rest.
-				want := Default()
+				want := defaultConfig()
 				want.JWT = c.JWT
 				if !reflect.DeepEqual(*c, want) {
 					t.Errorf("Load = %+v\nwant %+v", *c, want)
@@ -143,7 +143,7 @@ func TestLoad(t *testing.T) {
 		{
 			name:  "file, env, flags precedence",
 			yaml:  "os_id: file-os\nsecurity_key: file-key\ngrpc_addr: 127.0.0.1:1\nhttp_addr: off\nadmin_addr: 127.0.0.1:3\n",
-			env:   map[string]string{EnvOSID: "env-os", EnvSecurityKey: "env-key", EnvJWKSFile: ""},
+			env:   map[string]string{envOSID: "env-os", envSecurityKey: "env-key", envJWKSFile: ""},
 			flags: Flags{GRPCAddr: ptr("127.0.0.1:9"), AdminAddr: nil},
 			check: func(t *testing.T, c *Config) {
 				if c.OSID != "env-os" || c.SecurityKey != "env-key" {
@@ -163,7 +163,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "env key added to the file's keys",
 			yaml: "jwt:\n  algorithms: [HS256]\n  verification_keys: [file-secret-0123456789abcdef0123456789]\n",
-			env:  map[string]string{EnvVerificationKey: hsKey},
+			env:  map[string]string{envVerificationKey: hsKey},
 			check: func(t *testing.T, c *Config) {
 				want := []string{"file-secret-0123456789abcdef0123456789", hsKey}
 				if !reflect.DeepEqual(c.JWT.VerificationKeys, want) {
@@ -199,7 +199,7 @@ func TestLoad(t *testing.T) {
 			name: "null values keep defaults",
 			yaml: "excluded_routes:\nadmin_scope:\nsecurity_key: k\n",
 			check: func(t *testing.T, c *Config) {
-				if !reflect.DeepEqual(c.ExcludedRoutes, DefaultExcludedRoutes()) || c.AdminScope != scopes.DefaultAdminScope {
+				if !reflect.DeepEqual(c.ExcludedRoutes, defaultExcludedRoutes()) || c.AdminScope != scopes.DefaultAdminScope {
 					t.Errorf("excluded_routes = %q, admin_scope = %q; want the defaults", c.ExcludedRoutes, c.AdminScope)
 				}
 			},
@@ -216,7 +216,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "migration",
 			yaml: "security_key_migration: true\njwt:\n  algorithms: [HS256]\n  verification_keys: [" + hsKey + "]\n",
-			env:  map[string]string{EnvSecurityKey: "k"},
+			env:  map[string]string{envSecurityKey: "k"},
 			check: func(t *testing.T, c *Config) {
 				if !c.SecurityKeyMigration || c.SecurityKey != "k" || !c.AuthorizationEnabled() {
 					t.Errorf("migration config = %+v", c)

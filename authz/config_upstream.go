@@ -82,7 +82,7 @@ func (c *Config) checkUpstream() []error {
 				"turn signature verification on, or identity tokens off")
 		}
 		if c.OSID == "" {
-			add("os_id", "required with upstream.identity_token: true: it is the aud of the identity tokens, which AgentOS checks against its own id (%s)", EnvOSID)
+			add("os_id", "required with upstream.identity_token: true: it is the aud of the identity tokens, which AgentOS checks against its own id (%s)", envOSID)
 		}
 	}
 	if u.SigningKeyFile != "" {

@@ -33,16 +33,16 @@ type credentials struct {
 	source tokenSource
 	header string // lower-case header name
 	cookie string // cookie name, case-sensitive (RFC 6265)
-	// missing is the CONTRACT §5 detail when no credential is present.
+	// missing is the docs/CONTRACT.md §5 detail when no credential is present.
 	missing string
 }
 
 func newCredentials(source tokenSource, header, cookie string) credentials {
 	if header == "" {
-		header = DefaultHeader
+		header = defaultHeader
 	}
 	if cookie == "" {
-		cookie = DefaultCookie
+		cookie = defaultCookie
 	}
 	c := credentials{source: source, header: strings.ToLower(header), cookie: cookie}
 	switch source {
@@ -51,7 +51,7 @@ func newCredentials(source tokenSource, header, cookie string) credentials {
 	case sourceBoth:
 		c.missing = "JWT token missing from both Authorization header and '" + cookie + "' cookie"
 	default:
-		// CONTRACT §5: the same message whatever the header's name.
+		// docs/CONTRACT.md §5: the same message whatever the header's name.
 		c.missing = "Authorization header missing"
 	}
 	return c

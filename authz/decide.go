@@ -24,7 +24,7 @@ type Options struct {
 	// Clock is the time source for token validation; nil means time.Now.
 	Clock func() time.Time
 	// Observer counts JWKS fetches and verified-token cache lookups; nil
-	// means NopJWKSObserver.
+	// means nopJWKSObserver.
 	Observer JWKSObserver
 	// ServiceAccounts verifies agno_pat_ tokens (docs/CONTRACT.md §8);
 	// required when service_accounts.db_url is set. The caller opened its
@@ -32,7 +32,7 @@ type Options struct {
 	ServiceAccounts *serviceaccount.Authenticator
 }
 
-// Authorizer decides requests (CONTRACT §5). Its configuration, keys and
+// Authorizer decides requests (docs/CONTRACT.md §5). Its configuration, keys and
 // route table form one immutable snapshot behind an atomic pointer: a
 // decision loads the snapshot once and uses it to the end, so a future
 // reload can build and swap a new snapshot without locking. Decide is safe
@@ -59,7 +59,7 @@ type snapshot struct {
 	creds     credentials
 	key       securityKey
 	// keyPrincipal / keySet are the security key's principal and its
-	// parsed scopes: the admin scope (CONTRACT §7).
+	// parsed scopes: the admin scope (docs/CONTRACT.md §7).
 	keyPrincipal principal
 	keySet       scopes.Set
 	// sets are the callers' parsed scopes, interned (scopesets.go).
@@ -90,7 +90,7 @@ func New(cfg *Config, opts Options) (*Authorizer, error) {
 	if cfg == nil {
 		return nil, errors.New("authz: nil configuration")
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -146,7 +146,7 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 		s.clock = time.Now
 	}
 	if s.obs == nil {
-		s.obs = NopJWKSObserver{}
+		s.obs = nopJWKSObserver{}
 	}
 	s.keyPrincipal = newPrincipal(&jwtauth.Identity{Scopes: []string{table.AdminScope()}})
 	s.keySet = s.keyPrincipal.parseScopes(table)
@@ -225,7 +225,7 @@ func (a *Authorizer) CacheLen() int {
 	return 0
 }
 
-// Decide authorizes r (CONTRACT §5). Every outcome is a Decision, never an
+// Decide authorizes r (docs/CONTRACT.md §5). Every outcome is a Decision, never an
 // error: 200 allow, 400 malformed, 401 not authenticated, 403 forbidden,
 // 503 an identity token not signed (docs/CONTRACT.md §9, upstream.go). A
 // cancelled ctx denies (fail closed). Decide logs one line per decision:
@@ -269,7 +269,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 	return d
 }
 
-// Decision details of the contract (CONTRACT §5 table) that are constants.
+// Decision details of the contract (docs/CONTRACT.md §5 table) that are constants.
 const (
 	detailMalformedRequest = "Malformed check request"
 	detailMalformedPath    = "Malformed request path"
@@ -283,21 +283,21 @@ const (
 	detailCanceled = "Authorization check canceled"
 )
 
-// Values of x-agentos-auth (CONTRACT §5).
+// Values of x-agentos-auth (docs/CONTRACT.md §5).
 const (
-	AuthJWT  = "jwt"
-	AuthNone = "none"
+	authJWT  = "jwt"
+	authNone = "none"
 )
 
-// Upstream header names (CONTRACT §5 table).
+// Upstream header names (docs/CONTRACT.md §5 table).
 const (
 	HeaderUserID        = "x-agentos-user-id"
-	HeaderSessionID     = "x-agentos-session-id"
-	HeaderScopes        = "x-agentos-scopes"
-	HeaderAuth          = "x-agentos-auth"
-	HeaderAccessibleIDs = "x-agentos-accessible-ids"
-	// HeaderClaimPrefix + claim name carries a forward_claims claim.
-	HeaderClaimPrefix = "x-agentos-claim-"
+	headerSessionID     = "x-agentos-session-id"
+	headerScopes        = "x-agentos-scopes"
+	headerAuth          = "x-agentos-auth"
+	headerAccessibleIDs = "x-agentos-accessible-ids"
+	// headerClaimPrefix + claim name carries a forward_claims claim.
+	headerClaimPrefix = "x-agentos-claim-"
 	headerPrefix      = "x-agentos-"
 )
 
@@ -339,7 +339,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 		return s.deny(r, ReasonMalformedRequest, detailMalformedRequest), ""
 	}
 	// 2. an ambiguous path, before any credential is looked at.
-	path, ok := NormalizePath(r.Path)
+	path, ok := normalizePath(r.Path)
 	if !ok {
 		return s.deny(r, ReasonMalformedPath, detailMalformedPath), ""
 	}
@@ -366,7 +366,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 		return d, path
 	}
 	if auth == AuthSecurityKey {
-		// CONTRACT §7: each use of the deprecated key is logged (and
+		// docs/CONTRACT.md §7: each use of the deprecated key is logged (and
 		// counted by the service from Decision.Auth). Never the key itself.
 		log.Warn("deprecated security key used; migrate to JWTs (docs/CONTRACT.md §7)",
 			zap.String("method", truncateForLog(r.Method, logMethodMax)), zap.String("path", truncateForLog(path, logPathMax)),
@@ -426,17 +426,17 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 	return deny
 }
 
-// authenticate finds and checks the credential (CONTRACT §5 step 4, §7). It
+// authenticate finds and checks the credential (docs/CONTRACT.md §5 step 4, §7). It
 // returns the principal and the x-agentos-auth value, or a 401 failure.
-func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, string, *Failure) {
+func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, string, *failure) {
 	switch s.key.mode {
 	case keyOnly:
 		tok, ok := s.creds.headerToken(r.Headers)
 		if !ok {
-			return principal{}, "", &Failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
+			return principal{}, "", &failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
 		}
 		if !s.key.matches(tok) {
-			return principal{}, "", &Failure{Reason: ReasonInvalidSecurityKey, Detail: detailKeyInvalid}
+			return principal{}, "", &failure{Reason: ReasonInvalidSecurityKey, Detail: detailKeyInvalid}
 		}
 		return s.keyPrincipal, AuthSecurityKey, nil
 	case keyMigration:
@@ -448,23 +448,23 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 	}
 	tok, ok := s.creds.token(r.Headers)
 	if !ok {
-		return principal{}, "", &Failure{Reason: ReasonMissingCredential, Detail: s.creds.missing}
+		return principal{}, "", &failure{Reason: ReasonMissingCredential, Detail: s.creds.missing}
 	}
 	if s.verifier == nil {
 		// Unreachable with a validated configuration: fail closed.
-		return principal{}, "", &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
+		return principal{}, "", &failure{Reason: ReasonInvalidToken, Detail: "Invalid token: no verification key configured"}
 	}
 	if !s.verifier.Ready() {
 		// docs/CONTRACT.md §5: until the keys are loaded (a JWKS URL
 		// before its first fetch) no token can be judged; a valid one must
 		// not be told it is invalid.
-		return principal{}, "", &Failure{Reason: ReasonKeysUnavailable, Detail: DetailUnavailable}
+		return principal{}, "", &failure{Reason: ReasonKeysUnavailable, Detail: DetailUnavailable}
 	}
 	p, fail := s.verifyToken(ctx, tok)
 	if fail != nil {
 		return principal{}, "", fail
 	}
-	return p, AuthJWT, nil
+	return p, authJWT, nil
 }
 
 // verifyToken verifies tok, or finds it in the verified-token cache. A hit
@@ -472,7 +472,7 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 // same key set, the clock inside the token's validity. A valid token is
 // remembered there; a settled failure in the failed-verification cache
 // (failcache.go), which answers a replayed refused token the same way.
-func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Failure) {
+func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *failure) {
 	if s.cache == nil {
 		id, fail := s.verifier.Verify(ctx, tok)
 		if fail != nil {
@@ -525,11 +525,11 @@ func (s *snapshot) deny(r *Request, reason Reason, detail string) Decision {
 // allowNone allows a preflight or an excluded route: x-agentos-auth: none and
 // no identity; every inbound x-agentos-* header is removed.
 func (s *snapshot) allowNone(r *Request, reason Reason) Decision {
-	up := []Header{{Name: HeaderAuth, Value: AuthNone}}
-	return Decision{Status: 200, Reason: reason, Auth: AuthNone, Upstream: up, Remove: removals(r.Headers, up)}
+	up := []Header{{Name: headerAuth, Value: authNone}}
+	return Decision{Status: 200, Reason: reason, Auth: authNone, Upstream: up, Remove: removals(r.Headers, up)}
 }
 
-// corsAllowed reports whether origin is accepted: CONTRACT §5, an exact,
+// corsAllowed reports whether origin is accepted: docs/CONTRACT.md §5, an exact,
 // case-sensitive match with cors_allowed_origins, any origin when empty.
 func (s *snapshot) corsAllowed(origin string) bool {
 	return s.corsAny || slices.Contains(s.cors, origin)
@@ -545,7 +545,7 @@ func corsHeaders(origin string) []Header {
 	}
 }
 
-// upstream builds the CONTRACT §5 headers of an allowed request, in the
+// upstream builds the docs/CONTRACT.md §5 headers of an allowed request, in the
 // table's order.
 func upstream(id *principal, auth string, res *scopes.Result) []Header {
 	fwd := id.forward()
@@ -554,14 +554,14 @@ func upstream(id *principal, auth string, res *scopes.Result) []Header {
 		up = append(up, Header{Name: HeaderUserID, Value: id.userID})
 	}
 	if id.sessionID != "" {
-		up = append(up, Header{Name: HeaderSessionID, Value: id.sessionID})
+		up = append(up, Header{Name: headerSessionID, Value: id.sessionID})
 	}
 	if id.scopes != "" {
-		up = append(up, Header{Name: HeaderScopes, Value: id.scopes})
+		up = append(up, Header{Name: headerScopes, Value: id.scopes})
 	}
-	up = append(up, Header{Name: HeaderAuth, Value: auth})
+	up = append(up, Header{Name: headerAuth, Value: auth})
 	if res.Listing {
-		up = append(up, Header{Name: HeaderAccessibleIDs, Value: jsonStrings(res.AccessibleIDs)})
+		up = append(up, Header{Name: headerAccessibleIDs, Value: jsonStrings(res.AccessibleIDs)})
 	}
 	return append(up, fwd...)
 }
@@ -586,7 +586,7 @@ func jsonStrings(ids []string) string {
 // preflight or an excluded route carrying 50 000 x-agentos-* headers costs
 // one sort, not a quadratic scan): names are collected, sorted, and the
 // duplicates that only differ in case removed in one pass. up is the short
-// list of CONTRACT §5 headers, plus the configured forward_claims.
+// list of docs/CONTRACT.md §5 headers, plus the configured forward_claims.
 func removals(h map[string]string, up []Header) []string {
 	var out []string
 	for name := range h {

@@ -7,18 +7,6 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz"
 )
 
-func ExampleNormalizePath() {
-	for _, raw := range []string{"/agents/a1/runs/?stream=true", "/agents/a%252Fb", "/health/../config", "/agents/a%2Fb"} {
-		p, ok := authz.NormalizePath(raw)
-		fmt.Printf("%-30q → %q %v\n", raw, p, ok)
-	}
-	// Output:
-	// "/agents/a1/runs/?stream=true" → "/agents/a1/runs" true
-	// "/agents/a%252Fb"              → "/agents/a%2Fb" true
-	// "/health/../config"            → "" false
-	// "/agents/a%2Fb"                → "" false
-}
-
 func ExampleAuthorizer_Decide() {
 	env := map[string]string{"JWT_VERIFICATION_KEY": "an-hmac-secret-of-at-least-32-bytes!"}
 	cfg, err := authz.Load([]byte("os_id: my-os\njwt:\n  algorithms: [HS256]\n"),

@@ -115,22 +115,22 @@ func TestDecide(t *testing.T) {
 			name: "allow with scope", method: "GET", path: "/agents",
 			headers: bearerH(mintHS(t, user("agents:read"))),
 			status:  200, reason: ReasonAllowed, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:read"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:read"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "spoofed headers overwritten or removed", method: "GET", path: "/agents?limit=1",
 			headers: with(bearerH(mintHS(t, user("agents:read"))), "x-agentos-user-id", "admin", "x-agentos-zz", "1",
 				"x-agentos-accessible-ids", `["*"]`, "x-agentos-claim-role", "admin"),
 			status: 200, reason: ReasonAllowed, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:read"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:read"}, {headerAuth, authJWT}},
 			remove:   []string{"x-agentos-accessible-ids", "x-agentos-claim-role", "x-agentos-zz"},
 		},
 		{
 			name: "listing filtered", method: "GET", path: "/agents",
 			headers: bearerH(mintHS(t, user("agents:a1:read", "agents:a b:read"))),
 			status:  200, reason: ReasonAllowedListing, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:a1:read agents:a b:read"},
-				{HeaderAuth, AuthJWT}, {HeaderAccessibleIDs, `["a1","a b"]`}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:a1:read agents:a b:read"},
+				{headerAuth, authJWT}, {headerAccessibleIDs, `["a1","a b"]`}},
 		},
 		{
 			name: "head checked as get", method: "HEAD", path: "/config",
@@ -195,15 +195,15 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "excluded", method: "GET", path: "/health", headers: with(bearerH("not-a-jwt"), "x-agentos-user-id", "admin"),
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}}, remove: []string{"x-agentos-user-id"},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}}, remove: []string{"x-agentos-user-id"},
 		},
 		{
 			name: "excluded with trailing slash", method: "POST", path: "/health/?x=1",
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}},
 		},
 		{
 			name: "excluded root", method: "GET", path: "/",
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}},
 		},
 		{
 			name: "not excluded prefix", method: "GET", path: "/healthz",
@@ -212,7 +212,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "custom excluded slash pattern", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
 			method: "GET", path: "/public/",
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}},
 		},
 		{
 			// docs/CONTRACT.md §5: the "/" variant only when the request had one.
@@ -223,7 +223,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "custom excluded glob with slash", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
 			method: "GET", path: "/sessions/",
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}},
 		},
 		{
 			name: "custom excluded glob never excludes its bare prefix", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
@@ -233,7 +233,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "custom excluded glob crosses slash", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
 			method: "GET", path: "/x/a/b/y/",
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}},
 		},
 		{
 			name: "custom excluded replaces defaults", yaml: "excluded_routes: [/public/, /sessions/*, /x/*/y]\n",
@@ -243,7 +243,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "preflight", method: "OPTIONS", path: "/agents/a1/runs",
 			headers: with(bearerH(mintHS(t, user("agents:run"))), "x-agentos-scopes", "agent_os:admin"),
-			status:  200, reason: ReasonAllowedPreflight, upstream: []Header{{HeaderAuth, AuthNone}}, remove: []string{"x-agentos-scopes"},
+			status:  200, reason: ReasonAllowedPreflight, upstream: []Header{{headerAuth, authNone}}, remove: []string{"x-agentos-scopes"},
 		},
 		{
 			name: "cors allowlist miss", yaml: "cors_allowed_origins: [https://app.example.com]\n",
@@ -259,7 +259,7 @@ func TestDecide(t *testing.T) {
 			name: "authorization false authenticates only", yaml: "authorization: false\n",
 			method: "DELETE", path: "/config", headers: bearerH(mintHS(t, user())),
 			status: 200, reason: ReasonAllowed,
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "authorization false still authenticates", yaml: "authorization: false\n",
@@ -269,7 +269,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "unmapped allowed", method: "PUT", path: "/totally/unmapped", headers: bearerH(mintHS(t, user())),
 			status: 200, reason: ReasonAllowedUnmapped,
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "unmapped denied", yaml: "unmapped_routes: deny\n",
@@ -280,19 +280,19 @@ func TestDecide(t *testing.T) {
 			name: "unmapped deny admin passes", yaml: "unmapped_routes: deny\n",
 			method: "GET", path: "/totally/unmapped", headers: bearerH(mintHS(t, user("agent_os:admin"))),
 			status: 200, reason: ReasonAllowedUnmapped,
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agent_os:admin"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agent_os:admin"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "custom header", yaml: "  header: X-Auth-Token\n",
 			method: "GET", path: "/agents", headers: map[string]string{"x-auth-token": mintHS(t, user("agents:read"))},
 			status: 200, reason: ReasonAllowed, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:read"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:read"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "cookie source", yaml: "  token_source: cookie\n",
 			method: "GET", path: "/agents", headers: map[string]string{"cookie": "a=b; access_token=" + mintHS(t, user("agents:read"))},
 			status: 200, reason: ReasonAllowed, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:read"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:read"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "cookie source missing", yaml: "  token_source: cookie\n",
@@ -308,33 +308,33 @@ func TestDecide(t *testing.T) {
 			name: "forward claims", yaml: "  forward_claims: [org_id, roles, absent]\n",
 			method: "GET", path: "/agents", headers: bearerH(mintHS(t, claims{"sub": "u1", "scopes": []string{"agents:read"}, "org_id": "o1", "roles": []string{"a", "b"}})),
 			status: 200, reason: ReasonAllowed, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderScopes, "agents:read"}, {HeaderAuth, AuthJWT},
-				{HeaderClaimPrefix + "org_id", "o1"}, {HeaderClaimPrefix + "roles", `["a","b"]`}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerScopes, "agents:read"}, {headerAuth, authJWT},
+				{headerClaimPrefix + "org_id", "o1"}, {headerClaimPrefix + "roles", `["a","b"]`}},
 		},
 
-		// The deprecated security key (CONTRACT §7).
+		// The deprecated security key (docs/CONTRACT.md §7).
 		{
-			name: "key only right", yaml: "", env: map[string]string{EnvSecurityKey: key},
+			name: "key only right", yaml: "", env: map[string]string{envSecurityKey: key},
 			method: "POST", path: "/agents/a1/runs", headers: map[string]string{"authorization": "bearer " + key},
-			status: 200, reason: ReasonAllowed, upstream: []Header{{HeaderScopes, "agent_os:admin"}, {HeaderAuth, AuthSecurityKey}},
+			status: 200, reason: ReasonAllowed, upstream: []Header{{headerScopes, "agent_os:admin"}, {headerAuth, AuthSecurityKey}},
 		},
 		{
-			name: "key only bare", yaml: "", env: map[string]string{EnvSecurityKey: key},
+			name: "key only bare", yaml: "", env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/config", headers: map[string]string{"authorization": key},
-			status: 200, reason: ReasonAllowed, upstream: []Header{{HeaderScopes, "agent_os:admin"}, {HeaderAuth, AuthSecurityKey}},
+			status: 200, reason: ReasonAllowed, upstream: []Header{{headerScopes, "agent_os:admin"}, {headerAuth, AuthSecurityKey}},
 		},
 		{
-			name: "key only wrong", yaml: "", env: map[string]string{EnvSecurityKey: key},
+			name: "key only wrong", yaml: "", env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/config", headers: bearerH(key + "x"),
 			status: 401, reason: ReasonInvalidSecurityKey, detail: "Invalid authentication token",
 		},
 		{
-			name: "key only jwt", yaml: "", env: map[string]string{EnvSecurityKey: key},
+			name: "key only jwt", yaml: "", env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/config", headers: bearerH(mintHS(t, user("agent_os:admin"))),
 			status: 401, reason: ReasonInvalidSecurityKey, detail: "Invalid authentication token",
 		},
 		{
-			name: "key only missing", yaml: "", env: map[string]string{EnvSecurityKey: key},
+			name: "key only missing", yaml: "", env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/config",
 			status: 401, reason: ReasonMissingCredential, detail: "Authorization header required",
 		},
@@ -347,7 +347,7 @@ func TestDecide(t *testing.T) {
 			name: "a2a interface at a custom prefix, per-resource scope", yaml: "interfaces: [{type: a2a, prefix: /ext/a2a}]\n",
 			method: "POST", path: "/ext/a2a/agents/web/v1/message:send", headers: bearerH(mintHS(t, user("agents:web:run"))),
 			status: 200, reason: ReasonAllowed, rule: "POST /ext/a2a/agents/*/v1/message:send",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:web:run"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:web:run"}, {headerAuth, authJWT}},
 		},
 		{
 			name: "agui interface", yaml: "interfaces: [{type: agui, family: teams}]\n",
@@ -357,7 +357,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "slack interface webhooks are excluded", yaml: "interfaces: [{type: slack}]\n",
 			method: "POST", path: "/slack/events",
-			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{HeaderAuth, AuthNone}},
+			status: 200, reason: ReasonAllowedExcluded, upstream: []Header{{headerAuth, authNone}},
 		},
 		{
 			name: "slack interface prefix itself is not excluded", yaml: "interfaces: [{type: slack, prefix: /hooks/slack}]\n",
@@ -367,27 +367,27 @@ func TestDecide(t *testing.T) {
 		{
 			name: "key with custom admin scope", yaml: "admin_scope: platform:root\nsecurity_key: " + key + "\n",
 			method: "DELETE", path: "/sessions/s1", headers: bearerH(key),
-			status: 200, reason: ReasonAllowed, upstream: []Header{{HeaderScopes, "platform:root"}, {HeaderAuth, AuthSecurityKey}},
+			status: 200, reason: ReasonAllowed, upstream: []Header{{headerScopes, "platform:root"}, {headerAuth, AuthSecurityKey}},
 		},
 		{
-			name: "migration key", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{EnvSecurityKey: key},
+			name: "migration key", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{envSecurityKey: key},
 			method: "DELETE", path: "/sessions/s1", headers: bearerH(key),
 			status: 200, reason: ReasonAllowed, rule: "DELETE /sessions/*",
-			upstream: []Header{{HeaderScopes, "agent_os:admin"}, {HeaderAuth, AuthSecurityKey}},
+			upstream: []Header{{headerScopes, "agent_os:admin"}, {headerAuth, AuthSecurityKey}},
 		},
 		{
-			name: "migration jwt", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{EnvSecurityKey: key},
+			name: "migration jwt", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/agents", headers: bearerH(mintHS(t, user("agents:read"))),
 			status: 200, reason: ReasonAllowed, rule: "GET /agents",
-			upstream: []Header{{HeaderUserID, "u1"}, {HeaderSessionID, "s1"}, {HeaderScopes, "agents:read"}, {HeaderAuth, AuthJWT}},
+			upstream: []Header{{HeaderUserID, "u1"}, {headerSessionID, "s1"}, {headerScopes, "agents:read"}, {headerAuth, authJWT}},
 		},
 		{
-			name: "migration neither", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{EnvSecurityKey: key},
+			name: "migration neither", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/agents", headers: bearerH("wrong-key"),
 			status: 401, reason: ReasonInvalidToken, detail: "Invalid token: ",
 		},
 		{
-			name: "migration none", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{EnvSecurityKey: key},
+			name: "migration none", yaml: hsConfig("security_key_migration: true\n"), env: map[string]string{envSecurityKey: key},
 			method: "GET", path: "/agents",
 			status: 401, reason: ReasonMissingCredential, detail: "Authorization header missing",
 		},
@@ -497,7 +497,7 @@ func TestDecideLogsNoSecrets(t *testing.T) {
 	const key = "sk-log-test-key-0123456789"
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
-	jwtA := newTestAuthorizer(t, hsConfig("security_key_migration: true\n"), map[string]string{EnvSecurityKey: key}, log)
+	jwtA := newTestAuthorizer(t, hsConfig("security_key_migration: true\n"), map[string]string{envSecurityKey: key}, log)
 	good := mintHS(t, user("agents:read"))
 	forbidden := mintHS(t, user("teams:read"))
 	expired := mint(t, jwa.HS256, []byte(hsKey), claims{"sub": "u1", "exp": testNow.Add(-time.Hour).Unix()})

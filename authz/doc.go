@@ -2,10 +2,10 @@
 // it turns one HTTP request (Request: method, raw path, lower-case headers)
 // into a Decision (allow, or deny 400/401/403 with the contract's detail,
 // the upstream x-agentos-* headers and the headers to remove), exactly as
-// CONTRACT §5 orders it:
+// docs/CONTRACT.md §5 orders it:
 //
 //  1. a request without HTTP attributes → 400 Malformed check request;
-//  2. an ambiguous path → 400 Malformed request path (NormalizePath), before
+//  2. an ambiguous path → 400 Malformed request path (normalizePath), before
 //     any credential is looked at;
 //  3. OPTIONS and excluded routes → allowed, x-agentos-auth: none;
 //  4. the credential (header, cookie or both; or the deprecated security

@@ -19,8 +19,8 @@ import (
 // front of the error, so the error only says what is wrong with the value.
 type Duration struct{ time.Duration }
 
-// ParseDuration reads s as a Duration (see Duration for the syntax).
-func ParseDuration(s string) (Duration, error) {
+// parseDuration reads s as a Duration (see Duration for the syntax).
+func parseDuration(s string) (Duration, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
 		return Duration{}, errors.New("is empty: write a duration such as 10s or 5m")
@@ -40,7 +40,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return errors.New("must be a duration such as 10s or 5m, not a list or mapping")
 	}
-	v, err := ParseDuration(n.Value)
+	v, err := parseDuration(n.Value)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // UnmarshalText reads duration text (flags, environment variables).
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := ParseDuration(string(b))
+	v, err := parseDuration(string(b))
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ type failEntry struct {
 	keys   jwtauth.Generation
 	// at is the verification, to the end of its validity (Unix ns).
 	at, to int64
-	f      *Failure
+	f      *failure
 	ref    bool // CLOCK reference bit
 }
 
@@ -90,7 +90,7 @@ func (c *failCache) shard(d *[sha256.Size]byte) (*failShard, uint64) {
 
 // get returns the failure remembered for d under keys, if now is inside
 // the entry's validity. An entry out of it is dropped.
-func (c *failCache) get(d *[sha256.Size]byte, keys jwtauth.Generation, now time.Time) (*Failure, bool) {
+func (c *failCache) get(d *[sha256.Size]byte, keys jwtauth.Generation, now time.Time) (*failure, bool) {
 	if c == nil {
 		return nil, false
 	}
@@ -119,7 +119,7 @@ func (c *failCache) get(d *[sha256.Size]byte, keys jwtauth.Generation, now time.
 
 // put remembers f, the settled failure st of the token d verified under
 // keys; now is the clock read after the verification.
-func (c *failCache) put(d *[sha256.Size]byte, keys jwtauth.Generation, now time.Time, f *Failure, st jwtauth.Settled) {
+func (c *failCache) put(d *[sha256.Size]byte, keys jwtauth.Generation, now time.Time, f *failure, st jwtauth.Settled) {
 	if c == nil || !st.OK {
 		return
 	}

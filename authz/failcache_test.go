@@ -2,6 +2,8 @@ package authz
 
 import (
 	"crypto"
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,9 +30,9 @@ func failCached(t *testing.T, a *Authorizer, tok string) bool {
 // served from the cache; the refusals time can undo or that cost nothing
 // to find again are not remembered.
 func TestFailCacheSameDecisions(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	cfg := "os_id: test-os\njwt:\n  algorithms: [HS256, RS256]\n  issuer: https://issuer.test\n  verify_audience: true\n" +
-		"  verification_keys:\n    - \"" + hsKey + "\"\n    - |\n" + indent(k.rs.pubPEM, "      ")
+		"  verification_keys:\n    - \"" + hsKey + "\"\n    - |\n" + indent(k.RS.PubPEM, "      ")
 	cached := cachedAuthorizer(t, cfg, testClock, nil)
 	plain := cachedAuthorizer(t, strings.Replace(cfg, "jwt:\n", "jwt:\n  cache_size: 0\n", 1), testClock, nil)
 
@@ -45,7 +47,7 @@ func TestFailCacheSameDecisions(t *testing.T) {
 		}
 		return c
 	}
-	rs := func(c claims) string { return mint(t, jwa.RS256, k.rs.priv, c) }
+	rs := func(c claims) string { return mint(t, jwa.RS256, k.RS.Priv, c) }
 	hs := func(c claims) string { return mint(t, jwa.HS256, []byte(hsKey), c) }
 	goodRS, goodHS := rs(ok(nil)), hs(ok(nil))
 	cases := []struct {
@@ -53,21 +55,21 @@ func TestFailCacheSameDecisions(t *testing.T) {
 		tok     string
 		settled bool
 	}{
-		{"bad RS256 signature", jtFlipSig(goodRS), true},
-		{"RS256 signed by another key", mint(t, jwa.RS256, k.rs2.priv, ok(nil)), true},
-		{"bad HS256 signature", jtFlipSig(goodHS), true},
+		{"bad RS256 signature", jwttest.FlipSig(goodRS), true},
+		{"RS256 signed by another key", mint(t, jwa.RS256, k.RS2.Priv, ok(nil)), true},
+		{"bad HS256 signature", jwttest.FlipSig(goodHS), true},
 		{"expired", rs(ok(claims{"exp": testNow.Add(-time.Hour).Unix()})), true},
 		{"wrong audience", rs(ok(claims{"aud": "another-os"})), true},
 		{"wrong issuer", rs(ok(claims{"iss": "https://evil.test"})), true},
 		{"reserved subject", rs(ok(claims{"sub": "sa:robot"})), true},
-		{"exp not a date", jtMint(t, jtToken{alg: "RS256", key: k.rs.priv, claims: ok(claims{"exp": "tomorrow"})}), true},
+		{"exp not a date", jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS.Priv, Claims: ok(claims{"exp": "tomorrow"})}), true},
 		{"missing audience", hs(ok(claims{"aud": nil})), true},
 		// Time undoes these: never remembered.
 		{"not valid yet (nbf)", rs(ok(claims{"nbf": testNow.Add(time.Hour).Unix()})), false},
 		{"issued in the future (iat)", rs(ok(claims{"iat": testNow.Add(time.Hour).Unix()})), false},
 		// Found before any key is tried: cheap, not remembered.
 		{"algorithm not allowed", mint(t, jwa.HS384, []byte(hsKey), ok(nil)), false},
-		{"unsigned", jtMint(t, jtToken{alg: "none", claims: ok(nil)}), false},
+		{"unsigned", jwttest.Mint(t, jwttest.Token{Alg: "none", Claims: ok(nil)}), false},
 		{"not a JWT", "not-a-jwt", false},
 	}
 	for _, tc := range cases {
@@ -102,7 +104,7 @@ func TestFailCacheSameDecisions(t *testing.T) {
 // once it expires, an expired token is verified again under a clock set
 // back before its exp, and entries last at most cache_ttl.
 func TestFailCacheTime(t *testing.T) {
-	clock := newFakeClock(testNow)
+	clock := jwttest.NewFakeClock(testNow)
 	a := cachedAuthorizer(t, hsConfig("  verify_audience: true\n  cache_ttl: 1m\n"), clock.Now, nil) // leeway 10s
 	wrongAud := user("agents:read")
 	wrongAud["aud"] = "another-os"
@@ -117,9 +119,7 @@ func TestFailCacheTime(t *testing.T) {
 	la := mintHS(t, longAud) // exp in an hour
 
 	at := func(d time.Duration) {
-		clock.mu.Lock()
-		clock.t = testNow.Add(d)
-		clock.mu.Unlock()
+		clock.Set(testNow.Add(d))
 	}
 	check := func(what, tok, detail string, cachedBefore bool) {
 		t.Helper()
@@ -159,19 +159,19 @@ func TestFailCacheTime(t *testing.T) {
 // again (and here, signed by the new key, allowed). A token whose kid the
 // fetched set lacks is never remembered (a refetch may bring its key).
 func TestFailCacheKeyRotation(t *testing.T) {
-	k := jtLoadKeys(t)
-	pub1, pub2 := k.rs.priv.Public(), k.rs2.priv.Public()
-	only1 := jtJWKS(t, []crypto.PublicKey{pub1}, []string{""}, []string{"RS256"})
-	both := jtJWKS(t, []crypto.PublicKey{pub1, pub2}, []string{"", ""}, []string{"RS256", "RS256"})
-	srv := newJWKSServer(t, only1)
-	clock, obs := newFakeClock(jtNow), &recObserver{}
+	k := jwttest.LoadKeys(t)
+	pub1, pub2 := k.RS.Priv.Public(), k.RS2.Priv.Public()
+	only1 := jwttest.JWKS(t, []crypto.PublicKey{pub1}, []string{""}, []string{"RS256"})
+	both := jwttest.JWKS(t, []crypto.PublicKey{pub1, pub2}, []string{"", ""}, []string{"RS256", "RS256"})
+	srv := jwttest.NewJWKSServer(t, only1)
+	clock, obs := jwttest.NewFakeClock(jwttest.Now), &jwttest.Observer{}
 	a := cachedAuthorizer(t, "os_id: test-os\njwt:\n  jwks_url: "+srv.URL+"\n", clock.Now, obs)
 	a.Start(t.Context())
 	t.Cleanup(a.Close)
-	waitFor(t, "the first key set", a.Ready)
+	poll.For(t, "the first key set", a.Ready)
 
-	tok2 := jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, claims: jtClaims(nil)}) // no kid
-	unknownKid := jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "k9"}, claims: jtClaims(nil)})
+	tok2 := jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Claims: jwttest.Claims(nil)}) // no kid
+	unknownKid := jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: map[string]any{"kid": "k9"}, Claims: jwttest.Claims(nil)})
 	for i := range 2 {
 		if d := a.Decide(t.Context(), getAgents(tok2)); d.Status != 401 || d.Detail != "Invalid token: signature verification failed" {
 			t.Fatalf("k2 token under [k1] #%d: Decide = %d %q, want 401 signature verification failed", i, d.Status, d.Detail)
@@ -183,7 +183,7 @@ func TestFailCacheKeyRotation(t *testing.T) {
 	gen := a.snap.Load().verifier.Generation(t.Context())
 
 	// The key set changes (k2 added): a kid-miss refetch brings it.
-	srv.set("ok", both)
+	srv.Set(jwttest.ModeOK, both)
 	clock.Advance(jwksRefetchGap)
 	if d := a.Decide(t.Context(), getAgents(unknownKid)); d.Status != 200 {
 		t.Fatalf("unknown-kid token after the rotation = %d %q, want 200 (the refetch brought k2)", d.Status, d.Detail)
@@ -199,10 +199,10 @@ func TestFailCacheKeyRotation(t *testing.T) {
 	}
 
 	// A bad signature under a kid the fetched set lacks: not remembered.
-	srv.set("ok", only1)
+	srv.Set(jwttest.ModeOK, only1)
 	clock.Advance(jwksRefetchGap)
 	a.Decide(t.Context(), getAgents(unknownKid)) // refetch: back to [k1]
-	forged := jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "k7"}, claims: jtClaims(nil)})
+	forged := jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: map[string]any{"kid": "k7"}, Claims: jwttest.Claims(nil)})
 	for i := range 2 {
 		if d := a.Decide(t.Context(), getAgents(forged)); d.Status != 401 {
 			t.Fatalf("unknown-kid forged token #%d: Decide = %d %q, want 401", i, d.Status, d.Detail)
@@ -217,7 +217,7 @@ func TestFailCacheKeyRotation(t *testing.T) {
 // unreferenced entries first, and answers exactly per digest.
 func TestFailCacheBounded(t *testing.T) {
 	c := newFailCache(64, time.Hour)
-	f := &Failure{Reason: ReasonInvalidToken, Detail: "Invalid token: signature verification failed"}
+	f := &failure{Reason: ReasonInvalidToken, Detail: "Invalid token: signature verification failed"}
 	st := jwtauth.Settled{OK: true}
 	var keep [32]byte
 	keep[0], keep[8] = 0xff, 3
@@ -258,13 +258,13 @@ func TestFailCacheBounded(t *testing.T) {
 // the failed-verification cache ("remembered") and without it ("verified":
 // every replay verified again, as before the cache).
 func BenchmarkDecideReplayedInvalid(b *testing.B) {
-	k := jtLoadKeys(b)
-	cfg := "os_id: test-os\njwt:\n  algorithms: [RS256]\n  verify_audience: true\n  verification_keys:\n    - |\n" + indent(k.rs.pubPEM, "      ")
+	k := jwttest.LoadKeys(b)
+	cfg := "os_id: test-os\njwt:\n  algorithms: [RS256]\n  verify_audience: true\n  verification_keys:\n    - |\n" + indent(k.RS.PubPEM, "      ")
 	good := claims{"sub": "u1", "aud": "test-os", "scopes": []string{"agents:read"}}
 	toks := map[string]string{
-		"bad-signature":  jtFlipSig(mint(b, jwa.RS256, k.rs.priv, good)),
-		"expired":        mint(b, jwa.RS256, k.rs.priv, claims{"sub": "u1", "aud": "test-os", "exp": testNow.Add(-time.Hour).Unix()}),
-		"wrong-audience": mint(b, jwa.RS256, k.rs.priv, claims{"sub": "u1", "aud": "another-os"}),
+		"bad-signature":  jwttest.FlipSig(mint(b, jwa.RS256, k.RS.Priv, good)),
+		"expired":        mint(b, jwa.RS256, k.RS.Priv, claims{"sub": "u1", "aud": "test-os", "exp": testNow.Add(-time.Hour).Unix()}),
+		"wrong-audience": mint(b, jwa.RS256, k.RS.Priv, claims{"sub": "u1", "aud": "another-os"}),
 	}
 	for _, name := range []string{"bad-signature", "expired", "wrong-audience"} {
 		for _, mode := range []string{"remembered", "verified"} {

@@ -3,12 +3,14 @@ package authz
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"slices"
 	"testing"
 	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // TestOIDCDiscoveryMockOIDC runs an independent OIDC issuer (mockoidc, on
@@ -22,15 +24,13 @@ func TestOIDCDiscoveryMockOIDC(t *testing.T) {
 	t.Cleanup(func() { _ = m.Shutdown() })
 
 	now := time.Now()
-	obs := &recObserver{}
+	obs := &jwttest.Observer{}
 	a := cachedAuthorizer(t, "os_id: test-os\njwt:\n  issuer: "+m.Issuer()+"\n  verify_audience: true\n", time.Now, obs)
 	a.Start(t.Context())
 	t.Cleanup(a.Close)
-	waitFor(t, "discovery and the first key set", a.Ready)
+	poll.For(t, "discovery and the first key set", a.Ready)
 	// The fetches so far: the discovery document, then the JWKS it names.
-	obs.mu.Lock()
-	fetched := slices.Clone(obs.fetched)
-	obs.mu.Unlock()
+	fetched := obs.Fetched()
 	if u := fetched[len(fetched)-1]; u != m.JWKSEndpoint() {
 		t.Errorf("discovered JWKS URL = %q (fetched %q), want %q", u, fetched, m.JWKSEndpoint())
 	}

@@ -7,19 +7,19 @@ import (
 )
 
 // This file is authz's side of the jwtauth package: a token failure mapped
-// to its decision reason and CONTRACT §5 detail (the one place), the JWKS
+// to its decision reason and docs/CONTRACT.md §5 detail (the one place), the JWKS
 // observer and fetch errors the adapters count, and the signature
 // algorithm table the command-line tools sign with.
 
-// Failure is why a credential was refused: the decision reason and the
-// CONTRACT §5 detail. Details are our words; they never quote library
+// failure is why a credential was refused: the decision reason and the
+// docs/CONTRACT.md §5 detail. Details are our words; they never quote library
 // errors or any part of the token.
-type Failure struct {
+type failure struct {
 	Reason Reason
 	Detail string
 }
 
-// The CONTRACT §5 details of a refused token.
+// The docs/CONTRACT.md §5 details of a refused token.
 const (
 	detailExpired         = "Token has expired"
 	detailInvalidAudience = "Invalid token audience - token not valid for this AgentOS instance"
@@ -28,26 +28,26 @@ const (
 )
 
 // tokenFailure maps a jwtauth failure to its reason and detail.
-func tokenFailure(f *jwtauth.Failure) *Failure {
+func tokenFailure(f *jwtauth.Failure) *failure {
 	switch f.Kind {
 	case jwtauth.Expired:
-		return &Failure{Reason: ReasonTokenExpired, Detail: detailExpired}
+		return &failure{Reason: ReasonTokenExpired, Detail: detailExpired}
 	case jwtauth.WrongAudience:
-		return &Failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
+		return &failure{Reason: ReasonInvalidAudience, Detail: detailInvalidAudience}
 	case jwtauth.ReservedSubject:
-		return &Failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
+		return &failure{Reason: ReasonInvalidSubject, Detail: detailInvalidSubject}
 	case jwtauth.Canceled:
-		return &Failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
+		return &failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
 	case jwtauth.Invalid:
-		return &Failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + f.Why}
+		return &failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + f.Why}
 	}
 	// Unreachable (the kinds are closed): fail closed.
-	return &Failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + "token refused"}
+	return &failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + "token refused"}
 }
 
 // JWKSObserver receives what operators count about keys: JWKS fetches and
 // verified-token cache lookups. A metrics exporter implements it; the
-// default is NopJWKSObserver. Implementations must be safe for concurrent
+// default is nopJWKSObserver. Implementations must be safe for concurrent
 // use and must not block.
 type JWKSObserver interface {
 	// Fetch reports one fetch of a JWKS URL or of an OIDC discovery
@@ -68,15 +68,15 @@ type JWKSObserver interface {
 
 var _ jwtauth.FetchObserver = JWKSObserver(nil)
 
-// NopJWKSObserver counts nothing.
-type NopJWKSObserver struct{}
+// nopJWKSObserver counts nothing.
+type nopJWKSObserver struct{}
 
-var _ JWKSObserver = NopJWKSObserver{}
+var _ JWKSObserver = nopJWKSObserver{}
 
-func (NopJWKSObserver) Fetch(string, error, int) {}
-func (NopJWKSObserver) RefetchLimited(string)    {}
-func (NopJWKSObserver) CacheHit()                {}
-func (NopJWKSObserver) CacheMiss()               {}
+func (nopJWKSObserver) Fetch(string, error, int) {}
+func (nopJWKSObserver) RefetchLimited(string)    {}
+func (nopJWKSObserver) CacheHit()                {}
+func (nopJWKSObserver) CacheMiss()               {}
 
 // JWKSFetchError is a failed fetch of a JWKS URL or discovery document:
 // URL (without user information), Fault and the underlying Err.

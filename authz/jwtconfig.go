@@ -9,11 +9,11 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 )
 
-// JWTConfig is the jwt: section of the configuration file (CONTRACT §4).
+// JWTConfig is the jwt: section of the configuration file (docs/CONTRACT.md §4).
 // Its verifier fields compile into the jwtauth package's Config
 // (verifierConfig); the credential and token-cache fields are authz's.
 // A zero string, list or nil pointer means the default that the field's
-// comment names; start from DefaultJWTConfig, which also sets the two
+// comment names; start from defaultJWTConfig, which also sets the two
 // durations, so that an explicit "leeway: 0s" stays zero.
 type JWTConfig struct {
 	// VerificationKeys are PEM public keys or certificates (RS*, PS*, ES*,
@@ -91,25 +91,25 @@ type ClaimNames struct {
 	Audience  string `yaml:"audience"`   // default "aud"
 }
 
-// Defaults of the jwt: section (CONTRACT §4); the verifier's own are in
+// Defaults of the jwt: section (docs/CONTRACT.md §4); the verifier's own are in
 // package jwtauth.
 const (
-	DefaultCacheTTL  = 5 * time.Minute
-	DefaultCacheSize = 100000
+	defaultCacheTTL  = 5 * time.Minute
+	defaultCacheSize = 100000
 	// maxCacheSize bounds jwt.cache_size (about 50 GiB of entries would
 	// be needed beyond it: a typo, not a plan).
 	maxCacheSize  = 100_000_000
-	DefaultHeader = "Authorization"
-	DefaultCookie = "access_token"
+	defaultHeader = "Authorization"
+	defaultCookie = "access_token"
 )
 
-// DefaultJWTConfig is the jwt: section with nothing set: the durations at
+// defaultJWTConfig is the jwt: section with nothing set: the durations at
 // their defaults, every other field zero (= its default).
-func DefaultJWTConfig() JWTConfig {
+func defaultJWTConfig() JWTConfig {
 	return JWTConfig{
 		Leeway:      Duration{jwtauth.DefaultLeeway},
 		JWKSRefresh: Duration{jwtauth.DefaultJWKSRefresh},
-		CacheTTL:    Duration{DefaultCacheTTL},
+		CacheTTL:    Duration{defaultCacheTTL},
 	}
 }
 
@@ -144,7 +144,7 @@ func (c *JWTConfig) verifierConfig() jwtauth.Config {
 
 // HasSource reports whether a JWT source is configured: a key, a JWKS file
 // or URL, an issuer to discover the JWKS from, or validate: false
-// (CONTRACT §4).
+// (docs/CONTRACT.md §4).
 func (c *JWTConfig) HasSource() bool {
 	v := c.verifierConfig()
 	return v.HasSource()
@@ -160,23 +160,23 @@ func (c *JWTConfig) RemoteJWKS() bool {
 // TokenCacheSize is the effective jwt.cache_size; 0 means no cache.
 func (c *JWTConfig) TokenCacheSize() int {
 	if c.CacheSize == nil {
-		return DefaultCacheSize
+		return defaultCacheSize
 	}
 	return *c.CacheSize
 }
 
-// Check returns every problem of the section, each prefixed by its YAML
+// problems returns every problem of the section, each prefixed by its YAML
 // path ("jwt.algorithms[1]: ..."): the verifier's (jwtauth.Config.Check:
 // it parses the keys and reads the JWKS file, so it finds exactly what
 // the verifier would refuse, except what needs os_id), then the
 // credential and token-cache fields. Messages never quote key material.
-func (c *JWTConfig) Check() []error {
+func (c *JWTConfig) problems() []error {
 	var errs []error
 	fail := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
 	}
 	if c.JWKSURL != "" && c.JWKSFile != "" {
-		fail("jwks_url", "set jwks_url (%s) or jwks_file (%s), not both", EnvJWKSURL, EnvJWKSFile)
+		fail("jwks_url", "set jwks_url (%s) or jwks_file (%s), not both", envJWKSURL, envJWKSFile)
 	}
 	v := c.verifierConfig()
 	errs = append(errs, v.Check()...)

@@ -15,12 +15,13 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // decodeJWTYAML decodes a jwt: section from YAML, strictly.
 func decodeJWTYAML(t *testing.T, text string) JWTConfig {
 	t.Helper()
-	c := DefaultJWTConfig()
+	c := defaultJWTConfig()
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -36,7 +37,7 @@ func yamlQuote(s string) string {
 }
 
 func TestJWTConfigCheck(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +50,8 @@ func TestJWTConfigCheck(t *testing.T) {
 		}
 		return p
 	}
-	jwksRS := write("rs.json", string(jtJWKS(t, []crypto.PublicKey{k.rs.priv.Public()}, []string{"rs"}, nil)))
-	jwksEnc := write("enc.json", `{"keys":[`+jtJWKUse(t, k.rs.priv.Public(), "rs", "enc")+`]}`)
+	jwksRS := write("rs.json", string(jwttest.JWKS(t, []crypto.PublicKey{k.RS.Priv.Public()}, []string{"rs"}, nil)))
+	jwksEnc := write("enc.json", `{"keys":[`+jwttest.JWK(t, k.RS.Priv.Public(), "rs", "enc")+`]}`)
 	notJSON := write("bad.json", "this is { not json")
 	encrypted := "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n"
 	badPEM := "-----BEGIN PUBLIC KEY-----\nTUlJQklqQU5CZ2txaGtpRzl3MEJBUUVGQUFPQ0FROEFNSUlCQ2dLQ0FRRUF1\n-----END PUBLIC KEY-----\n"
@@ -60,27 +61,27 @@ func TestJWTConfigCheck(t *testing.T) {
 		yaml string
 		want []string // substrings, one error each; empty = valid
 	}{
-		{name: "hs256 secret", yaml: "algorithms: [HS256]\nverification_keys: [" + yamlQuote(k.hs) + "]"},
-		{name: "default RS256 with a PEM key", yaml: "verification_keys: [" + yamlQuote(k.rs.pubPEM) + "]"},
-		{name: "single algorithm form with a certificate", yaml: "algorithm: RS256\nverification_keys: [" + yamlQuote(k.rsCert) + "]"},
+		{name: "hs256 secret", yaml: "algorithms: [HS256]\nverification_keys: [" + yamlQuote(k.HS) + "]"},
+		{name: "default RS256 with a PEM key", yaml: "verification_keys: [" + yamlQuote(k.RS.PubPEM) + "]"},
+		{name: "single algorithm form with a certificate", yaml: "algorithm: RS256\nverification_keys: [" + yamlQuote(k.RSCert) + "]"},
 		{name: "every asymmetric type", yaml: "algorithms: [RS256, PS512, ES256, ES384, EdDSA]\nverification_keys: [" +
-			yamlQuote(k.rs.pubPEM) + ", " + yamlQuote(k.es.pubPEM) + ", " + yamlQuote(k.es384.pubPEM) + ", " + yamlQuote(k.ed.pubPEM) + "]"},
+			yamlQuote(k.RS.PubPEM) + ", " + yamlQuote(k.ES.PubPEM) + ", " + yamlQuote(k.ES384.PubPEM) + ", " + yamlQuote(k.ED.PubPEM) + "]"},
 		{name: "jwks file", yaml: "jwks_file: " + jwksRS},
 		{name: "validate false needs no key", yaml: "validate: false\nalgorithms: [ES256, HS256]"},
 		{name: "jwks url keys arrive later", yaml: "jwks_url: https://idp.example/jwks.json\nalgorithms: [ES256]"},
-		{name: "every other field", yaml: "verification_keys: [" + yamlQuote(k.rs.pubPEM) + "]\nissuer: https://i\nverify_audience: true\naudience: [a, b]\n" +
+		{name: "every other field", yaml: "verification_keys: [" + yamlQuote(k.RS.PubPEM) + "]\nissuer: https://i\nverify_audience: true\naudience: [a, b]\n" +
 			"leeway: 0s\nrequire_exp: false\ntoken_source: both\nheader: X-Token\ncookie: tok\nclaims: {scopes: scp, user_id: uid, session_id: sid, audience: aud2}\n" +
 			"forward_claims: [org_id, Roles]\njwks_refresh: 1m"},
 
-		{name: "unknown algorithm", yaml: "algorithms: [RS256, RS257]\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]",
+		{name: "unknown algorithm", yaml: "algorithms: [RS256, RS257]\nverification_keys: [" + yamlQuote(k.RS.PubPEM) + "]",
 			want: []string{`jwt.algorithms[1]: "RS257" is not a signature algorithm`}},
-		{name: "lower-case algorithm", yaml: "algorithms: [rs256]\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]",
+		{name: "lower-case algorithm", yaml: "algorithms: [rs256]\nverification_keys: [" + yamlQuote(k.RS.PubPEM) + "]",
 			want: []string{`jwt.algorithms[0]: "rs256" is not a signature algorithm (did you mean RS256?)`}},
 		{name: "none", yaml: "algorithm: none\nvalidate: false", want: []string{`jwt.algorithm: "none" is not allowed`}},
 		{name: "NONE in the list", yaml: "algorithms: [HS256, NONE]\nverification_keys: [s3cret-0123456789abcdef0123456789ab]", want: []string{`jwt.algorithms[1]: "NONE" is not allowed`}},
-		{name: "algorithm without a key of its type", yaml: "algorithms: [ES256]\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]",
+		{name: "algorithm without a key of its type", yaml: "algorithms: [ES256]\nverification_keys: [" + yamlQuote(k.RS.PubPEM) + "]",
 			want: []string{"jwt.algorithms[0]: ES256 has no key of its type: it needs an EC P-256 public key"}},
-		{name: "EC key of another curve", yaml: "algorithms: [ES256]\nverification_keys: [" + yamlQuote(k.es384.pubPEM) + "]",
+		{name: "EC key of another curve", yaml: "algorithms: [ES256]\nverification_keys: [" + yamlQuote(k.ES384.PubPEM) + "]",
 			want: []string{"jwt.algorithms[0]: ES256 has no key of its type"}},
 		{name: "single algorithm without a key", yaml: "algorithm: EdDSA\nverification_keys: [s3cret-0123456789abcdef0123456789ab]",
 			want: []string{"jwt.algorithm: EdDSA has no key of its type"}},
@@ -88,20 +89,20 @@ func TestJWTConfigCheck(t *testing.T) {
 			want: []string{"jwt.algorithms: RS256 (the default; set jwt.algorithms"}},
 		{name: "HMAC secret is no RSA key", yaml: "algorithms: [HS256, RS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab]",
 			want: []string{"jwt.algorithms[1]: RS256 has no key of its type"}},
-		{name: "PEM is no HMAC secret", yaml: "algorithms: [HS256]\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]",
+		{name: "PEM is no HMAC secret", yaml: "algorithms: [HS256]\nverification_keys: [" + yamlQuote(k.RS.PubPEM) + "]",
 			want: []string{"jwt.algorithms[0]: HS256 has no key of its type: it needs an HMAC secret"}},
 		{name: "key does not parse", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(badPEM) + "]",
 			want: []string{"jwt.verification_keys[1]: is a PEM PUBLIC KEY block that does not parse"}},
 		{name: "empty key", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, '  ']", want: []string{"jwt.verification_keys[1]: is empty"}},
 		{name: "encrypted key", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(encrypted) + "]",
 			want: []string{"jwt.verification_keys[1]: is an encrypted PEM block"}},
-		{name: "key of no usable curve", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(jtPubPEM(t, p224.Public())) + "]",
+		{name: "key of no usable curve", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(jwttest.PubPEM(t, p224.Public())) + "]",
 			want: []string{"jwt.verification_keys[1]: is an EC P-224 key, which fits no supported signature algorithm"}},
 		{name: "bad JWK JSON", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, '{\"kty\": \"nope\"}']",
 			want: []string{"jwt.verification_keys[1]: is JSON but not a valid JWK or JWK Set"}},
-		{name: "JWK for encryption", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(jtJWKUse(t, k.rs.priv.Public(), "x", "enc")) + "]",
+		{name: "JWK for encryption", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(jwttest.JWK(t, k.RS.Priv.Public(), "x", "enc")) + "]",
 			want: []string{`jwt.verification_keys[1]: key 0 is an encryption key (use "enc")`}},
-		{name: "JWK whose alg does not fit", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(jtJWKUse(t, k.rs.priv.Public(), "x", "sig", "ES256")) + "]",
+		{name: "JWK whose alg does not fit", yaml: "algorithms: [HS256]\nverification_keys: [s3cret-0123456789abcdef0123456789ab, " + yamlQuote(jwttest.JWK(t, k.RS.Priv.Public(), "x", "sig", "ES256")) + "]",
 			want: []string{"jwt.verification_keys[1]: key 0 has alg ES256, which does not fit an RSA key (2048 bits)"}},
 		{name: "jwks file missing", yaml: "jwks_file: " + filepath.Join(dir, "missing.json"), want: []string{"jwt.jwks_file: ", "does not exist"}},
 		{name: "jwks file not JSON", yaml: "jwks_file: " + notJSON, want: []string{"jwt.jwks_file: ", "is not a JWK Set"}},
@@ -121,7 +122,7 @@ func TestJWTConfigCheck(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := decodeJWTYAML(t, tc.yaml)
-			errs := c.Check()
+			errs := c.problems()
 			if len(errs) != len(tc.want) {
 				t.Fatalf("Check() = %d errors %v, want %d: %q", len(errs), errs, len(tc.want), tc.want)
 			}
@@ -134,7 +135,7 @@ func TestJWTConfigCheck(t *testing.T) {
 					t.Errorf("Check() = %q, want it to contain %q", all, w)
 				}
 			}
-			for _, secret := range []string{"s3cret", k.hs, "MIIB", "TUlJQ"} {
+			for _, secret := range []string{"s3cret", k.HS, "MIIB", "TUlJQ"} {
 				if len(errs) > 0 && strings.Contains(all, secret) {
 					t.Errorf("Check() error quotes key material %q: %s", secret, all)
 				}
@@ -152,19 +153,19 @@ func TestJWTConfigCheck(t *testing.T) {
 // TestCheckWithoutSource: a section with no JWT source (security key only)
 // has nothing to cover; its other fields are still checked.
 func TestCheckWithoutSource(t *testing.T) {
-	c := DefaultJWTConfig()
-	if errs := c.Check(); len(errs) != 0 {
+	c := defaultJWTConfig()
+	if errs := c.problems(); len(errs) != 0 {
 		t.Fatalf("Check() with no source = %v", errs)
 	}
 	c.Algorithms = []string{"ES256", "XS1"}
-	if errs := c.Check(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
+	if errs := c.problems(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
 		t.Fatalf("Check() = %v, want only the bad name", errs)
 	}
 }
 func TestJWKSConfigChecks(t *testing.T) {
-	k := jtLoadKeys(t)
-	ca := jtWriteFile(t, "ca.pem", []byte(k.rsCert))
-	notPEM := jtWriteFile(t, "ca.txt", []byte("hello"))
+	k := jwttest.LoadKeys(t)
+	ca := jwttest.WriteFile(t, "ca.pem", []byte(k.RSCert))
+	notPEM := jwttest.WriteFile(t, "ca.txt", []byte("hello"))
 	cases := []struct {
 		name string
 		yaml string
@@ -177,11 +178,11 @@ func TestJWKSConfigChecks(t *testing.T) {
 		{name: "url and file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_file: /x.json", want: []string{"jwt.jwks_url: set jwks_url (JWT_JWKS_URL) or jwks_file (JWT_JWKS_FILE), not both"}},
 		{name: "discovery", yaml: "issuer: https://idp.example"},
 		{name: "discovery from a non-url", yaml: "issuer: my-issuer", want: []string{"jwt.issuer: with no other key source the JWKS is found by OIDC discovery"}},
-		{name: "issuer beside keys is only checked", yaml: "issuer: my-issuer\nverification_keys: [" + yamlQuote(k.rs.pubPEM) + "]"},
+		{name: "issuer beside keys is only checked", yaml: "issuer: my-issuer\nverification_keys: [" + yamlQuote(k.RS.PubPEM) + "]"},
 		{name: "ca file", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + ca},
 		{name: "ca file missing", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: /nonexistent/ca.pem", want: []string{"jwt.jwks_ca_file: \"/nonexistent/ca.pem\" does not exist"}},
 		{name: "ca file without certificates", yaml: "jwks_url: https://idp.example/jwks.json\njwks_ca_file: " + notPEM, want: []string{"holds no PEM certificate"}},
-		{name: "ca file unused", yaml: "verification_keys: [" + yamlQuote(k.rs.pubPEM) + "]\njwks_ca_file: " + ca, want: []string{"jwt.jwks_ca_file: is set but no JWKS is fetched"}},
+		{name: "ca file unused", yaml: "verification_keys: [" + yamlQuote(k.RS.PubPEM) + "]\njwks_ca_file: " + ca, want: []string{"jwt.jwks_ca_file: is set but no JWKS is fetched"}},
 		{name: "refresh too short", yaml: "jwks_url: https://idp.example/jwks.json\njwks_refresh: 500ms", want: []string{"jwt.jwks_refresh: 500ms is too short"}},
 		{name: "cache settings", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 1m\ncache_size: 10"},
 		{name: "cache off", yaml: "jwks_url: https://idp.example/jwks.json\ncache_ttl: 0s\ncache_size: 0"},

@@ -2,9 +2,9 @@ package authz
 
 import "unicode/utf8"
 
-// NormalizePath turns a raw request target (Envoy's :path: path plus query,
+// normalizePath turns a raw request target (Envoy's :path: path plus query,
 // undecoded) into the path the route table and the excluded routes are
-// matched against, as CONTRACT §5 defines it:
+// matched against, as docs/CONTRACT.md §5 defines it:
 //
 //   - the query and the fragment are removed;
 //   - the path is percent-decoded exactly once (%252F becomes the literal
@@ -23,9 +23,9 @@ import "unicode/utf8"
 // reach the upstream as /config. Refusing every ambiguity makes our reading
 // the only possible one.
 //
-// NormalizePath does not allocate when the path holds no percent escape: the
+// normalizePath does not allocate when the path holds no percent escape: the
 // result is then a substring of raw.
-func NormalizePath(raw string) (string, bool) {
+func normalizePath(raw string) (string, bool) {
 	end := len(raw)
 	escapes := false
 	for i := 0; i < len(raw); i++ {
@@ -141,7 +141,7 @@ func checkSegments(p string) (string, bool) {
 }
 
 // hasTrailingSlash reports whether the path of the raw request target (the
-// query and fragment removed) ends with a "/" that NormalizePath drops: the
+// query and fragment removed) ends with a "/" that normalizePath drops: the
 // excluded routes try the path with it too (docs/CONTRACT.md §5).
 func hasTrailingSlash(raw string) bool {
 	end := len(raw)

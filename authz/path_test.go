@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -81,15 +82,15 @@ func TestNormalizePath(t *testing.T) {
 		{raw: "/agents/%ed%a0%80"}, // a UTF-16 surrogate
 	}
 	for _, tt := range tests {
-		got, ok := NormalizePath(tt.raw)
+		got, ok := normalizePath(tt.raw)
 		if tt.want == "" {
 			if ok {
-				t.Errorf("NormalizePath(%q) = %q, want malformed", tt.raw, got)
+				t.Errorf("normalizePath(%q) = %q, want malformed", tt.raw, got)
 			}
 			continue
 		}
 		if !ok || got != tt.want {
-			t.Errorf("NormalizePath(%q) = %q, %v; want %q, true", tt.raw, got, ok, tt.want)
+			t.Errorf("normalizePath(%q) = %q, %v; want %q, true", tt.raw, got, ok, tt.want)
 		}
 	}
 }
@@ -99,12 +100,12 @@ func TestNormalizePath(t *testing.T) {
 func TestNormalizePathNoAllocs(t *testing.T) {
 	for _, raw := range []string{"/agents/a1/runs?x=1", "/health/", "/", "/agents/café"} {
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, ok := NormalizePath(raw); !ok {
-				t.Fatalf("NormalizePath(%q) malformed", raw)
+			if _, ok := normalizePath(raw); !ok {
+				t.Fatalf("normalizePath(%q) malformed", raw)
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("NormalizePath(%q) allocates %v times, want 0", raw, allocs)
+			t.Errorf("normalizePath(%q) allocates %v times, want 0", raw, allocs)
 		}
 	}
 }
@@ -126,35 +127,49 @@ func FuzzNormalizePath(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, ok := NormalizePath(raw)
+		got, ok := normalizePath(raw)
 		if !ok {
 			if got != "" {
-				t.Fatalf("NormalizePath(%q) = %q, false; want empty on failure", raw, got)
+				t.Fatalf("normalizePath(%q) = %q, false; want empty on failure", raw, got)
 			}
 			return
 		}
 		// Properties of an accepted path.
 		if !strings.HasPrefix(got, "/") || !utf8.ValidString(got) {
-			t.Fatalf("NormalizePath(%q) = %q: not an absolute UTF-8 path", raw, got)
+			t.Fatalf("normalizePath(%q) = %q: not an absolute UTF-8 path", raw, got)
 		}
 		if got != "/" && strings.HasSuffix(got, "/") {
-			t.Fatalf("NormalizePath(%q) = %q: trailing slash kept", raw, got)
+			t.Fatalf("normalizePath(%q) = %q: trailing slash kept", raw, got)
 		}
 		for _, seg := range strings.Split(got[1:], "/") {
 			if got != "/" && (seg == "" || seg == "." || seg == "..") {
-				t.Fatalf("NormalizePath(%q) = %q: segment %q", raw, got, seg)
+				t.Fatalf("normalizePath(%q) = %q: segment %q", raw, got, seg)
 			}
 		}
 		for i := 0; i < len(got); i++ {
 			if forbiddenPathByte(got[i]) {
-				t.Fatalf("NormalizePath(%q) = %q: byte %#x", raw, got, got[i])
+				t.Fatalf("normalizePath(%q) = %q: byte %#x", raw, got, got[i])
 			}
 		}
 		// Idempotent: the accepted path, written back as a target,
 		// normalises to itself.
-		again, ok := NormalizePath(reescape(got))
+		again, ok := normalizePath(reescape(got))
 		if !ok || again != got {
-			t.Fatalf("NormalizePath(reescape(%q)) = %q, %v; want %q (from %q)", got, again, ok, got, raw)
+			t.Fatalf("normalizePath(reescape(%q)) = %q, %v; want %q (from %q)", got, again, ok, got, raw)
 		}
 	})
+}
+
+// normalizePath on a few request targets: a query dropped, an escaped
+// percent kept, dot segments and an encoded slash refused.
+func Example_normalizePath() {
+	for _, raw := range []string{"/agents/a1/runs/?stream=true", "/agents/a%252Fb", "/health/../config", "/agents/a%2Fb"} {
+		p, ok := normalizePath(raw)
+		fmt.Printf("%-30q → %q %v\n", raw, p, ok)
+	}
+	// Output:
+	// "/agents/a1/runs/?stream=true" → "/agents/a1/runs" true
+	// "/agents/a%252Fb"              → "/agents/a%2Fb" true
+	// "/health/../config"            → "" false
+	// "/agents/a%2Fb"                → "" false
 }

@@ -41,7 +41,7 @@ func (a *Authorizer) Reload(cfg *Config) (keysChanged bool, err error) {
 	if cfg == nil {
 		return false, fmt.Errorf("authz: nil configuration")
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return false, err
 	}
 	a.re.mu.Lock()

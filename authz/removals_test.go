@@ -19,7 +19,7 @@ func TestRemovals(t *testing.T) {
 		"x-agentosfoo":      "no dash: not ours",
 		"authorization":     "Bearer t",
 	}
-	up := []Header{{Name: HeaderUserID, Value: "u"}, {Name: HeaderAuth, Value: AuthJWT}}
+	up := []Header{{Name: HeaderUserID, Value: "u"}, {Name: headerAuth, Value: authJWT}}
 	got := removals(h, up)
 	want := []string{"x-agentos-", "x-agentos-foo"}
 	if !slices.Equal(got, want) {
@@ -31,7 +31,7 @@ func TestRemovals(t *testing.T) {
 // ns/header metric stays flat as n grows tenfold (it grew tenfold, the
 // work was quadratic).
 func BenchmarkRemovals(b *testing.B) {
-	up := []Header{{Name: HeaderAuth, Value: AuthNone}}
+	up := []Header{{Name: headerAuth, Value: authNone}}
 	for _, n := range []int{5_000, 50_000} {
 		h := make(map[string]string, n)
 		for i := range n {

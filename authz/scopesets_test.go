@@ -127,7 +127,7 @@ func TestDecideCachedInternedAllocs(t *testing.T) {
 func TestScopeSetsShare(t *testing.T) {
 	tb := internTable(t)
 	sets := newScopeSets(scopeSetSlots)
-	fwd := []jwtauth.Header{{Name: HeaderClaimPrefix + "org", Value: "acme"}}
+	fwd := []jwtauth.Header{{Name: headerClaimPrefix + "org", Value: "acme"}}
 	tests := []struct {
 		name   string
 		id     jwtauth.Identity

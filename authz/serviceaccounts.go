@@ -61,7 +61,7 @@ func newServiceAccounts(cfg *Config, opts Options) (serviceAccounts, error) {
 // in security-key modes); every other credential goes to authenticate.
 // With db_url the only source, a missing credential is 401 "Authorization
 // header required", and any credential is a service account's.
-func (s *snapshot) authenticateAll(ctx context.Context, r *Request, log *zap.Logger) (principal, string, *Failure) {
+func (s *snapshot) authenticateAll(ctx context.Context, r *Request, log *zap.Logger) (principal, string, *failure) {
 	var tok string
 	var ok bool
 	if s.key.mode == keyOnly || s.sa.only {
@@ -71,7 +71,7 @@ func (s *snapshot) authenticateAll(ctx context.Context, r *Request, log *zap.Log
 	}
 	if s.sa.only {
 		if !ok {
-			return principal{}, "", &Failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
+			return principal{}, "", &failure{Reason: ReasonMissingCredential, Detail: detailKeyRequired}
 		}
 		return s.serviceAccount(ctx, r, tok, log)
 	}
@@ -89,9 +89,9 @@ func (s *snapshot) authenticateAll(ctx context.Context, r *Request, log *zap.Log
 // serviceAccount verifies tok with the authenticator and renders its
 // Result (docs/CONTRACT.md §5 table). Logs name the account on success and
 // the reason on failure; never the token or its hash.
-func (s *snapshot) serviceAccount(ctx context.Context, r *Request, tok string, log *zap.Logger) (principal, string, *Failure) {
+func (s *snapshot) serviceAccount(ctx context.Context, r *Request, tok string, log *zap.Logger) (principal, string, *failure) {
 	if s.sa.authn == nil {
-		return principal{}, "", &Failure{Reason: ReasonServiceAccountsDisabled, Detail: detailSADisabled}
+		return principal{}, "", &failure{Reason: ReasonServiceAccountsDisabled, Detail: detailSADisabled}
 	}
 	res := s.sa.authn.Authenticate(ctx, tok, r.ClientAddr, s.clock())
 	requestID := zap.String("request_id", r.Headers["x-request-id"])
@@ -100,23 +100,23 @@ func (s *snapshot) serviceAccount(ctx context.Context, r *Request, tok string, l
 		if !validIdentityValue(res.Account.Name) {
 			log.Warn("service account refused: its name is empty or holds whitespace or control characters",
 				zap.String("account_id", res.Account.ID), requestID)
-			return principal{}, "", &Failure{Reason: ReasonServiceAccountInvalid, Detail: detailSAInvalid}
+			return principal{}, "", &failure{Reason: ReasonServiceAccountInvalid, Detail: detailSAInvalid}
 		}
 		log.Debug("service account authenticated", zap.String("account", res.Account.Name),
 			zap.Stringer("lookup", res.Kind), requestID)
 		return serviceAccountPrincipal(&res.Account), AuthServiceAccount, nil
 	case serviceaccount.KindInvalid:
 		log.Info("service account token refused", zap.Stringer("why", res.Reason), requestID)
-		return principal{}, "", &Failure{Reason: ReasonServiceAccountInvalid, Detail: detailSAInvalid}
+		return principal{}, "", &failure{Reason: ReasonServiceAccountInvalid, Detail: detailSAInvalid}
 	case serviceaccount.KindThrottled:
 		log.Warn("service account token refused: too many failed lookups from this client",
 			zap.Stringer("why", res.Reason), zap.String("client", r.ClientAddr), requestID)
-		return principal{}, "", &Failure{Reason: ReasonServiceAccountThrottled, Detail: detailSAThrottled}
+		return principal{}, "", &failure{Reason: ReasonServiceAccountThrottled, Detail: detailSAThrottled}
 	}
 	if ctx.Err() == nil {
 		log.Warn("service account lookup failed: the database could not answer", zap.Error(res.Err), requestID)
 	}
-	return principal{}, "", &Failure{Reason: ReasonServiceAccountUnavailable, Detail: DetailUnavailable}
+	return principal{}, "", &failure{Reason: ReasonServiceAccountUnavailable, Detail: DetailUnavailable}
 }
 
 // serviceAccountPrincipal is the identity of a verified account: the user

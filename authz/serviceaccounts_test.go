@@ -102,7 +102,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		upstream map[string]string // wanted upstream headers ("" = absent)
 	}
 	saHeaders := func(user, scopes string) map[string]string {
-		return map[string]string{HeaderAuth: AuthServiceAccount, HeaderUserID: user, HeaderScopes: scopes, HeaderSessionID: ""}
+		return map[string]string{headerAuth: AuthServiceAccount, HeaderUserID: user, headerScopes: scopes, headerSessionID: ""}
 	}
 	cases := []tc{
 		{name: "valid", cfg: jwtAndSA, path: "/config", headers: bearerH(f.valid), status: 200,
@@ -112,7 +112,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		{name: "insufficient scopes", cfg: jwtAndSA, method: "DELETE", path: "/agents/web", headers: bearerH(f.valid),
 			status: 403, detail: "Insufficient permissions"},
 		{name: "listing filtered", cfg: jwtAndSA, path: "/agents", headers: bearerH(f.lister), status: 200,
-			upstream: map[string]string{HeaderUserID: "sa:lister", HeaderAccessibleIDs: `["web","a1"]`}},
+			upstream: map[string]string{HeaderUserID: "sa:lister", headerAccessibleIDs: `["web","a1"]`}},
 		{name: "listing none", cfg: jwtAndSA, path: "/workflows", headers: bearerH(f.lister), status: 403, detail: "Insufficient permissions"},
 		{name: "invalid scope entries left out", cfg: jwtAndSA, path: "/config", headers: bearerH(f.padded), status: 200,
 			upstream: saHeaders("sa:padded", "config:read")},
@@ -121,9 +121,9 @@ func TestDecideServiceAccounts(t *testing.T) {
 		{name: "unknown", cfg: jwtAndSA, path: "/config", headers: bearerH("agno_pat_0000000000000000000000000000000000000000000"),
 			status: 401, detail: detailSAInvalid},
 		{name: "JWT still verified", cfg: jwtAndSA, path: "/config", headers: bearerH(mintHS(t, user("config:read"))), status: 200,
-			upstream: map[string]string{HeaderAuth: AuthJWT, HeaderUserID: "u1"}},
+			upstream: map[string]string{headerAuth: authJWT, HeaderUserID: "u1"}},
 		{name: "excluded route no identity", cfg: jwtAndSA, path: "/health", headers: bearerH(f.valid), status: 200,
-			upstream: map[string]string{HeaderAuth: AuthNone, HeaderUserID: ""}},
+			upstream: map[string]string{headerAuth: authNone, HeaderUserID: ""}},
 		{name: "not enabled", cfg: hsConfig(""), path: "/config", headers: bearerH(f.valid), status: 401, detail: detailSADisabled},
 		{name: "not enabled, security key mode", cfg: "security_key: sk-0123456789abcdef\n", path: "/config", headers: bearerH(f.valid),
 			status: 401, detail: detailSADisabled},
@@ -132,7 +132,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		{name: "scopes enforced with validate false", cfg: "os_id: test-os\njwt:\n  validate: false\n" + saBlock(f.url, ""),
 			method: "DELETE", path: "/agents/web", headers: bearerH(f.valid), status: 403, detail: "Insufficient permissions"},
 		{name: "security key mode: the key", cfg: "security_key: sk-0123456789abcdef\n" + saBlock(f.url, ""), path: "/config",
-			headers: bearerH("sk-0123456789abcdef"), status: 200, upstream: map[string]string{HeaderAuth: AuthSecurityKey}},
+			headers: bearerH("sk-0123456789abcdef"), status: 200, upstream: map[string]string{headerAuth: AuthSecurityKey}},
 		{name: "security key mode: a service account", cfg: "security_key: sk-0123456789abcdef\n" + saBlock(f.url, ""), path: "/config",
 			headers: bearerH(f.valid), status: 200, upstream: saHeaders("sa:ci-bot", "agents:run config:read")},
 		{name: "security key mode: scopes enforced", cfg: "security_key: sk-0123456789abcdef\n" + saBlock(f.url, ""),
@@ -145,7 +145,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		{name: "only source: valid", cfg: saBlock(f.url, ""), path: "/config", headers: bearerH(f.valid), status: 200,
 			upstream: saHeaders("sa:ci-bot", "agents:run config:read")},
 		{name: "only source: excluded route", cfg: saBlock(f.url, ""), path: "/health", status: 200,
-			upstream: map[string]string{HeaderAuth: AuthNone}},
+			upstream: map[string]string{headerAuth: authNone}},
 		{name: "database missing: 503", cfg: hsConfig(saBlock("sqlite:///"+filepath.Join(t.TempDir(), "none.db"), "")),
 			path: "/config", headers: bearerH(f.valid), status: 503, detail: DetailUnavailable},
 	}

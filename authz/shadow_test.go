@@ -13,7 +13,7 @@ func TestShadowed(t *testing.T) {
 		wantShadow bool
 		wantHeader string
 	}{
-		{name: "allow", d: Decision{Status: 200, Reason: ReasonAllowed, Upstream: []Header{{Name: HeaderAuth, Value: AuthJWT}}}, wantShadow: true, wantHeader: "200 allowed"},
+		{name: "allow", d: Decision{Status: 200, Reason: ReasonAllowed, Upstream: []Header{{Name: headerAuth, Value: authJWT}}}, wantShadow: true, wantHeader: "200 allowed"},
 		{name: "401", d: Decision{Status: 401, Reason: ReasonTokenExpired, Detail: "Token has expired"}, wantShadow: true, wantHeader: "401 token_expired"},
 		{name: "403", d: Decision{Status: 403, Reason: ReasonInsufficientScopes, Response: corsHeaders("https://a.example")}, wantShadow: true, wantHeader: "403 insufficient_scopes"},
 		{name: "400 path stays enforced", d: Decision{Status: 400, Reason: ReasonMalformedPath}},

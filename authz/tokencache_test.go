@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // cachedAuthorizer builds an Authorizer from yamlText with an injected
@@ -45,25 +47,23 @@ type step struct {
 	hit    bool // served from the cache
 }
 
-func runSteps(t *testing.T, a *Authorizer, clock *fakeClock, obs *recObserver, steps []step) {
+func runSteps(t *testing.T, a *Authorizer, clock *jwttest.FakeClock, obs *jwttest.Observer, steps []step) {
 	t.Helper()
 	for i, st := range steps {
-		clock.mu.Lock()
-		clock.t = testNow.Add(st.at)
-		clock.mu.Unlock()
-		hits := obs.hits.Load()
+		clock.Set(testNow.Add(st.at))
+		hits := obs.Hits.Load()
 		d := a.Decide(t.Context(), getAgents(st.tok))
 		if d.Status != st.status || (st.detail != "" && d.Detail != st.detail) {
 			t.Errorf("step %d: Decide(GET /agents) at +%s = %d %q, want %d %q", i, st.at, d.Status, d.Detail, st.status, st.detail)
 		}
-		if hit := obs.hits.Load() > hits; hit != st.hit {
+		if hit := obs.Hits.Load() > hits; hit != st.hit {
 			t.Errorf("step %d: at +%s served from the cache = %v, want %v", i, st.at, hit, st.hit)
 		}
 	}
 }
 
 func TestTokenCacheNeverPastExp(t *testing.T) {
-	clock, obs := newFakeClock(testNow), &recObserver{}
+	clock, obs := jwttest.NewFakeClock(testNow), &jwttest.Observer{}
 	a := cachedAuthorizer(t, hsConfig(""), clock.Now, obs) // leeway 10s, cache_ttl 5m
 	c := user("agents:read")
 	c["exp"] = testNow.Add(time.Minute).Unix()
@@ -89,7 +89,7 @@ func TestTokenCacheNeverPastExp(t *testing.T) {
 }
 
 func TestTokenCacheTTL(t *testing.T) {
-	clock, obs := newFakeClock(testNow), &recObserver{}
+	clock, obs := jwttest.NewFakeClock(testNow), &jwttest.Observer{}
 	a := cachedAuthorizer(t, hsConfig("  cache_ttl: 30s\n"), clock.Now, obs)
 	tok := mintHS(t, user("agents:read")) // exp in an hour
 	runSteps(t, a, clock, obs, []step{
@@ -102,7 +102,7 @@ func TestTokenCacheTTL(t *testing.T) {
 
 func TestTokenCacheDisabled(t *testing.T) {
 	for _, extra := range []string{"  cache_size: 0\n", "  cache_ttl: 0s\n"} {
-		clock, obs := newFakeClock(testNow), &recObserver{}
+		clock, obs := jwttest.NewFakeClock(testNow), &jwttest.Observer{}
 		a := cachedAuthorizer(t, hsConfig(extra), clock.Now, obs)
 		tok := mintHS(t, user("agents:read"))
 		for range 3 {
@@ -110,57 +110,57 @@ func TestTokenCacheDisabled(t *testing.T) {
 				t.Fatalf("%sDecide = %d %q", extra, d.Status, d.Detail)
 			}
 		}
-		if obs.hits.Load()+obs.misses.Load() != 0 || a.snap.Load().cache != nil {
-			t.Errorf("%s: cache used (hits %d, misses %d)", strings.TrimSpace(extra), obs.hits.Load(), obs.misses.Load())
+		if obs.Hits.Load()+obs.Misses.Load() != 0 || a.snap.Load().cache != nil {
+			t.Errorf("%s: cache used (hits %d, misses %d)", strings.TrimSpace(extra), obs.Hits.Load(), obs.Misses.Load())
 		}
 	}
 }
 
 func TestTokenCacheInvalidatedOnKeyChange(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.both)
-	clock, obs := newFakeClock(jtNow), &recObserver{}
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Both)
+	clock, obs := jwttest.NewFakeClock(jwttest.Now), &jwttest.Observer{}
 	a := cachedAuthorizer(t, "os_id: test-os\njwt:\n  jwks_url: "+srv.URL+"\n", clock.Now, obs)
 	a.Start(t.Context())
 	t.Cleanup(a.Close)
-	waitFor(t, "the first key set", a.Ready)
+	poll.For(t, "the first key set", a.Ready)
 	// refetch moves past the refetch rate limit and sends a token whose
 	// kid no key has: the verifier refetches the JWKS once, and the
 	// token itself is refused.
 	refetch := func() {
 		t.Helper()
 		clock.Advance(jwksRefetchGap)
-		if d := a.Decide(t.Context(), getAgents(keys.tokX)); d.Status != 401 {
+		if d := a.Decide(t.Context(), getAgents(keys.TokX)); d.Status != 401 {
 			t.Fatalf("Decide(unknown kid) = %d %q, want 401", d.Status, d.Detail)
 		}
 	}
 
 	for i, want := range []bool{false, true} {
-		if d := a.Decide(t.Context(), getAgents(keys.tok1)); d.Status != 200 {
+		if d := a.Decide(t.Context(), getAgents(keys.Tok1)); d.Status != 200 {
 			t.Fatalf("Decide(k1 token) #%d = %d %q, want 200", i, d.Status, d.Detail)
 		}
-		if hit := obs.hits.Load() == 1; hit != want {
+		if hit := obs.Hits.Load() == 1; hit != want {
 			t.Fatalf("Decide(k1 token) #%d from the cache = %v, want %v", i, hit, want)
 		}
 	}
 	// An unchanged document keeps the entries.
 	refetch()
-	if d := a.Decide(t.Context(), getAgents(keys.tok1)); d.Status != 200 || obs.hits.Load() != 2 {
-		t.Fatalf("after an unchanged refetch: Decide = %d, hits %d; want 200 from the cache", d.Status, obs.hits.Load())
+	if d := a.Decide(t.Context(), getAgents(keys.Tok1)); d.Status != 200 || obs.Hits.Load() != 2 {
+		t.Fatalf("after an unchanged refetch: Decide = %d, hits %d; want 200 from the cache", d.Status, obs.Hits.Load())
 	}
 	// k1 is removed: the cached k1 token must not outlive its key.
-	srv.set("ok", keys.only2)
+	srv.Set("ok", keys.Only2)
 	refetch()
-	if d := a.Decide(t.Context(), getAgents(keys.tok1)); d.Status != 401 {
+	if d := a.Decide(t.Context(), getAgents(keys.Tok1)); d.Status != 401 {
 		t.Fatalf("Decide(k1 token) after k1 was removed = %d, want 401", d.Status)
 	}
-	if obs.hits.Load() != 2 {
-		t.Errorf("hits = %d, want 2: the k1 token was served from the cache after the key set changed", obs.hits.Load())
+	if obs.Hits.Load() != 2 {
+		t.Errorf("hits = %d, want 2: the k1 token was served from the cache after the key set changed", obs.Hits.Load())
 	}
 }
 
 func TestTokenCacheNeverCachesInvalid(t *testing.T) {
-	clock, obs := newFakeClock(testNow), &recObserver{}
+	clock, obs := jwttest.NewFakeClock(testNow), &jwttest.Observer{}
 	a := cachedAuthorizer(t, hsConfig("  verify_audience: true\n"), clock.Now, obs)
 	expired := user("agents:read")
 	expired["exp"] = testNow.Add(-time.Hour).Unix()
@@ -185,8 +185,8 @@ func TestTokenCacheNeverCachesInvalid(t *testing.T) {
 			}
 		}
 	}
-	if n := a.snap.Load().cache.len(); n != 0 || obs.hits.Load() != 0 {
-		t.Errorf("after invalid tokens only: %d cache entries, %d hits; want none", n, obs.hits.Load())
+	if n := a.snap.Load().cache.len(); n != 0 || obs.Hits.Load() != 0 {
+		t.Errorf("after invalid tokens only: %d cache entries, %d hits; want none", n, obs.Hits.Load())
 	}
 }
 
@@ -304,7 +304,7 @@ func TestTokenCacheShards(t *testing.T) {
 }
 
 func TestTokenCacheConcurrent(t *testing.T) {
-	clock, obs := newFakeClock(testNow), &recObserver{}
+	clock, obs := jwttest.NewFakeClock(testNow), &jwttest.Observer{}
 	a := cachedAuthorizer(t, hsConfig("  cache_size: 8\n"), clock.Now, obs)
 	toks := make([]string, 20)
 	for i := range toks {
@@ -330,8 +330,8 @@ func TestTokenCacheConcurrent(t *testing.T) {
 	if n := a.snap.Load().cache.len(); n > 8 {
 		t.Errorf("cache holds %d entries, bound 8", n)
 	}
-	if obs.hits.Load() == 0 || obs.misses.Load() == 0 {
-		t.Errorf("hits %d, misses %d; want both", obs.hits.Load(), obs.misses.Load())
+	if obs.Hits.Load() == 0 || obs.Misses.Load() == 0 {
+		t.Errorf("hits %d, misses %d; want both", obs.Hits.Load(), obs.Misses.Load())
 	}
 }
 
@@ -400,9 +400,9 @@ func TestTokenCacheMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newTokenCache(DefaultCacheSize, DefaultCacheTTL, jwtauth.DefaultLeeway)
+	c := newTokenCache(defaultCacheSize, defaultCacheTTL, jwtauth.DefaultLeeway)
 	exp := testNow.Add(time.Hour)
-	for i := range DefaultCacheSize {
+	for i := range defaultCacheSize {
 		// A token as an IdP issues it; only its digest is kept.
 		tok := fmt.Sprintf("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.%040d.%0342d", i, i)
 		id := jwtauth.Identity{
@@ -418,8 +418,8 @@ func TestTokenCacheMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	// Shards fill unevenly: a full shard evicts while others have room.
 	n := c.len()
-	if n > DefaultCacheSize || n < DefaultCacheSize*97/100 {
-		t.Fatalf("len = %d, want about %d", n, DefaultCacheSize)
+	if n > defaultCacheSize || n < defaultCacheSize*97/100 {
+		t.Fatalf("len = %d, want about %d", n, defaultCacheSize)
 	}
 	held := int64(after.HeapInuse) - int64(before.HeapInuse)
 	t.Logf("%d cached tokens (3 scopes): heap in use +%.1f MiB (%d B per entry), total heap in use %.1f MiB",

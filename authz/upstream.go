@@ -108,7 +108,7 @@ func (p *principal) scopeList() []string {
 // caller's own token, or none), and the fault is logged without any part
 // of a token or key.
 func (s *snapshot) identityToken(r *Request, p *principal, auth string, d *Decision, log *zap.Logger) (Decision, bool) {
-	if s.up.signer == nil || auth != AuthJWT {
+	if s.up.signer == nil || auth != authJWT {
 		return Decision{}, true
 	}
 	if err := s.up.addIdentityToken(p, s.clock(), d); err != nil {

@@ -384,8 +384,8 @@ func TestIdentityTokenPassThrough(t *testing.T) {
 		auth string
 	}{
 		{name: "security key", r: Request{Method: "GET", Path: "/agents", Headers: bearerH(key)}, auth: AuthSecurityKey},
-		{name: "excluded route", r: Request{Method: "GET", Path: "/health", Headers: bearerH(jwtTok)}, auth: AuthNone},
-		{name: "preflight", r: Request{Method: "OPTIONS", Path: "/agents", Headers: bearerH(jwtTok)}, auth: AuthNone},
+		{name: "excluded route", r: Request{Method: "GET", Path: "/health", Headers: bearerH(jwtTok)}, auth: authNone},
+		{name: "preflight", r: Request{Method: "OPTIONS", Path: "/agents", Headers: bearerH(jwtTok)}, auth: authNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := a.Decide(context.Background(), &tc.r)
@@ -405,9 +405,9 @@ func TestIdentityTokenSigningFailure(t *testing.T) {
 	a := newTestAuthorizer(t, hsConfig(upstreamYAML(signingKeyFile(t, "EdDSA"))), nil, nil)
 	s := a.snap.Load()
 	r := &Request{Method: "GET", Path: "/agents", Headers: with(bearerH("t"), "origin", "https://app.example")}
-	allowed := Decision{Status: 200, Reason: ReasonAllowed, Auth: AuthJWT, UserID: "u1", Rule: "GET /agents"}
+	allowed := Decision{Status: 200, Reason: ReasonAllowed, Auth: authJWT, UserID: "u1", Rule: "GET /agents"}
 	// A principal without its slot: the one fault Sign's caller can have.
-	deny, ok := s.identityToken(r, &principal{userID: "u1"}, AuthJWT, &allowed, zap.NewNop())
+	deny, ok := s.identityToken(r, &principal{userID: "u1"}, authJWT, &allowed, zap.NewNop())
 	if ok {
 		t.Fatal("identityToken succeeded without a slot")
 	}
@@ -628,5 +628,13 @@ func TestUpstreamReload(t *testing.T) {
 	d = decide()
 	if _, n := identityHeader(&d); n != 0 || a.UpstreamJWKS() != nil {
 		t.Errorf("identity tokens off again: %d authorization headers", n)
+	}
+}
+
+// must fails t on err.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

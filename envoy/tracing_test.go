@@ -47,7 +47,7 @@ func (f *fixedDecider) Decide(ctx context.Context, _ *authz.Request) authz.Decis
 func allowWithIdentity() authz.Decision {
 	return authz.Decision{
 		Status: 200, Reason: authz.ReasonAllowed, Rule: "POST /agents/*/runs",
-		UserID: traceUser, Auth: authz.AuthJWT,
+		UserID: traceUser, Auth: "jwt",
 		Upstream: []authz.Header{{Name: "x-agentos-user-id", Value: traceUser}},
 	}
 }

@@ -1,7 +1,6 @@
 package serviceaccount
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentos-authz/agentos-authz/internal/pgtest"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // base is the tests' "now": every row's times are relative to it and it is what
@@ -145,18 +145,10 @@ func (c *countingObserver) snapshot() (map[Kind]int, int, []bool) {
 	return m, c.queries, append([]bool(nil), c.up...)
 }
 
-// eventually polls cond every few milliseconds until it holds or the deadline passes.
+// eventually polls cond (internal/poll) until it holds or within passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), within)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %v", what, within)
-		case <-tick.C:
-		}
+	if err := poll.Until(t.Context(), within, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("%s: not within %v: %v", what, within, err)
 	}
 }

@@ -92,6 +92,14 @@ func TestReadyzConditions(t *testing.T) {
 			t.Errorf("condition %+v when serving, want ok without detail", c)
 		}
 	}
+	// A check in flight holds the drain, so the admin listener is still
+	// up to answer while draining.
+	inFlight := make(chan error, 1)
+	go func() {
+		_, err := r.check(t.Context(), "GET", "/agents", "")
+		inFlight <- err
+	}()
+	<-fake.entered
 	r.cancel()
 	poll.For(t, "/readyz 503 after SIGTERM", func() bool {
 		status, body = r.readyz(t)
@@ -99,6 +107,10 @@ func TestReadyzConditions(t *testing.T) {
 	})
 	if c, _ := conditionOf(body, condDraining); c.OK || c.Detail == "" {
 		t.Errorf("not_draining after SIGTERM = %+v, want false with a detail", c)
+	}
+	close(fake.release)
+	if err := <-inFlight; err != nil {
+		t.Errorf("the check in flight during the drain: %v", err)
 	}
 }
 

@@ -178,11 +178,11 @@ func TestPinProcess(t *testing.T) {
 		}
 	}
 	if cpu < 0 {
-		t.Skip("no CPU in this process's affinity mask below 64")
+		t.Fatal("no CPU below 64 in this process's affinity mask: pinProcess cannot be tested here")
 	}
 	sleeper := exec.CommandContext(t.Context(), "sleep", "30")
 	if err := sleeper.Start(); err != nil {
-		t.Skipf("cannot start sleep(1): %v", err)
+		t.Fatalf("cannot start sleep(1), the process this test pins: %v", err)
 	}
 	t.Cleanup(func() {
 		_ = sleeper.Process.Kill()

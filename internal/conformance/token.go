@@ -63,23 +63,18 @@ func (m Minter) Mint(spec TokenSpec) (string, error) {
 	}
 
 	enc := base64.RawURLEncoding
-	signingInput := enc.EncodeToString(header) + "." + enc.EncodeToString(payload)
-	var sig string
+	var key any
 	if !unsigned {
-		key, err := m.signingKey(alg, spec)
-		if err != nil {
+		if key, err = m.signingKey(alg, spec); err != nil {
 			return "", err
 		}
-		signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
-		if err != nil {
-			return "", fmt.Errorf("token alg %q: %w", alg, err)
-		}
-		raw, err := signer.Sign([]byte(signingInput), key)
-		if err != nil {
-			return "", fmt.Errorf("token alg %q key %q: %w", alg, spec.Key, err)
-		}
-		sig = enc.EncodeToString(raw)
 	}
+	compact, err := Sign(alg, key, header, payload)
+	if err != nil {
+		return "", fmt.Errorf("key %q: %w", spec.Key, err)
+	}
+	cut := strings.LastIndexByte(compact, '.')
+	signingInput, sig := compact[:cut], compact[cut+1:]
 
 	if spec.Tamper != nil {
 		if spec.Tamper.Claims != nil {
@@ -107,6 +102,31 @@ func (m Minter) Mint(spec TokenSpec) (string, error) {
 		}
 	}
 	return signingInput + "." + sig, nil
+}
+
+// Sign is the compact JWS of header and payload (the exact bytes given,
+// base64url-encoded) signed under alg with key: a crypto.Signer for the
+// asymmetric algorithms, the secret ([]byte or string) for HS*. alg "none"
+// in any case gives the unsigned header.payload. (with no signature). It is
+// the one signing step of every test token: Minter's, and internal/jwttest's.
+func Sign(alg string, key any, header, payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	signingInput := enc.EncodeToString(header) + "." + enc.EncodeToString(payload)
+	if strings.EqualFold(alg, "none") {
+		return signingInput + ".", nil
+	}
+	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
+	if err != nil {
+		return "", fmt.Errorf("token alg %q: %w", alg, err)
+	}
+	if s, ok := key.(string); ok {
+		key = []byte(s)
+	}
+	raw, err := signer.Sign([]byte(signingInput), key)
+	if err != nil {
+		return "", fmt.Errorf("token alg %q: %w", alg, err)
+	}
+	return signingInput + "." + enc.EncodeToString(raw), nil
 }
 
 // header is the JOSE header: alg, typ JWT, then the spec's extra fields in

@@ -5,6 +5,9 @@ import (
 
 	"github.com/oauth2-proxy/mockoidc"
 	"go.uber.org/zap"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
 // TestOIDCDiscoveryIssuerMismatch: a discovery document for another
@@ -16,17 +19,17 @@ func TestOIDCDiscoveryIssuerMismatch(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = m.Shutdown() })
 	// The same server under another path: its document names m.Issuer().
-	obs := &recObserver{}
+	obs := &jwttest.Observer{}
 	src := startRemote(t, remoteJWKSOptions{Issuer: m.Addr() + "/oidc/", Observer: obs, Logger: zap.NewNop()})
-	waitFor(t, "discovery", func() bool { return len(obs.faults()) > 0 })
-	if f := obs.faults(); f[0] != "" || src.URL() == "" {
+	poll.For(t, "discovery", func() bool { return len(faults(obs)) > 0 })
+	if f := faults(obs); f[0] != "" || src.URL() == "" {
 		t.Fatalf("faults %q, URL %q: a trailing slash should still match the issuer", f, src.URL())
 	}
 
-	obs = &recObserver{}
+	obs = &jwttest.Observer{}
 	bad := startRemote(t, remoteJWKSOptions{Issuer: m.Addr(), Observer: obs, Logger: zap.NewNop()})
-	waitFor(t, "a failed discovery", func() bool { return len(obs.faults()) > 0 })
-	if f := obs.faults(); f[0] == "" || bad.Ready() || bad.URL() != "" {
+	poll.For(t, "a failed discovery", func() bool { return len(faults(obs)) > 0 })
+	if f := faults(obs); f[0] == "" || bad.Ready() || bad.URL() != "" {
 		t.Fatalf("discovery at %s: faults %q, ready %v, URL %q; want a failure", m.Addr(), f, bad.Ready(), bad.URL())
 	}
 }

@@ -2,7 +2,6 @@ package jwtauth
 
 import (
 	"context"
-	"crypto"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -12,150 +11,22 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
-// jwksServer is a JWKS endpoint on loopback whose answer a test switches
-// between a document and the faults of issue 4, counting the requests.
-type jwksServer struct {
-	*httptest.Server
-	hits atomic.Int64
-
-	mu           sync.Mutex
-	mode         string // "ok", "down", "slow", "garbage", "huge", "nokeys"
-	body         []byte
-	cacheControl string
-}
-
-func newJWKSServer(t testing.TB, body []byte) *jwksServer {
-	t.Helper()
-	s := &jwksServer{mode: "ok", body: body}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *jwksServer) set(mode string, body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mode = mode
-	if body != nil {
-		s.body = body
-	}
-}
-
-func (s *jwksServer) handle(w http.ResponseWriter, r *http.Request) {
-	s.hits.Add(1)
-	s.mu.Lock()
-	mode, body, cc := s.mode, s.body, s.cacheControl
-	s.mu.Unlock()
-	switch mode {
-	case "down":
-		http.Error(w, "unavailable", http.StatusServiceUnavailable)
-	case "slow":
-		// Never answers: the client's timeout must end the fetch.
-		<-r.Context().Done()
-	case "garbage":
-		_, _ = w.Write([]byte("<html>this is not a JWKS</html>"))
-	case "nokeys":
-		_, _ = w.Write([]byte(`{"keys":[{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"}]}`))
-	case "huge":
-		// A valid JSON document, just over 1 MiB.
-		_, _ = w.Write([]byte(`{"keys":[],"pad":"` + strings.Repeat("a", maxJWKSBytes) + `"}`))
-	default:
-		if cc != "" {
-			w.Header().Set("Cache-Control", cc)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}
-}
-
-// fakeClock is an injected clock a test moves by hand; After waits on it.
-type fakeClock struct {
-	mu      sync.Mutex
-	t       time.Time
-	waiters []fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-// After is time.After on c: the channel receives once Advance reaches d
-// from now.
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.t
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{at: c.t.Add(d), ch: ch})
-	return ch
-}
-
-// Waiting is the number of After channels not yet fired.
-func (c *fakeClock) Waiting() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiters)
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.t) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.t
-	}
-	c.waiters = kept
-}
-
-// recObserver records what a FetchObserver is told.
-type recObserver struct {
-	mu      sync.Mutex
-	fetches []error // one per fetch, nil on success
-	limited atomic.Int64
-	hits    atomic.Int64
-	misses  atomic.Int64
-}
-
-func (o *recObserver) Fetch(_ string, err error, _ int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.fetches = append(o.fetches, err)
-}
-func (o *recObserver) RefetchLimited(string) { o.limited.Add(1) }
-func (o *recObserver) CacheHit()             { o.hits.Add(1) }
-func (o *recObserver) CacheMiss()            { o.misses.Add(1) }
-
-func (o *recObserver) faults() []FetchFault {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+// faults is the fault of every fetch o saw, in order: "" for a success,
+// "untyped" for an error that is not a *FetchError.
+func faults(o *jwttest.Observer) []FetchFault {
 	var out []FetchFault
-	for _, err := range o.fetches {
+	for _, err := range o.Errors() {
 		var fe *FetchError
 		switch {
 		case err == nil:
@@ -169,20 +40,6 @@ func (o *recObserver) faults() []FetchFault {
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes (no sleeps).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // startRemote starts a remoteJWKS for url; the test's end closes it.
 func startRemote(t testing.TB, o remoteJWKSOptions) *remoteJWKS {
 	t.Helper()
@@ -193,25 +50,6 @@ func startRemote(t testing.TB, o remoteJWKSOptions) *remoteJWKS {
 	r.Start(t.Context())
 	t.Cleanup(r.Close)
 	return r
-}
-
-// rotationKeys are the JWKS documents of a rotation: k1 alone, k1 and k2,
-// k2 alone, and tokens signed by each key.
-type rotationKeys struct {
-	only1, both, only2 []byte
-	tok1, tok2         string
-}
-
-func newRotationKeys(t testing.TB) rotationKeys {
-	k := jtLoadKeys(t)
-	pub1, pub2 := k.rs.priv.Public(), k.rs2.priv.Public()
-	return rotationKeys{
-		only1: jtJWKS(t, []crypto.PublicKey{pub1}, []string{"k1"}, []string{"RS256"}),
-		both:  jtJWKS(t, []crypto.PublicKey{pub1, pub2}, []string{"k1", "k2"}, []string{"RS256", "RS256"}),
-		only2: jtJWKS(t, []crypto.PublicKey{pub2}, []string{"k2"}, []string{"RS256"}),
-		tok1:  jtMint(t, jtToken{alg: "RS256", key: k.rs.priv, header: map[string]any{"kid": "k1"}, claims: jtClaims(nil)}),
-		tok2:  jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "k2"}, claims: jtClaims(nil)}),
-	}
 }
 
 // remoteVerifier is a verifier of RS256 tokens whose only keys are src's.
@@ -228,41 +66,41 @@ func verifies(t testing.TB, v *Verifier, tok string) bool {
 }
 
 func TestRemoteJWKSRotation(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.only1)
-	clock := newFakeClock(jtNow)
-	obs := &recObserver{}
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Only1)
+	clock := jwttest.NewFakeClock(jwttest.Now)
+	obs := &jwttest.Observer{}
 	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
-	waitFor(t, "the first key set", src.Ready)
+	poll.For(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
 
-	if !verifies(t, v, keys.tok1) {
+	if !verifies(t, v, keys.Tok1) {
 		t.Fatal("Verify(k1 token) with [k1] = invalid, want valid")
 	}
-	if verifies(t, v, keys.tok2) {
+	if verifies(t, v, keys.Tok2) {
 		t.Fatal("Verify(k2 token) with [k1] = valid, want invalid")
 	}
 	// The IdP publishes k2 beside k1: the next k2 token refetches at once.
 	// The refetch for the invalid k2 token above was less than 10 s ago:
 	// move past the rate limit.
 	clock.Advance(jwksRefetchGap)
-	srv.set("ok", keys.both)
-	if !verifies(t, v, keys.tok2) {
+	srv.Set("ok", keys.Both)
+	if !verifies(t, v, keys.Tok2) {
 		t.Fatal("Verify(k2 token) after k2 was published = invalid, want valid (kid-miss refetch)")
 	}
-	if !verifies(t, v, keys.tok1) {
+	if !verifies(t, v, keys.Tok1) {
 		t.Fatal("Verify(k1 token) with [k1 k2] = invalid, want valid (overlap)")
 	}
 	// k1 is retired: once the set is refetched, k1 tokens stop verifying.
-	srv.set("ok", keys.only2)
+	srv.Set("ok", keys.Only2)
 	clock.Advance(jwksRefetchGap)
 	if _, err := src.Refetch(t.Context(), "any"); err != nil {
 		t.Fatalf("Refetch: %v", err)
 	}
-	if verifies(t, v, keys.tok1) {
+	if verifies(t, v, keys.Tok1) {
 		t.Fatal("Verify(k1 token) after k1 was removed = valid, want invalid")
 	}
-	if !verifies(t, v, keys.tok2) {
+	if !verifies(t, v, keys.Tok2) {
 		t.Fatal("Verify(k2 token) with [k2] = invalid, want valid")
 	}
 	if g := src.Generation(); g != 3 {
@@ -271,60 +109,60 @@ func TestRemoteJWKSRotation(t *testing.T) {
 }
 
 func TestRemoteJWKSBackgroundRefresh(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.both)
-	clock := newFakeClock(jtNow)
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Both)
+	clock := jwttest.NewFakeClock(jwttest.Now)
 	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.NewNop()})
-	waitFor(t, "the first key set", src.Ready)
+	poll.For(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
-	if !verifies(t, v, keys.tok1) {
+	if !verifies(t, v, keys.Tok1) {
 		t.Fatal("Verify(k1 token) with [k1 k2] = invalid, want valid")
 	}
 	// tick lets the refresh loop's wait (1 s on the clock) end, once the
 	// loop waits.
 	tick := func() {
 		t.Helper()
-		waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
-		hits := srv.hits.Load()
+		poll.For(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
+		hits := srv.Hits.Load()
 		if clock.Advance(999 * time.Millisecond); clock.Waiting() != 1 {
 			t.Fatal("the refresh came before its interval")
 		}
 		clock.Advance(time.Millisecond)
-		waitFor(t, "a refresh", func() bool { return srv.hits.Load() > hits })
+		poll.For(t, "a refresh", func() bool { return srv.Hits.Load() > hits })
 	}
 	// No kid miss here: only the refresh (every 1 s) can notice.
-	srv.set("ok", keys.only2)
+	srv.Set("ok", keys.Only2)
 	tick()
-	waitFor(t, "the refresh to drop k1", func() bool { return !verifies(t, v, keys.tok1) })
-	if !verifies(t, v, keys.tok2) {
+	poll.For(t, "the refresh to drop k1", func() bool { return !verifies(t, v, keys.Tok1) })
+	if !verifies(t, v, keys.Tok2) {
 		t.Fatal("Verify(k2 token) after the refresh = invalid, want valid")
 	}
 	// The refresh keeps its pace: an unchanged document keeps the set.
-	gen, hits := src.Generation(), srv.hits.Load()
+	gen, hits := src.Generation(), srv.Hits.Load()
 	tick()
 	tick()
-	waitFor(t, "two more refreshes", func() bool { return srv.hits.Load() >= hits+2 })
-	waitFor(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
+	poll.For(t, "two more refreshes", func() bool { return srv.Hits.Load() >= hits+2 })
+	poll.For(t, "the refresh loop to wait", func() bool { return clock.Waiting() == 1 })
 	if g := src.Generation(); g != gen {
 		t.Errorf("Generation() after unchanged refreshes = %d, want %d", g, gen)
 	}
 }
 
 func TestRemoteJWKSRefetchRateLimit(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.only1)
-	clock := newFakeClock(jtNow)
-	obs := &recObserver{}
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Only1)
+	clock := jwttest.NewFakeClock(jwttest.Now)
+	obs := &jwttest.Observer{}
 	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs, Logger: zap.NewNop()})
-	waitFor(t, "the first key set", src.Ready)
+	poll.For(t, "the first key set", src.Ready)
 	v := remoteVerifier(t, src)
-	base := srv.hits.Load()
+	base := srv.Hits.Load()
 
 	// A flood of forged kids, concurrently: one fetch at most.
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	forged := make([]string, 50)
 	for i := range forged {
-		forged[i] = jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": fmt.Sprintf("forged-%d", i)}, claims: jtClaims(nil)})
+		forged[i] = jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: map[string]any{"kid": fmt.Sprintf("forged-%d", i)}, Claims: jwttest.Claims(nil)})
 	}
 	var wg sync.WaitGroup
 	for _, tok := range forged {
@@ -335,34 +173,37 @@ func TestRemoteJWKSRefetchRateLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := srv.hits.Load() - base; n != 1 {
+	if n := srv.Hits.Load() - base; n != 1 {
 		t.Fatalf("JWKS requests for 50 unknown kids = %d, want 1", n)
 	}
 	// Still within 10 s: nothing more, and the refusal is counted.
 	clock.Advance(jwksRefetchGap - time.Second)
-	limited := obs.limited.Load()
-	if verifies(t, v, keys.tok2) {
+	limited := obs.Limited.Load()
+	if verifies(t, v, keys.Tok2) {
 		t.Fatal("Verify(k2 token) = valid, want invalid")
 	}
-	if n := obs.limited.Load(); n != limited+1 {
+	if n := obs.Limited.Load(); n != limited+1 {
 		t.Errorf("RefetchLimited reports = %d, want %d", n, limited+1)
 	}
-	if n := srv.hits.Load() - base; n != 1 {
+	if n := srv.Hits.Load() - base; n != 1 {
 		t.Fatalf("JWKS requests 9 s after the refetch = %d, want still 1", n)
 	}
 	// 10 s later a kid miss may refetch again, and picks up k2.
-	srv.set("ok", keys.both)
+	srv.Set("ok", keys.Both)
 	clock.Advance(time.Second)
-	if !verifies(t, v, keys.tok2) {
+	if !verifies(t, v, keys.Tok2) {
 		t.Fatal("Verify(k2 token) 10 s later = invalid, want valid after the second refetch")
 	}
-	if n := srv.hits.Load() - base; n != 2 {
+	if n := srv.Hits.Load() - base; n != 2 {
 		t.Fatalf("JWKS requests after the gap = %d, want 2", n)
 	}
 }
 
 func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
-	keys := newRotationKeys(t)
+	if jwttest.HugeSize != maxJWKSBytes {
+		t.Fatalf("jwttest.HugeSize = %d, want the verifier's limit %d: the huge fault would not be one", jwttest.HugeSize, maxJWKSBytes)
+	}
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
 	cases := []struct {
 		mode  string
 		fault FetchFault
@@ -377,9 +218,9 @@ func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
-			srv := newJWKSServer(t, keys.only1)
-			clock := newFakeClock(jtNow)
-			obs := &recObserver{}
+			srv := jwttest.NewJWKSServer(t, keys.Only1)
+			clock := jwttest.NewFakeClock(jwttest.Now)
+			obs := &jwttest.Observer{}
 			core, logs := observer.New(zapcore.DebugLevel)
 			// A short timeout only where it is the fault: the 1 MiB body
 			// must not time out on a loaded machine.
@@ -389,26 +230,26 @@ func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
 			}
 			src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Clock: clock.Now, Observer: obs,
 				Logger: zap.New(core), Timeout: timeout})
-			waitFor(t, "the first key set", src.Ready)
+			poll.For(t, "the first key set", src.Ready)
 			v := remoteVerifier(t, src)
 			before := src.Generation()
 
 			if tc.mode == "closed" {
 				srv.Close()
 			} else {
-				srv.set(tc.mode, nil)
+				srv.Set(tc.mode, nil)
 			}
 			clock.Advance(jwksRefetchGap)
 			if set, err := src.Refetch(t.Context(), "k9"); err == nil || set != nil {
 				t.Fatalf("Refetch during %s = %v, %v; want an error", tc.mode, set, err)
 			}
-			if !verifies(t, v, keys.tok1) {
+			if !verifies(t, v, keys.Tok1) {
 				t.Fatalf("Verify(k1 token) while the JWKS server is %s = invalid, want valid with the last good keys", tc.mode)
 			}
 			if !src.Ready() || src.Generation() != before {
 				t.Errorf("after a %s fetch: Ready %v, generation %d; want true, %d", tc.mode, src.Ready(), src.Generation(), before)
 			}
-			f := obs.faults()
+			f := faults(obs)
 			if len(f) < 2 || f[len(f)-1] != tc.fault {
 				t.Errorf("observed fetches = %q, want the last to be %q", f, tc.fault)
 			}
@@ -425,13 +266,13 @@ func TestRemoteJWKSFaultsKeepLastGoodKeys(t *testing.T) {
 }
 
 func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.only1)
-	srv.set("down", nil)
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Only1)
+	srv.Set("down", nil)
 	core, logs := observer.New(zapcore.InfoLevel)
-	clock := newFakeClock(jtNow)
+	clock := jwttest.NewFakeClock(jwttest.Now)
 	src := startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.New(core)})
-	waitFor(t, "a failed first fetch", func() bool { return srv.hits.Load() > 0 && logs.Len() > 0 })
+	poll.For(t, "a failed first fetch", func() bool { return srv.Hits.Load() > 0 && logs.Len() > 0 })
 	if src.Ready() {
 		t.Fatal("Ready() = true before any key set was loaded")
 	}
@@ -441,19 +282,19 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 		t.Errorf("first log line = %s %q %v; want the not-ready error with the URL and the 503", line.Level, line.Message, line.ContextMap())
 	}
 	v := remoteVerifier(t, src)
-	if verifies(t, v, keys.tok1) {
+	if verifies(t, v, keys.Tok1) {
 		t.Fatal("Verify before the first key set = valid")
 	}
 	// The server recovers: the retry (after 1 s on the clock here) loads
 	// the keys.
-	srv.set("ok", nil)
-	waitFor(t, "the retry to wait", func() bool { return clock.Waiting() == 1 })
+	srv.Set("ok", nil)
+	poll.For(t, "the retry to wait", func() bool { return clock.Waiting() == 1 })
 	if src.Ready() {
 		t.Fatal("Ready() = true before the retry")
 	}
 	clock.Advance(time.Second)
-	waitFor(t, "readiness after the server recovered", src.Ready)
-	if !verifies(t, v, keys.tok1) {
+	poll.For(t, "readiness after the server recovered", src.Ready)
+	if !verifies(t, v, keys.Tok1) {
 		t.Fatal("Verify(k1 token) once ready = invalid, want valid")
 	}
 }
@@ -462,74 +303,74 @@ func TestRemoteJWKSNotReadyUntilFirstLoad(t *testing.T) {
 // the source started has ended — the refresh loop's and a kid-miss
 // refetch whose request gave up waiting — each reported as canceled.
 func TestRemoteJWKSCloseWaitsForFetches(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.only1)
-	srv.set("slow", nil)
-	obs := &recObserver{}
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Only1)
+	srv.Set("slow", nil)
+	obs := &jwttest.Observer{}
 	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src.Start(t.Context())
-	waitFor(t, "the first load under way", func() bool { return srv.hits.Load() == 1 })
+	poll.For(t, "the first load under way", func() bool { return srv.Hits.Load() == 1 })
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
 	if set, err := src.Refetch(gone, "k9"); err == nil || set != nil {
 		t.Fatalf("Refetch(cancelled) = %v, %v; want the context's error", set, err)
 	}
-	waitFor(t, "the refetch under way", func() bool { return srv.hits.Load() == 2 })
-	if f := obs.faults(); len(f) != 0 {
+	poll.For(t, "the refetch under way", func() bool { return srv.Hits.Load() == 2 })
+	if f := faults(obs); len(f) != 0 {
 		t.Fatalf("fetches reported before Close = %q, want none (both still running)", f)
 	}
 	src.Close()
-	if f := obs.faults(); len(f) != 2 || f[0] != FaultCanceled || f[1] != FaultCanceled {
+	if f := faults(obs); len(f) != 2 || f[0] != FaultCanceled || f[1] != FaultCanceled {
 		t.Fatalf("fetches reported when Close returned = %q, want two canceled", f)
 	}
 }
 
 func TestRemoteJWKSTLS(t *testing.T) {
-	keys := newRotationKeys(t)
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write(keys.only1)
+		_, _ = w.Write(keys.Only1)
 	}))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
 	// Not in the system roots: refused.
-	obs := &recObserver{}
+	obs := &jwttest.Observer{}
 	untrusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, Observer: obs, Logger: zap.NewNop()})
-	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
+	poll.For(t, "a failed fetch", func() bool { return len(faults(obs)) > 0 })
 	if untrusted.Ready() {
 		t.Fatal("Ready() with a certificate from an unknown authority = true")
 	}
-	if f := obs.faults(); f[0] != FaultNetwork {
+	if f := faults(obs); f[0] != FaultNetwork {
 		t.Errorf("fault = %q, want %q", f[0], FaultNetwork)
 	}
 
 	// Trusted through jwks_ca_file.
-	ca := jtWriteFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	ca := jwttest.WriteFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 	trusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
-	waitFor(t, "the key set over TLS", trusted.Ready)
-	if !verifies(t, remoteVerifier(t, trusted), keys.tok1) {
+	poll.For(t, "the key set over TLS", trusted.Ready)
+	if !verifies(t, remoteVerifier(t, trusted), keys.Tok1) {
 		t.Fatal("Verify(k1 token) over TLS = invalid, want valid")
 	}
 }
 
 func TestRemoteJWKSRedirectToPlainHTTPRefused(t *testing.T) {
-	keys := newRotationKeys(t)
-	target := newJWKSServer(t, keys.only1)
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	target := jwttest.NewJWKSServer(t, keys.Only1)
 	// A redirect to plain HTTP off loopback: jwks_allow_insecure is off.
 	redirect := httptest.NewServer(http.RedirectHandler("http://idp.invalid/jwks.json", http.StatusFound))
 	t.Cleanup(redirect.Close)
-	obs := &recObserver{}
+	obs := &jwttest.Observer{}
 	src := startRemote(t, remoteJWKSOptions{URL: redirect.URL, Observer: obs, Logger: zap.NewNop()})
-	waitFor(t, "a failed fetch", func() bool { return len(obs.faults()) > 0 })
-	if f := obs.faults(); f[0] != FaultRefused {
+	poll.For(t, "a failed fetch", func() bool { return len(faults(obs)) > 0 })
+	if f := faults(obs); f[0] != FaultRefused {
 		t.Errorf("fault = %q, want %q", f[0], FaultRefused)
 	}
-	if src.Ready() || target.hits.Load() != 0 {
-		t.Errorf("Ready %v, target hits %d; want false, 0", src.Ready(), target.hits.Load())
+	if src.Ready() || target.Hits.Load() != 0 {
+		t.Errorf("Ready %v, target hits %d; want false, 0", src.Ready(), target.Hits.Load())
 	}
 }
 
@@ -557,9 +398,9 @@ func TestRefreshInterval(t *testing.T) {
 }
 
 func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
-	keys := newRotationKeys(t)
-	srv := newJWKSServer(t, keys.only1)
-	srv.cacheControl = "max-age=3600"
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Only1)
+	srv.SetCacheControl("max-age=3600")
 	src, err := newRemoteJWKS(remoteJWKSOptions{URL: srv.URL, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)

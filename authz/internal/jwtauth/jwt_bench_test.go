@@ -6,6 +6,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // Benchmark sinks.
@@ -24,27 +26,27 @@ type benchCase struct {
 }
 
 func benchCases(b *testing.B) (*Verifier, []benchCase) {
-	k := jtLoadKeys(b)
+	k := jwttest.LoadKeys(b)
 	v := jtVerifier(b, jtBaseConfig(k), Options{Audience: []string{"test-os"}})
 	// Claims as a real IdP issues them: the standard set plus scopes.
-	c := jtClaims(map[string]any{"scopes": []any{"agents:read", "agents:*:run", "teams:read"}, "iss": "https://idp.example", "jti": "7f3c2a"})
+	c := jwttest.Claims(map[string]any{"scopes": []any{"agents:read", "agents:*:run", "teams:read"}, "iss": "https://idp.example", "jti": "7f3c2a"})
 	cases := []benchCase{
-		{name: "RS256", alg: jwa.RS256, key: k.rs.priv.Public()},
-		{name: "ES256", alg: jwa.ES256, key: k.es.priv.Public()},
-		{name: "EdDSA", alg: jwa.EdDSA, key: k.ed.priv.Public()},
-		{name: "HS256", alg: jwa.HS256, key: []byte(k.hs)},
+		{name: "RS256", alg: jwa.RS256, key: k.RS.Priv.Public()},
+		{name: "ES256", alg: jwa.ES256, key: k.ES.Priv.Public()},
+		{name: "EdDSA", alg: jwa.EdDSA, key: k.ED.Priv.Public()},
+		{name: "HS256", alg: jwa.HS256, key: []byte(k.HS)},
 	}
 	for i := range cases {
-		var signKey any = []byte(k.hs)
+		var signKey any = []byte(k.HS)
 		switch cases[i].alg {
 		case jwa.RS256:
-			signKey = k.rs.priv
+			signKey = k.RS.Priv
 		case jwa.ES256:
-			signKey = k.es.priv
+			signKey = k.ES.Priv
 		case jwa.EdDSA:
-			signKey = k.ed.priv
+			signKey = k.ED.Priv
 		}
-		cases[i].tok = jtMint(b, jtToken{alg: string(cases[i].alg), key: signKey, claims: c})
+		cases[i].tok = jwttest.Mint(b, jwttest.Token{Alg: string(cases[i].alg), Key: signKey, Claims: c})
 	}
 	return v, cases
 }

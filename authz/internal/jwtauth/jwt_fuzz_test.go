@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // FuzzVerify: whatever the token string, Verify does not panic, answers
@@ -15,33 +17,33 @@ import (
 // contract message that quotes no part of the token, and only the
 // unmodified valid seeds verify.
 func FuzzVerify(f *testing.F) {
-	k := jtLoadKeys(f)
+	k := jwttest.LoadKeys(f)
 	v := jtVerifier(f, jtBaseConfig(k), Options{Audience: []string{"test-os"}})
 	laxCfg := jtBaseConfig(k)
-	laxCfg.Validate = jtPtr(false)
+	laxCfg.Validate = jwttest.Ptr(false)
 	lax := jtVerifier(f, laxCfg, Options{})
 
 	// Valid seeds use deterministic signatures (not ES256): every fuzz
 	// worker mints the same strings.
 	valid := map[string]bool{}
-	for _, tk := range []jtToken{
-		{alg: "HS256", key: k.hs, claims: jtClaims(nil)},                                  // valid
-		{alg: "RS256", key: k.rs.priv, claims: jtClaims(nil)},                             // valid
-		{alg: "EdDSA", key: k.ed.priv, claims: jtClaims(map[string]any{"scopes": "a b"})}, // valid
+	for _, tk := range []jwttest.Token{
+		{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(nil)},                                  // valid
+		{Alg: "RS256", Key: k.RS.Priv, Claims: jwttest.Claims(nil)},                             // valid
+		{Alg: "EdDSA", Key: k.ED.Priv, Claims: jwttest.Claims(map[string]any{"scopes": "a b"})}, // valid
 	} {
-		raw := jtMint(f, tk)
+		raw := jwttest.Mint(f, tk)
 		valid[raw] = true
 		f.Add(raw)
 	}
 	for _, s := range []string{
 		"", "garbage", "a.b", "a.b.c", "a.b.c.d", "@@@.###.$$$", // malformed
-		"bm90LWpzb24.eyJzdWIiOiJ4In0.c2ln",                                            // header not JSON
-		jtMint(f, jtToken{alg: "none", claims: jtClaims(nil)}),                        // unsigned
-		jtMint(f, jtToken{alg: "HS512", key: k.hs, claims: jtClaims(nil)}),            // not allowed
-		jtMint(f, jtToken{alg: "HS256", key: k.rs.pubPEM, claims: jtClaims(nil)}),     // alg confusion
-		jtMint(f, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"exp":"x"}`)}),   // bad claims
-		jtMint(f, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"exp":1e400}`)}), // huge exp
-		jtMint(f, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(map[string]any{"aud": []any{}})}),
+		"bm90LWpzb24.eyJzdWIiOiJ4In0.c2ln",                                                          // header not JSON
+		jwttest.Mint(f, jwttest.Token{Alg: "none", Claims: jwttest.Claims(nil)}),                    // unsigned
+		jwttest.Mint(f, jwttest.Token{Alg: "HS512", Key: k.HS, Claims: jwttest.Claims(nil)}),        // not allowed
+		jwttest.Mint(f, jwttest.Token{Alg: "HS256", Key: k.RS.PubPEM, Claims: jwttest.Claims(nil)}), // alg confusion
+		jwttest.Mint(f, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"exp":"x"}`)}),     // bad claims
+		jwttest.Mint(f, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"exp":1e400}`)}),   // huge exp
+		jwttest.Mint(f, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(map[string]any{"aud": []any{}})}),
 		strings.Repeat("a", MaxTokenBytes+1),
 	} {
 		f.Add(s)

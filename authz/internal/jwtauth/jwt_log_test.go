@@ -8,31 +8,33 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // TestVerifierLogsNoSecrets: at debug level, nothing the verifier logs
 // contains a token, an HMAC secret or key material; validate: false is
 // announced loudly.
 func TestVerifierLogsNoSecrets(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
 
 	strict := jtBaseConfig(k)
-	strict.VerificationKeys = append(strict.VerificationKeys, k.rsCert)
+	strict.VerificationKeys = append(strict.VerificationKeys, k.RSCert)
 	lax := jtBaseConfig(k)
-	lax.Validate = jtPtr(false)
+	lax.Validate = jwttest.Ptr(false)
 	var toks []string
 	for _, c := range []Config{strict, lax} {
 		v := jtVerifier(t, c, Options{Logger: log, Audience: []string{"test-os"}})
-		for _, tk := range []jtToken{
-			{alg: "HS256", key: k.hs, claims: jtClaims(nil)},
-			{alg: "HS256", key: "wrong", claims: jtClaims(nil)},
-			{alg: "RS256", key: k.rs.priv, claims: jtClaims(map[string]any{"exp": unix(-3600)})},
-			{alg: "ES256", key: k.es.priv, claims: jtClaims(map[string]any{"sub": "sa:x"})},
-			{alg: "none", claims: jtClaims(nil)},
+		for _, tk := range []jwttest.Token{
+			{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(nil)},
+			{Alg: "HS256", Key: "wrong", Claims: jwttest.Claims(nil)},
+			{Alg: "RS256", Key: k.RS.Priv, Claims: jwttest.Claims(map[string]any{"exp": unix(-3600)})},
+			{Alg: "ES256", Key: k.ES.Priv, Claims: jwttest.Claims(map[string]any{"sub": "sa:x"})},
+			{Alg: "none", Claims: jwttest.Claims(nil)},
 		} {
-			raw := jtMint(t, tk)
+			raw := jwttest.Mint(t, tk)
 			toks = append(toks, raw)
 			v.Verify(t.Context(), raw)
 		}
@@ -42,8 +44,8 @@ func TestVerifierLogsNoSecrets(t *testing.T) {
 	if logs.Len() == 0 {
 		t.Fatal("no log entries: the test would not see a leak")
 	}
-	secrets := []string{k.hs, "wrong"}
-	for _, pemText := range []string{k.rs.pubPEM, k.es.pubPEM, k.ed.pubPEM, k.rsCert} {
+	secrets := []string{k.HS, "wrong"}
+	for _, pemText := range []string{k.RS.PubPEM, k.ES.PubPEM, k.ED.PubPEM, k.RSCert} {
 		for line := range strings.SplitSeq(pemText, "\n") {
 			if len(line) > 16 && !strings.HasPrefix(line, "-----") {
 				secrets = append(secrets, line)

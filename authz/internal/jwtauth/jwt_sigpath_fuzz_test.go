@@ -9,16 +9,18 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // sigPathVerifier is a Verifier with keys of all four algorithm families:
 // static PEM keys and an HMAC secret, plus a JWKS with kids (rs, es) and a
 // kid-less Ed25519 key, so kid matches, kid misses and the kid-less
 // fallback are all reachable.
-func sigPathVerifier(t testing.TB, k *jtKeys) *Verifier {
+func sigPathVerifier(t testing.TB, k *jwttest.Keys) *Verifier {
 	t.Helper()
-	pub := func(p jtKeyPair) crypto.PublicKey { return p.priv.Public() }
-	ks, err := parseJWKS(jtJWKS(t, []crypto.PublicKey{pub(k.rs2), pub(k.es), pub(k.ed)}, []string{"rs", "es", ""}, []string{"RS256", "ES256", ""}))
+	pub := func(p jwttest.KeyPair) crypto.PublicKey { return p.Priv.Public() }
+	ks, err := parseJWKS(jwttest.JWKS(t, []crypto.PublicKey{pub(k.RS2), pub(k.ES), pub(k.ED)}, []string{"rs", "es", ""}, []string{"RS256", "ES256", ""}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,19 +58,19 @@ var (
 )
 
 // newRefSelector describes sigPathVerifier's keys.
-func newRefSelector(k *jtKeys) *refSelector {
+func newRefSelector(k *jwttest.Keys) *refSelector {
 	return &refSelector{
 		allowed: []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"},
 		jwks: []refKey{
-			{kid: "rs", algs: refRS256, raw: k.rs2.priv.Public()},
-			{kid: "es", algs: refP256, raw: k.es.priv.Public()},
-			{kid: "", algs: refEd, raw: k.ed.priv.Public()},
+			{kid: "rs", algs: refRS256, raw: k.RS2.Priv.Public()},
+			{kid: "es", algs: refP256, raw: k.ES.Priv.Public()},
+			{kid: "", algs: refEd, raw: k.ED.Priv.Public()},
 		},
 		static: []refKey{
-			{algs: refRSA, raw: k.rs.priv.Public()},
-			{algs: refP256, raw: k.es.priv.Public()},
-			{algs: refEd, raw: k.ed.priv.Public()},
-			{algs: refHMAC, raw: []byte(k.hs)},
+			{algs: refRSA, raw: k.RS.Priv.Public()},
+			{algs: refP256, raw: k.ES.Priv.Public()},
+			{algs: refEd, raw: k.ED.Priv.Public()},
+			{algs: refHMAC, raw: []byte(k.HS)},
 		},
 	}
 }
@@ -121,15 +123,15 @@ func (r *refSelector) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Si
 
 // sigPathSeeds are valid and tampered tokens of all four algorithms and
 // headers of every shape verifySignature reads itself or hands to jwx.
-func sigPathSeeds(t testing.TB, k *jtKeys) []string {
+func sigPathSeeds(t testing.TB, k *jwttest.Keys) []string {
 	t.Helper()
-	claims := jtClaims(nil)
+	claims := jwttest.Claims(nil)
 	signers := []struct {
 		alg string
 		key any
 	}{
-		{"HS256", k.hs}, {"RS256", k.rs.priv}, {"ES256", k.es.priv}, {"EdDSA", k.ed.priv},
-		{"RS256", k.rs2.priv}, {"PS256", k.rs.priv},
+		{"HS256", k.HS}, {"RS256", k.RS.Priv}, {"ES256", k.ES.Priv}, {"EdDSA", k.ED.Priv},
+		{"RS256", k.RS2.Priv}, {"PS256", k.RS.Priv},
 	}
 	headers := []map[string]any{
 		nil,
@@ -143,8 +145,8 @@ func sigPathSeeds(t testing.TB, k *jtKeys) []string {
 	var out []string
 	for _, s := range signers {
 		for _, h := range headers {
-			tok := jtMint(t, jtToken{alg: s.alg, key: s.key, header: h, claims: claims})
-			out = append(out, tok, jtFlipSig(tok))
+			tok := jwttest.Mint(t, jwttest.Token{Alg: s.alg, Key: s.key, Header: h, Claims: claims})
+			out = append(out, tok, jwttest.FlipSig(tok))
 		}
 	}
 	// Headers written by hand: escapes, repeats, odd alg names, not an
@@ -156,7 +158,7 @@ func sigPathSeeds(t testing.TB, k *jtKeys) []string {
 		`{"alg":"none"}`, `{"alg":"None"}`, `{"alg":"hs256"}`, `{"alg":"ES256K"}`, `{"alg":""}`, `{}`, `{"typ":"JWT"}`,
 		`null`, `[]`, `"HS256"`, `{"alg":"HS256"`, `{"alg":"HS256"}x`, `{"alg":"HS256","typ":null}`,
 	} {
-		out = append(out, jtMintRawHeader(t, hdr, `{"sub":"x"}`, []byte(k.hs)))
+		out = append(out, jtMintRawHeader(t, hdr, `{"sub":"x"}`, []byte(k.HS)))
 	}
 	return out
 }
@@ -165,7 +167,7 @@ func sigPathSeeds(t testing.TB, k *jtKeys) []string {
 // HMAC-SHA256 secret.
 func jtMintRawHeader(t testing.TB, header, payload string, secret []byte) string {
 	t.Helper()
-	input := jtB64.EncodeToString([]byte(header)) + "." + jtB64.EncodeToString([]byte(payload))
+	input := jwttest.B64.EncodeToString([]byte(header)) + "." + jwttest.B64.EncodeToString([]byte(payload))
 	sv, err := jws.NewSigner("HS256")
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +176,7 @@ func jtMintRawHeader(t testing.TB, header, payload string, secret []byte) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	return input + "." + jtB64.EncodeToString(sig)
+	return input + "." + jwttest.B64.EncodeToString(sig)
 }
 
 // sigPathCompare checks that verifySignature agrees on raw with jws.Verify
@@ -211,7 +213,7 @@ func sigPathCompare(t *testing.T, v *Verifier, ref *refSelector, raw string) (ac
 // TestVerifySignatureMatchesJWS runs the seeds of FuzzVerifySignature and
 // checks the expected ones verify, so the comparison is not vacuous.
 func TestVerifySignatureMatchesJWS(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	v, ref := sigPathVerifier(t, k), newRefSelector(k)
 	n := 0
 	for _, raw := range sigPathSeeds(t, k) {
@@ -228,13 +230,13 @@ func TestVerifySignatureMatchesJWS(t *testing.T) {
 	for _, tc := range []struct {
 		name, raw, detail string
 	}{
-		{"none", jtMintRawHeader(t, `{"alg":"none"}`, `{}`, []byte(k.hs)), "Invalid token: signing algorithm not allowed"},
-		{"not allowed", jtMint(t, jtToken{alg: "HS512", key: k.hs, claims: jtClaims(nil)}), "Invalid token: signing algorithm not allowed"},
-		{"crit", jtMint(t, jtToken{alg: "HS256", key: k.hs, header: map[string]any{"crit": []string{"x"}}, claims: jtClaims(nil)}), "Invalid token: unsupported critical header"},
-		{"b64", jtMint(t, jtToken{alg: "HS256", key: k.hs, header: map[string]any{"b64": true}, claims: jtClaims(nil)}), "Invalid token: unsupported critical header"},
-		{"tampered", jtFlipSig(jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(nil)})), "Invalid token: signature verification failed"},
-		{"kid key is not the signer", jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "es"}, claims: jtClaims(nil)}), "Invalid token: signature verification failed"},
-		{"header not an object", jtMintRawHeader(t, `[]`, `{}`, []byte(k.hs)), "Invalid token: malformed token"},
+		{"none", jtMintRawHeader(t, `{"alg":"none"}`, `{}`, []byte(k.HS)), "Invalid token: signing algorithm not allowed"},
+		{"not allowed", jwttest.Mint(t, jwttest.Token{Alg: "HS512", Key: k.HS, Claims: jwttest.Claims(nil)}), "Invalid token: signing algorithm not allowed"},
+		{"crit", jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Header: map[string]any{"crit": []string{"x"}}, Claims: jwttest.Claims(nil)}), "Invalid token: unsupported critical header"},
+		{"b64", jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Header: map[string]any{"b64": true}, Claims: jwttest.Claims(nil)}), "Invalid token: unsupported critical header"},
+		{"tampered", jwttest.FlipSig(jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(nil)})), "Invalid token: signature verification failed"},
+		{"kid key is not the signer", jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: map[string]any{"kid": "es"}, Claims: jwttest.Claims(nil)}), "Invalid token: signature verification failed"},
+		{"header not an object", jtMintRawHeader(t, `[]`, `{}`, []byte(k.HS)), "Invalid token: malformed token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := v.verifySignature(t.Context(), tc.raw)
@@ -255,7 +257,7 @@ func TestVerifySignatureMatchesJWS(t *testing.T) {
 // selection (refSelector), with the same payload, and refuses the others
 // with the same detail.
 func FuzzVerifySignature(f *testing.F) {
-	k := jtLoadKeys(f)
+	k := jwttest.LoadKeys(f)
 	v, ref := sigPathVerifier(f, k), newRefSelector(k)
 	for _, raw := range sigPathSeeds(f, k) {
 		f.Add(raw)

@@ -11,21 +11,23 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 // jtBaseConfig accepts RS256, PS256, ES256, EdDSA and HS256 with one key of
 // each type.
-func jtBaseConfig(k *jtKeys) Config {
+func jtBaseConfig(k *jwttest.Keys) Config {
 	c := defaultConfig()
 	c.Algorithms = []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}
-	c.VerificationKeys = []string{k.rs.pubPEM, k.es.pubPEM, k.ed.pubPEM, k.hs}
+	c.VerificationKeys = []string{k.RS.PubPEM, k.ES.PubPEM, k.ED.PubPEM, k.HS}
 	return c
 }
 
 func jtVerifier(t testing.TB, c Config, o Options) *Verifier {
 	t.Helper()
 	if o.Clock == nil {
-		o.Clock = jtClock
+		o.Clock = jwttest.Clock
 	}
 	v, err := New(&c, o)
 	if err != nil {
@@ -34,15 +36,15 @@ func jtVerifier(t testing.TB, c Config, o Options) *Verifier {
 	return v
 }
 
-func unix(d time.Duration) int64 { return jtNow.Add(d).Unix() }
+func unix(d time.Duration) int64 { return jwttest.Now.Add(d).Unix() }
 
 type verifyCase struct {
 	name string
 	// cfg builds the configuration; nil is jtBaseConfig.
-	cfg func(k *jtKeys) Config
+	cfg func(k *jwttest.Keys) Config
 	// aud is Options.Audience.
 	aud []string
-	tok func(t testing.TB, k *jtKeys) string
+	tok func(t testing.TB, k *jwttest.Keys) string
 	// reason is the wanted Failure reason; ReasonUnknown = valid token.
 	reason Reason
 	// detail is the exact wanted detail; for ReasonInvalidToken "" only
@@ -53,15 +55,15 @@ type verifyCase struct {
 }
 
 // hsTok mints an HS256 token with the standard claims and over merged in.
-func hsTok(over map[string]any) func(testing.TB, *jtKeys) string {
-	return func(t testing.TB, k *jtKeys) string {
-		return jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(over)})
+func hsTok(over map[string]any) func(testing.TB, *jwttest.Keys) string {
+	return func(t testing.TB, k *jwttest.Keys) string {
+		return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(over)})
 	}
 }
 
 // withCfg changes the base configuration.
-func withCfg(f func(c *Config)) func(k *jtKeys) Config {
-	return func(k *jtKeys) Config {
+func withCfg(f func(c *Config)) func(k *jwttest.Keys) Config {
+	return func(k *jwttest.Keys) Config {
 		c := jtBaseConfig(k)
 		f(&c)
 		return c
@@ -69,21 +71,23 @@ func withCfg(f func(c *Config)) func(k *jtKeys) Config {
 }
 
 func stdIdentity() *Identity {
-	return &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read"}, Expires: jtNow.Add(time.Hour)}
+	return &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read"}, Expires: jwttest.Now.Add(time.Hour)}
 }
 
-func verifyCases() []verifyCase {
-	signed := func(alg string, key func(k *jtKeys) any, over map[string]any, header map[string]any) func(testing.TB, *jtKeys) string {
-		return func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: alg, key: key(k), header: header, claims: jtClaims(over)})
+func verifyCases(t testing.TB) []verifyCase {
+	signed := func(alg string, key func(k *jwttest.Keys) any, over map[string]any, header map[string]any) func(testing.TB, *jwttest.Keys) string {
+		return func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: alg, Key: key(k), Header: header, Claims: jwttest.Claims(over)})
 		}
 	}
-	rs := func(k *jtKeys) any { return k.rs.priv }
-	rs2 := func(k *jtKeys) any { return k.rs2.priv }
-	es := func(k *jtKeys) any { return k.es.priv }
-	ed := func(k *jtKeys) any { return k.ed.priv }
-	hs := func(k *jtKeys) any { return k.hs }
-	raw := func(s string) func(testing.TB, *jtKeys) string { return func(testing.TB, *jtKeys) string { return s } }
+	rs := func(k *jwttest.Keys) any { return k.RS.Priv }
+	rs2 := func(k *jwttest.Keys) any { return k.RS2.Priv }
+	es := func(k *jwttest.Keys) any { return k.ES.Priv }
+	ed := func(k *jwttest.Keys) any { return k.ED.Priv }
+	hs := func(k *jwttest.Keys) any { return k.HS }
+	raw := func(s string) func(testing.TB, *jwttest.Keys) string {
+		return func(testing.TB, *jwttest.Keys) string { return s }
+	}
 
 	return []verifyCase{
 		// Valid tokens, each key type.
@@ -92,62 +96,62 @@ func verifyCases() []verifyCase {
 		{name: "ps256", tok: signed("PS256", rs, nil, nil), want: stdIdentity()},
 		{name: "es256", tok: signed("ES256", es, nil, nil), want: stdIdentity()},
 		{name: "eddsa", tok: signed("EdDSA", ed, nil, nil), want: stdIdentity()},
-		{name: "certificate key", cfg: func(k *jtKeys) Config {
+		{name: "certificate key", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
 			c.Algorithm = "RS256"
-			c.VerificationKeys = []string{k.rsCert}
+			c.VerificationKeys = []string{k.RSCert}
 			return c
 		}, tok: signed("RS256", rs, nil, nil), want: stdIdentity()},
-		{name: "second static key", cfg: func(k *jtKeys) Config {
+		{name: "second static key", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
-			c.VerificationKeys = []string{k.rsCert, k.rs2.pubPEM}
+			c.VerificationKeys = []string{k.RSCert, k.RS2.PubPEM}
 			return c
 		}, tok: signed("RS256", rs2, nil, nil), want: stdIdentity()},
-		{name: "JWK JSON static key", cfg: func(k *jtKeys) Config {
+		{name: "JWK JSON static key", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
-			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "")}
+			c.VerificationKeys = []string{jwttest.JWK(t, k.ES.Priv.Public(), "", "")}
 			return c
 		}, tok: signed("ES256", es, nil, nil), want: stdIdentity()},
-		{name: "JWK JSON static key with kid serves its kid", cfg: func(k *jtKeys) Config {
+		{name: "JWK JSON static key with kid serves its kid", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
-			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "k1")}
+			c.VerificationKeys = []string{jwttest.JWK(t, k.ES.Priv.Public(), "k1", "")}
 			return c
 		}, tok: signed("ES256", es, nil, map[string]any{"kid": "k1"}), want: stdIdentity()},
-		{name: "JWK JSON static key with kid ignores other kids", cfg: func(k *jtKeys) Config {
+		{name: "JWK JSON static key with kid ignores other kids", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
 			c.Algorithms = []string{"ES256"}
-			c.VerificationKeys = []string{jtJWKOne(k.es.priv.Public(), "k1")}
+			c.VerificationKeys = []string{jwttest.JWK(t, k.ES.Priv.Public(), "k1", "")}
 			return c
 		}, tok: signed("ES256", es, nil, map[string]any{"kid": "k2"}), reason: ReasonInvalidToken, detail: "Invalid token: no verification key for this token"},
 
 		// Identity claims.
 		{name: "scopes space-separated string", tok: hsTok(map[string]any{"scopes": "agents:read  teams:read\tx"}),
-			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read", "teams:read", "x"}, Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read", "teams:read", "x"}, Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "scopes non-string, empty and control entries dropped", tok: hsTok(map[string]any{"scopes": []any{"agents:read", 42, nil, map[string]any{"x": 1}, []any{"config:read"}, true, "", "a b", "c\u0000", "teams:run"}}),
-			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read", "a b", "teams:run"}, Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read", "a b", "teams:run"}, Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "scopes bool", tok: hsTok(map[string]any{"scopes": true}),
-			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "scopes missing", tok: hsTok(map[string]any{"scopes": nil}),
-			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "comma is not a separator", tok: hsTok(map[string]any{"scopes": "agents:read,teams:read"}),
-			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read,teams:read"}, Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read,teams:read"}, Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "no sub no session", tok: hsTok(map[string]any{"sub": nil, "session_id": nil}),
-			want: &Identity{Scopes: []string{"agents:read"}, Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{Scopes: []string{"agents:read"}, Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "custom claim names", cfg: withCfg(func(c *Config) {
 			c.Claims = ClaimNames{Scopes: "permissions", UserID: "uid", SessionID: "sid"}
 		}), tok: hsTok(map[string]any{"sub": "sa:bot", "uid": "alice", "sid": "s1", "permissions": []any{"read", "agents:read"}, "scopes": []any{"agent_os:admin"}}),
-			want: &Identity{UserID: "alice", SessionID: "s1", Scopes: []string{"read", "agents:read"}, Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "alice", SessionID: "s1", Scopes: []string{"read", "agents:read"}, Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "forward claims", cfg: withCfg(func(c *Config) {
 			c.ForwardClaims = []string{"org_id", "roles", "session_data", "level", "is_staff", "big", "Tenant", "nl", "nul", "sub", "aud", "exp"}
-		}), tok: func(t testing.TB, k *jtKeys) string {
+		}), tok: func(t testing.TB, k *jwttest.Keys) string {
 			payload := `{"sub":"test_user","session_id":"session_test_user","aud":"test-os","scopes":["agents:read"],` +
 				`"exp":` + jtItoa(unix(time.Hour)) + `,"iat":` + jtItoa(unix(0)) + `,` +
 				`"org_id":"test_org_789","roles":["admin", "user"],"session_data":{"last_login": "2023-10-01T10:00:00Z"},` +
 				`"level":7,"is_staff":true,"big":12345678901234567890,"nl":"a\nb","nul":null,"other":"x"}`
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(payload)})
-		}, want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read"}, Expires: jtNow.Add(time.Hour),
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(payload)})
+		}, want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read"}, Expires: jwttest.Now.Add(time.Hour),
 			Forward: []Header{
 				{Name: "x-agentos-claim-org_id", Value: "test_org_789"},
 				{Name: "x-agentos-claim-roles", Value: `["admin","user"]`},
@@ -169,8 +173,8 @@ func verifyCases() []verifyCase {
 		{name: "exp zero is expired", tok: hsTok(map[string]any{"exp": 0}), reason: ReasonTokenExpired, detail: detailExpired},
 		{name: "exp negative", tok: hsTok(map[string]any{"exp": -1}), reason: ReasonTokenExpired, detail: detailExpired},
 		{name: "exp numeric string", tok: hsTok(map[string]any{"exp": jtItoa(unix(time.Hour))}), reason: ReasonInvalidToken, detail: "Invalid token: exp claim is not a date"},
-		{name: "exp out of range", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"exp":1e400}`)})
+		{name: "exp out of range", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"exp":1e400}`)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: exp claim is not a date"},
 		{name: "exp beyond year 9999", tok: hsTok(map[string]any{"exp": 1e15}), reason: ReasonInvalidToken, detail: "Invalid token: exp claim is not a date"},
 		{name: "exp null", tok: hsTok(map[string]any{"exp": nil, "nbf": nil}), reason: ReasonInvalidToken},
@@ -180,7 +184,7 @@ func verifyCases() []verifyCase {
 		{name: "exp one second after the epoch", tok: hsTok(map[string]any{"exp": 1}), reason: ReasonTokenExpired, detail: detailExpired},
 		{name: "exp not a number", tok: hsTok(map[string]any{"exp": "tomorrow"}), reason: ReasonInvalidToken, detail: "Invalid token: exp claim is not a date"},
 		{name: "exp missing", tok: hsTok(map[string]any{"exp": nil}), reason: ReasonInvalidToken, detail: "Invalid token: token has no expiry (exp)"},
-		{name: "exp missing allowed by require_exp false", cfg: withCfg(func(c *Config) { c.RequireExp = jtPtr(false) }),
+		{name: "exp missing allowed by require_exp false", cfg: withCfg(func(c *Config) { c.RequireExp = jwttest.Ptr(false) }),
 			tok: hsTok(map[string]any{"exp": nil}), want: &Identity{UserID: "test_user", SessionID: "session_test_user", Scopes: []string{"agents:read"}}},
 		{name: "nbf within leeway", tok: hsTok(map[string]any{"nbf": unix(3 * time.Second)})},
 		{name: "nbf past", tok: hsTok(map[string]any{"nbf": unix(-time.Hour)})},
@@ -234,52 +238,54 @@ func verifyCases() []verifyCase {
 		{name: "user id not a string", cfg: withCfg(func(c *Config) { c.Claims.UserID = "uid" }),
 			tok: hsTok(map[string]any{"uid": 42}), reason: ReasonInvalidToken, detail: "Invalid token: user id claim is not a string"},
 		{name: "sub not a string", tok: hsTok(map[string]any{"sub": 42}), reason: ReasonInvalidToken, detail: "Invalid token: user id claim is not a string"},
-		{name: "sub null", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"sub":null,"exp":` + jtItoa(unix(time.Hour)) + `}`)})
+		{name: "sub null", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"sub":null,"exp":` + jtItoa(unix(time.Hour)) + `}`)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: user id claim is not a string"},
-		{name: "audience null", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"aud":null,"exp":` + jtItoa(unix(time.Hour)) + `}`)})
+		{name: "audience null", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"aud":null,"exp":` + jtItoa(unix(time.Hour)) + `}`)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: malformed audience claim"},
 		{name: "escaped strings", tok: hsTok(map[string]any{"sub": "Zo\u00eb \"Z\"", "scopes": "agents:read\u0020teams:read"}),
-			want: &Identity{UserID: "Zo\u00eb \"Z\"", SessionID: "session_test_user", Scopes: []string{"agents:read", "teams:read"}, Expires: jtNow.Add(time.Hour)}},
+			want: &Identity{UserID: "Zo\u00eb \"Z\"", SessionID: "session_test_user", Scopes: []string{"agents:read", "teams:read"}, Expires: jwttest.Now.Add(time.Hour)}},
 		{name: "user id with a newline", tok: hsTok(map[string]any{"sub": "alice\r\nx-agentos-scopes: agent_os:admin"}), reason: ReasonInvalidToken},
 		{name: "session id not a string", tok: hsTok(map[string]any{"session_id": []any{"a"}}), reason: ReasonInvalidToken, detail: "Invalid token: session id claim is not a string"},
 
 		// Signatures and algorithms.
-		{name: "alg none", tok: func(t testing.TB, k *jtKeys) string { return jtMint(t, jtToken{alg: "none", claims: jtClaims(nil)}) }, reason: ReasonInvalidToken},
+		{name: "alg none", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "none", Claims: jwttest.Claims(nil)})
+		}, reason: ReasonInvalidToken},
 		{name: "alg NONE with a signature", tok: signed("HS256", hs, nil, map[string]any{"alg": "NONE"}), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
 		{name: "alg None with a signature", tok: signed("HS256", hs, nil, map[string]any{"alg": "None"}), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
 		{name: "alg lower case", tok: signed("HS256", hs, nil, map[string]any{"alg": "hs256"}), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
 		{name: "alg missing", tok: signed("HS256", hs, nil, map[string]any{"alg": nil}), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
 		{name: "alg not a string", tok: signed("HS256", hs, nil, map[string]any{"alg": 256}), reason: ReasonInvalidToken},
 		{name: "hs512 not allowed", tok: signed("HS512", hs, nil, nil), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
-		{name: "hs256 with the rsa public pem as secret", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.rs.pubPEM, claims: jtClaims(map[string]any{"scopes": []any{"agent_os:admin"}})})
+		{name: "hs256 with the rsa public pem as secret", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.RS.PubPEM, Claims: jwttest.Claims(map[string]any{"scopes": []any{"agent_os:admin"}})})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "hs256 with the rsa public pem as secret and no hmac key", cfg: func(k *jtKeys) Config {
+		{name: "hs256 with the rsa public pem as secret and no hmac key", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
 			c.Algorithms = []string{"RS256", "HS256"}
-			c.VerificationKeys = []string{k.rs.pubPEM, k.hs}
+			c.VerificationKeys = []string{k.RS.PubPEM, k.HS}
 			return c
-		}, tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: strings.TrimSpace(k.rs.pubPEM), claims: jtClaims(nil)})
+		}, tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: strings.TrimSpace(k.RS.PubPEM), Claims: jwttest.Claims(nil)})
 		}, reason: ReasonInvalidToken},
-		{name: "hs256 with the ec public pem as secret", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.es.pubPEM, claims: jtClaims(nil)})
+		{name: "hs256 with the ec public pem as secret", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.ES.PubPEM, Claims: jwttest.Claims(nil)})
 		}, reason: ReasonInvalidToken},
-		{name: "hs256 wrong secret", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: "not-the-secret", claims: jtClaims(nil)})
+		{name: "hs256 wrong secret", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: "not-the-secret", Claims: jwttest.Claims(nil)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
 		{name: "rs256 unknown key", tok: signed("RS256", rs2, nil, nil), reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "expired with a forged signature", tok: func(t testing.TB, k *jtKeys) string {
-			s := jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(map[string]any{"exp": unix(-time.Hour)})})
-			return jtFlipSig(s)
+		{name: "expired with a forged signature", tok: func(t testing.TB, k *jwttest.Keys) string {
+			s := jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(map[string]any{"exp": unix(-time.Hour)})})
+			return jwttest.FlipSig(s)
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "tampered payload", tok: func(t testing.TB, k *jtKeys) string {
-			s := jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(nil)})
+		{name: "tampered payload", tok: func(t testing.TB, k *jwttest.Keys) string {
+			s := jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(nil)})
 			parts := strings.Split(s, ".")
-			body, _ := json.Marshal(jtClaims(map[string]any{"scopes": []any{"agent_os:admin"}}))
-			return parts[0] + "." + jtB64.EncodeToString(body) + "." + parts[2]
+			body, _ := json.Marshal(jwttest.Claims(map[string]any{"scopes": []any{"agent_os:admin"}}))
+			return parts[0] + "." + jwttest.B64.EncodeToString(body) + "." + parts[2]
 		}, reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
 		{name: "crit header", tok: signed("HS256", hs, nil, map[string]any{"crit": []any{"exp"}, "exp": 1}), reason: ReasonInvalidToken, detail: "Invalid token: unsupported critical header"},
 		{name: "b64 false", tok: signed("HS256", hs, nil, map[string]any{"b64": false, "crit": []any{"b64"}}), reason: ReasonInvalidToken},
@@ -291,10 +297,10 @@ func verifyCases() []verifyCase {
 		{name: "garbage", tok: raw("invalid-token-format"), reason: ReasonInvalidToken},
 		{name: "three garbage parts", tok: raw("invalid.token.here"), reason: ReasonInvalidToken},
 		{name: "three garbage base64 parts", tok: raw("invalidA.tokenAAA.hereAAA"), reason: ReasonInvalidToken, detail: "Invalid token: malformed token"},
-		{name: "non-canonical base64 (stray low bits)", tok: func(t testing.TB, k *jtKeys) string {
+		{name: "non-canonical base64 (stray low bits)", tok: func(t testing.TB, k *jwttest.Keys) string {
 			// The payload of this claim set ends in a 2-character group
 			// ("fQ" = "}"): "fX" decodes to the same byte leniently.
-			s := jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"exp": ` + jtItoa(unix(time.Hour)) + `}`)})
+			s := jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"exp": ` + jtItoa(unix(time.Hour)) + `}`)})
 			parts := strings.Split(s, ".")
 			if !strings.HasSuffix(parts[1], "Q") {
 				t.Fatalf("payload %q does not end in a 2-character group", parts[1])
@@ -306,70 +312,70 @@ func verifyCases() []verifyCase {
 		{name: "four parts", tok: raw("a.b.c.d"), reason: ReasonInvalidToken},
 		{name: "five parts (JWE shape)", tok: raw("a.b.c.d.e"), reason: ReasonInvalidToken},
 		{name: "not base64", tok: raw("@@@.###.$$$"), reason: ReasonInvalidToken, detail: "Invalid token: not a JWT (not base64url)"},
-		{name: "padded base64", tok: func(t testing.TB, k *jtKeys) string { return hsTok(nil)(t, k) + "==" }, reason: ReasonInvalidToken},
+		{name: "padded base64", tok: func(t testing.TB, k *jwttest.Keys) string { return hsTok(nil)(t, k) + "==" }, reason: ReasonInvalidToken},
 		{name: "bad base64 length", tok: raw("a.b.c"), reason: ReasonInvalidToken},
 		{name: "header not json", tok: raw("bm90LWpzb24.eyJzdWIiOiJ4In0.c2ln"), reason: ReasonInvalidToken},
 		{name: "empty header", tok: raw(".eyJzdWIiOiJ4In0.c2ln"), reason: ReasonInvalidToken},
-		{name: "unsigned", tok: func(t testing.TB, k *jtKeys) string {
+		{name: "unsigned", tok: func(t testing.TB, k *jwttest.Keys) string {
 			s := hsTok(nil)(t, k)
 			return s[:strings.LastIndexByte(s, '.')+1]
 		}, reason: ReasonInvalidToken, detail: "Invalid token: token is not signed"},
 		{name: "json serialization", tok: raw(`{"payload":"e30","signatures":[{"protected":"eyJhbGciOiJIUzI1NiJ9","signature":"c2ln"}]}`), reason: ReasonInvalidToken},
-		{name: "payload not json", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte("not json")})
+		{name: "payload not json", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte("not json")})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: malformed claims"},
-		{name: "payload json array", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`["sub"]`)})
+		{name: "payload json array", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`["sub"]`)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: malformed claims"},
-		{name: "payload null", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`null`)})
+		{name: "payload null", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`null`)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: malformed claims"},
-		{name: "payload with trailing data", tok: func(t testing.TB, k *jtKeys) string {
-			b, _ := json.Marshal(jtClaims(nil))
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: append(b, []byte(`{"scopes":["agent_os:admin"]}`)...)})
+		{name: "payload with trailing data", tok: func(t testing.TB, k *jwttest.Keys) string {
+			b, _ := json.Marshal(jwttest.Claims(nil))
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: append(b, []byte(`{"scopes":["agent_os:admin"]}`)...)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: malformed claims"},
-		{name: "payload is a nested jws", tok: func(t testing.TB, k *jtKeys) string {
+		{name: "payload is a nested jws", tok: func(t testing.TB, k *jwttest.Keys) string {
 			inner := hsTok(nil)(t, k)
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(inner)})
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(inner)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: malformed claims"},
-		{name: "payload is a json jws", tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: k.hs, payload: []byte(`{"payload":"e30","signatures":[{"protected":"eyJhbGciOiJub25lIn0","signature":""}]}`)})
+		{name: "payload is a json jws", tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Payload: []byte(`{"payload":"e30","signatures":[{"protected":"eyJhbGciOiJub25lIn0","signature":""}]}`)})
 		}, reason: ReasonInvalidToken, detail: "Invalid token: token has no expiry (exp)"},
-		{name: "over 8 KiB", tok: func(t testing.TB, k *jtKeys) string { return jtSized(t, k, MaxTokenBytes+1) },
+		{name: "over 8 KiB", tok: func(t testing.TB, k *jwttest.Keys) string { return jtSized(t, k, MaxTokenBytes+1) },
 			reason: ReasonInvalidToken, detail: "Invalid token: token is larger than 8 KiB"},
-		{name: "exactly 8 KiB", tok: func(t testing.TB, k *jtKeys) string { return jtSized(t, k, MaxTokenBytes) }},
+		{name: "exactly 8 KiB", tok: func(t testing.TB, k *jwttest.Keys) string { return jtSized(t, k, MaxTokenBytes) }},
 		{name: "huge garbage", tok: raw(strings.Repeat("A", 1<<20)), reason: ReasonInvalidToken, detail: "Invalid token: token is larger than 8 KiB"},
 
 		// validate: false.
-		{name: "validate false accepts any signature", cfg: func(k *jtKeys) Config {
+		{name: "validate false accepts any signature", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
-			c.Validate, c.Algorithms = jtPtr(false), []string{"HS256"}
+			c.Validate, c.Algorithms = jwttest.Ptr(false), []string{"HS256"}
 			return c
-		}, tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: "any-secret-doesnt-matter", claims: jtClaims(nil)})
+		}, tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: "any-secret-doesnt-matter", Claims: jwttest.Claims(nil)})
 		}, want: stdIdentity()},
-		{name: "validate false still checks exp", cfg: func(k *jtKeys) Config {
+		{name: "validate false still checks exp", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
-			c.Validate, c.Algorithms = jtPtr(false), []string{"HS256"}
+			c.Validate, c.Algorithms = jwttest.Ptr(false), []string{"HS256"}
 			return c
-		}, tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: "unknown-key", claims: jtClaims(map[string]any{"exp": unix(-time.Hour)})})
+		}, tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: "unknown-key", Claims: jwttest.Claims(map[string]any{"exp": unix(-time.Hour)})})
 		}, reason: ReasonTokenExpired, detail: detailExpired},
 		{name: "validate false still checks audience and issuer", cfg: withCfg(func(c *Config) {
-			c.Validate, c.VerifyAudience, c.Issuer = jtPtr(false), true, "https://issuer.test"
-		}), aud: []string{"test-os"}, tok: func(t testing.TB, k *jtKeys) string {
-			return jtMint(t, jtToken{alg: "HS256", key: "whatever", claims: jtClaims(map[string]any{"aud": "other-os", "iss": "https://issuer.test"})})
+			c.Validate, c.VerifyAudience, c.Issuer = jwttest.Ptr(false), true, "https://issuer.test"
+		}), aud: []string{"test-os"}, tok: func(t testing.TB, k *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: "whatever", Claims: jwttest.Claims(map[string]any{"aud": "other-os", "iss": "https://issuer.test"})})
 		}, reason: ReasonInvalidAudience, detail: detailInvalidAudience},
-		{name: "validate false refuses garbage", cfg: withCfg(func(c *Config) { c.Validate = jtPtr(false) }),
+		{name: "validate false refuses garbage", cfg: withCfg(func(c *Config) { c.Validate = jwttest.Ptr(false) }),
 			tok: raw("not-a-jwt"), reason: ReasonInvalidToken},
-		{name: "validate false refuses alg none", cfg: withCfg(func(c *Config) { c.Validate = jtPtr(false) }),
-			tok: func(t testing.TB, k *jtKeys) string {
-				return jtMint(t, jtToken{alg: "none", claims: jtClaims(nil)}) + "c2ln"
+		{name: "validate false refuses alg none", cfg: withCfg(func(c *Config) { c.Validate = jwttest.Ptr(false) }),
+			tok: func(t testing.TB, k *jwttest.Keys) string {
+				return jwttest.Mint(t, jwttest.Token{Alg: "none", Claims: jwttest.Claims(nil)}) + "c2ln"
 			},
 			reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
-		{name: "validate false refuses an algorithm not listed", cfg: func(k *jtKeys) Config {
+		{name: "validate false refuses an algorithm not listed", cfg: func(k *jwttest.Keys) Config {
 			c := defaultConfig()
-			c.Validate, c.Algorithms = jtPtr(false), []string{"RS256"}
+			c.Validate, c.Algorithms = jwttest.Ptr(false), []string{"RS256"}
 			return c
 		}, tok: hsTok(nil), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
 	}
@@ -377,22 +383,12 @@ func verifyCases() []verifyCase {
 
 func jtItoa(i int64) string { b, _ := json.Marshal(i); return string(b) }
 
-// jtFlipSig changes the first character of the signature.
-func jtFlipSig(s string) string {
-	i := strings.LastIndexByte(s, '.') + 1
-	c := byte('A')
-	if s[i] == 'A' {
-		c = 'B'
-	}
-	return s[:i] + string(c) + s[i+1:]
-}
-
 // jtSized mints a valid HS256 token of exactly n bytes.
-func jtSized(t testing.TB, k *jtKeys, n int) string {
+func jtSized(t testing.TB, k *jwttest.Keys, n int) string {
 	t.Helper()
 	pad := ""
 	for range 3 {
-		s := jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(map[string]any{"pad": pad})})
+		s := jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(map[string]any{"pad": pad})})
 		if len(s) == n {
 			return s
 		}
@@ -401,7 +397,7 @@ func jtSized(t testing.TB, k *jtKeys, n int) string {
 		pad += strings.Repeat("x", more)
 	}
 	for i := 0; i < 8; i++ {
-		s := jtMint(t, jtToken{alg: "HS256", key: k.hs, claims: jtClaims(map[string]any{"pad": pad})})
+		s := jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: k.HS, Claims: jwttest.Claims(map[string]any{"pad": pad})})
 		switch {
 		case len(s) == n:
 			return s
@@ -416,8 +412,8 @@ func jtSized(t testing.TB, k *jtKeys, n int) string {
 }
 
 func TestVerify(t *testing.T) {
-	k := jtLoadKeys(t)
-	for _, tc := range verifyCases() {
+	k := jwttest.LoadKeys(t)
+	for _, tc := range verifyCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := jtBaseConfig(k)
 			if tc.cfg != nil {
@@ -466,60 +462,60 @@ func checkOutcome(t *testing.T, raw string, id Identity, f *Failure, reason Reas
 	}
 }
 
-// TestVerifyJWKS covers CONTRACT §5 key selection with a JWKS file.
+// TestVerifyJWKS covers docs/CONTRACT.md §5 key selection with a JWKS file.
 func TestVerifyJWKS(t *testing.T) {
-	k := jtLoadKeys(t)
-	pub := func(p jtKeyPair) crypto.PublicKey { return p.priv.Public() }
+	k := jwttest.LoadKeys(t)
+	pub := func(p jwttest.KeyPair) crypto.PublicKey { return p.Priv.Public() }
 	files := map[string]string{
 		// kids rs (RSA) and es (EC), none without a kid.
-		"keyed": jtWriteFile(t, "keyed.json", jtJWKS(t, []crypto.PublicKey{pub(k.rs), pub(k.es)}, []string{"rs", "es"}, []string{"RS256", "ES256"})),
+		"keyed": jwttest.WriteFile(t, "keyed.json", jwttest.JWKS(t, []crypto.PublicKey{pub(k.RS), pub(k.ES)}, []string{"rs", "es"}, []string{"RS256", "ES256"})),
 		// kid rs, and rs2 without a kid.
-		"mixed": jtWriteFile(t, "mixed.json", jtJWKS(t, []crypto.PublicKey{pub(k.rs), pub(k.rs2)}, []string{"rs", ""}, []string{"RS256", "RS256"})),
+		"mixed": jwttest.WriteFile(t, "mixed.json", jwttest.JWKS(t, []crypto.PublicKey{pub(k.RS), pub(k.RS2)}, []string{"rs", ""}, []string{"RS256", "RS256"})),
 		// rs without kid nor alg.
-		"nokid": jtWriteFile(t, "nokid.json", jtJWKS(t, []crypto.PublicKey{pub(k.rs)}, []string{""}, nil)),
+		"nokid": jwttest.WriteFile(t, "nokid.json", jwttest.JWKS(t, []crypto.PublicKey{pub(k.RS)}, []string{""}, nil)),
 		// an encryption key with kid rs, and rs2 with kid rs2 but alg PS256.
-		"odd": jtWriteFile(t, "odd.json", []byte(`{"keys":[`+jtJWKUse(t, pub(k.rs), "rs", "enc")+`,`+jtJWKUse(t, pub(k.rs2), "rs2", "sig", "PS256")+`]}`)),
+		"odd": jwttest.WriteFile(t, "odd.json", []byte(`{"keys":[`+jwttest.JWK(t, pub(k.RS), "rs", "enc")+`,`+jwttest.JWK(t, pub(k.RS2), "rs2", "sig", "PS256")+`]}`)),
 	}
-	rsTok := func(key jtKeyPair, alg string, header map[string]any, over map[string]any) func(testing.TB, *jtKeys) string {
-		return func(t testing.TB, _ *jtKeys) string {
-			return jtMint(t, jtToken{alg: alg, key: key.priv, header: header, claims: jtClaims(over)})
+	rsTok := func(key jwttest.KeyPair, alg string, header map[string]any, over map[string]any) func(testing.TB, *jwttest.Keys) string {
+		return func(t testing.TB, _ *jwttest.Keys) string {
+			return jwttest.Mint(t, jwttest.Token{Alg: alg, Key: key.Priv, Header: header, Claims: jwttest.Claims(over)})
 		}
 	}
 	cases := []struct {
 		name, file string
 		static     []string
 		algs       []string
-		tok        func(testing.TB, *jtKeys) string
+		tok        func(testing.TB, *jwttest.Keys) string
 		reason     Reason
 		detail     string
 	}{
-		{name: "kid match", file: "keyed", tok: rsTok(k.rs, "RS256", map[string]any{"kid": "rs"}, nil)},
-		{name: "kid match es", file: "keyed", tok: rsTok(k.es, "ES256", map[string]any{"kid": "es"}, nil)},
-		{name: "kid match wrong signer", file: "keyed", tok: rsTok(k.rs2, "RS256", map[string]any{"kid": "rs"}, nil),
+		{name: "kid match", file: "keyed", tok: rsTok(k.RS, "RS256", map[string]any{"kid": "rs"}, nil)},
+		{name: "kid match es", file: "keyed", tok: rsTok(k.ES, "ES256", map[string]any{"kid": "es"}, nil)},
+		{name: "kid match wrong signer", file: "keyed", tok: rsTok(k.RS2, "RS256", map[string]any{"kid": "rs"}, nil),
 			reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "kid of another key type", file: "keyed", tok: rsTok(k.es, "ES256", map[string]any{"kid": "rs"}, nil),
+		{name: "kid of another key type", file: "keyed", tok: rsTok(k.ES, "ES256", map[string]any{"kid": "rs"}, nil),
 			reason: ReasonInvalidToken, detail: "Invalid token: no verification key for this token"},
-		{name: "no kid and no kid-less key", file: "keyed", tok: rsTok(k.rs, "RS256", nil, nil),
+		{name: "no kid and no kid-less key", file: "keyed", tok: rsTok(k.RS, "RS256", nil, nil),
 			reason: ReasonInvalidToken, detail: "Invalid token: no verification key for this token"},
-		{name: "unknown kid and no kid-less key", file: "keyed", tok: rsTok(k.rs, "RS256", map[string]any{"kid": "gone"}, nil), reason: ReasonInvalidToken},
-		{name: "mixed kid match", file: "mixed", tok: rsTok(k.rs, "RS256", map[string]any{"kid": "rs"}, nil)},
-		{name: "mixed kid is not a fallback", file: "mixed", tok: rsTok(k.rs2, "RS256", map[string]any{"kid": "rs"}, nil), reason: ReasonInvalidToken},
-		{name: "mixed no kid uses kid-less", file: "mixed", tok: rsTok(k.rs2, "RS256", nil, nil)},
-		{name: "mixed unknown kid uses kid-less", file: "mixed", tok: rsTok(k.rs2, "RS256", map[string]any{"kid": "rotated-away"}, nil)},
-		{name: "mixed kid-less expired", file: "mixed", tok: rsTok(k.rs2, "RS256", nil, map[string]any{"exp": unix(-time.Hour)}),
+		{name: "unknown kid and no kid-less key", file: "keyed", tok: rsTok(k.RS, "RS256", map[string]any{"kid": "gone"}, nil), reason: ReasonInvalidToken},
+		{name: "mixed kid match", file: "mixed", tok: rsTok(k.RS, "RS256", map[string]any{"kid": "rs"}, nil)},
+		{name: "mixed kid is not a fallback", file: "mixed", tok: rsTok(k.RS2, "RS256", map[string]any{"kid": "rs"}, nil), reason: ReasonInvalidToken},
+		{name: "mixed no kid uses kid-less", file: "mixed", tok: rsTok(k.RS2, "RS256", nil, nil)},
+		{name: "mixed unknown kid uses kid-less", file: "mixed", tok: rsTok(k.RS2, "RS256", map[string]any{"kid": "rotated-away"}, nil)},
+		{name: "mixed kid-less expired", file: "mixed", tok: rsTok(k.RS2, "RS256", nil, map[string]any{"exp": unix(-time.Hour)}),
 			reason: ReasonTokenExpired, detail: detailExpired},
-		{name: "nokid", file: "nokid", tok: rsTok(k.rs, "RS256", nil, nil)},
-		{name: "nokid unknown kid", file: "nokid", tok: rsTok(k.rs, "RS256", map[string]any{"kid": "rotated-away"}, nil)},
-		{name: "nokid wrong key", file: "nokid", tok: rsTok(k.rs2, "RS256", nil, nil), reason: ReasonInvalidToken},
-		{name: "nokid es256 not allowed", file: "nokid", tok: rsTok(k.es, "ES256", nil, nil), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
-		{name: "static key after jwks", file: "keyed", static: []string{k.rs2.pubPEM}, tok: rsTok(k.rs2, "RS256", map[string]any{"kid": "rs"}, nil)},
-		{name: "static key for a token without kid", file: "keyed", static: []string{k.rs.pubPEM}, tok: rsTok(k.rs, "RS256", nil, nil)},
-		{name: "enc key skipped", file: "odd", algs: []string{"RS256", "PS256"}, static: []string{k.rs2.pubPEM},
-			tok: rsTok(k.rs, "RS256", map[string]any{"kid": "rs"}, nil), reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "key alg pins", file: "odd", algs: []string{"RS256", "PS256"}, static: []string{k.rs.pubPEM},
-			tok: rsTok(k.rs2, "RS256", map[string]any{"kid": "rs2"}, nil), reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
-		{name: "key alg allows its own", file: "odd", algs: []string{"RS256", "PS256"}, static: []string{k.rs.pubPEM},
-			tok: rsTok(k.rs2, "PS256", map[string]any{"kid": "rs2"}, nil)},
+		{name: "nokid", file: "nokid", tok: rsTok(k.RS, "RS256", nil, nil)},
+		{name: "nokid unknown kid", file: "nokid", tok: rsTok(k.RS, "RS256", map[string]any{"kid": "rotated-away"}, nil)},
+		{name: "nokid wrong key", file: "nokid", tok: rsTok(k.RS2, "RS256", nil, nil), reason: ReasonInvalidToken},
+		{name: "nokid es256 not allowed", file: "nokid", tok: rsTok(k.ES, "ES256", nil, nil), reason: ReasonInvalidToken, detail: "Invalid token: signing algorithm not allowed"},
+		{name: "static key after jwks", file: "keyed", static: []string{k.RS2.PubPEM}, tok: rsTok(k.RS2, "RS256", map[string]any{"kid": "rs"}, nil)},
+		{name: "static key for a token without kid", file: "keyed", static: []string{k.RS.PubPEM}, tok: rsTok(k.RS, "RS256", nil, nil)},
+		{name: "enc key skipped", file: "odd", algs: []string{"RS256", "PS256"}, static: []string{k.RS2.PubPEM},
+			tok: rsTok(k.RS, "RS256", map[string]any{"kid": "rs"}, nil), reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
+		{name: "key alg pins", file: "odd", algs: []string{"RS256", "PS256"}, static: []string{k.RS.PubPEM},
+			tok: rsTok(k.RS2, "RS256", map[string]any{"kid": "rs2"}, nil), reason: ReasonInvalidToken, detail: "Invalid token: signature verification failed"},
+		{name: "key alg allows its own", file: "odd", algs: []string{"RS256", "PS256"}, static: []string{k.RS.PubPEM},
+			tok: rsTok(k.RS2, "PS256", map[string]any{"kid": "rs2"}, nil)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -553,12 +549,12 @@ func (f *fakeJWKS) Refetch(_ context.Context, kid string) (*keySet, error) {
 }
 
 func TestVerifyJWKSRefetchOnKidMiss(t *testing.T) {
-	k := jtLoadKeys(t)
-	old, err := parseJWKS(jtJWKS(t, []crypto.PublicKey{k.rs.priv.Public()}, []string{"old"}, nil))
+	k := jwttest.LoadKeys(t)
+	old, err := parseJWKS(jwttest.JWKS(t, []crypto.PublicKey{k.RS.Priv.Public()}, []string{"old"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotated, err := parseJWKS(jtJWKS(t, []crypto.PublicKey{k.rs2.priv.Public()}, []string{"new"}, nil))
+	rotated, err := parseJWKS(jwttest.JWKS(t, []crypto.PublicKey{k.RS2.Priv.Public()}, []string{"new"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,14 +563,14 @@ func TestVerifyJWKSRefetchOnKidMiss(t *testing.T) {
 	c.JWKSURL = "https://idp.example/jwks.json"
 	v := jtVerifier(t, c, Options{jwks: src})
 
-	tok := jtMint(t, jtToken{alg: "RS256", key: k.rs.priv, header: map[string]any{"kid": "old"}, claims: jtClaims(nil)})
+	tok := jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS.Priv, Header: map[string]any{"kid": "old"}, Claims: jwttest.Claims(nil)})
 	if _, f := v.Verify(t.Context(), tok); f != nil {
 		t.Fatalf("Verify(kid old) = %q, want valid", f.Detail())
 	}
 	if n := src.refetches.Load(); n != 0 {
 		t.Fatalf("refetches after a kid hit = %d, want 0", n)
 	}
-	tok = jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "new"}, claims: jtClaims(nil)})
+	tok = jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: map[string]any{"kid": "new"}, Claims: jwttest.Claims(nil)})
 	if _, f := v.Verify(t.Context(), tok); f != nil {
 		t.Fatalf("Verify(kid new) = %q, want valid after one refetch", f.Detail())
 	}
@@ -582,14 +578,14 @@ func TestVerifyJWKSRefetchOnKidMiss(t *testing.T) {
 		t.Fatalf("refetches = %d %v, want 1 for kid new", n, src.kids)
 	}
 	src.next = nil
-	tok = jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: map[string]any{"kid": "forged"}, claims: jtClaims(nil)})
+	tok = jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: map[string]any{"kid": "forged"}, Claims: jwttest.Claims(nil)})
 	if _, f := v.Verify(t.Context(), tok); f == nil {
 		t.Fatal("Verify(unknown kid, nothing new) = valid, want invalid")
 	}
 	if n := src.refetches.Load(); n != 2 {
 		t.Fatalf("refetches = %d, want exactly one more", n)
 	}
-	tok = jtMint(t, jtToken{alg: "RS256", key: k.rs.priv, claims: jtClaims(nil)})
+	tok = jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS.Priv, Claims: jwttest.Claims(nil)})
 	if _, f := v.Verify(t.Context(), tok); f == nil {
 		t.Fatal("Verify(no kid, no kid-less key) = valid, want invalid")
 	}
@@ -601,19 +597,19 @@ func TestVerifyJWKSRefetchOnKidMiss(t *testing.T) {
 // TestVerifyNeverFetchesJKU: jku and x5u headers name a server that fails
 // the test if it is ever contacted.
 func TestVerifyNeverFetchesJKU(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		t.Errorf("the verifier fetched %s", r.URL.Path)
-		_, _ = w.Write(jtJWKS(t, []crypto.PublicKey{k.rs2.priv.Public()}, []string{"attacker"}, nil))
+		_, _ = w.Write(jwttest.JWKS(t, []crypto.PublicKey{k.RS2.Priv.Public()}, []string{"attacker"}, nil))
 	}))
 	defer srv.Close()
-	jwksFile := jtWriteFile(t, "jwks.json", jtJWKS(t, []crypto.PublicKey{k.rs.priv.Public()}, []string{"rs"}, nil))
+	jwksFile := jwttest.WriteFile(t, "jwks.json", jwttest.JWKS(t, []crypto.PublicKey{k.RS.Priv.Public()}, []string{"rs"}, nil))
 	for _, cfg := range []Config{
-		{VerificationKeys: []string{k.rs.pubPEM}},
+		{VerificationKeys: []string{k.RS.PubPEM}},
 		{JWKSFile: jwksFile},
-		{Validate: jtPtr(false)},
+		{Validate: jwttest.Ptr(false)},
 	} {
 		v := jtVerifier(t, cfg, Options{})
 		for _, h := range []map[string]any{
@@ -621,7 +617,7 @@ func TestVerifyNeverFetchesJKU(t *testing.T) {
 			{"x5u": srv.URL + "/cert.pem"},
 			{"jku": srv.URL + "/jwks.json", "x5u": srv.URL + "/cert.pem", "kid": "rs"},
 		} {
-			tok := jtMint(t, jtToken{alg: "RS256", key: k.rs2.priv, header: h, claims: jtClaims(nil)})
+			tok := jwttest.Mint(t, jwttest.Token{Alg: "RS256", Key: k.RS2.Priv, Header: h, Claims: jwttest.Claims(nil)})
 			_, f := v.Verify(t.Context(), tok)
 			if cfg.Validate == nil && f == nil {
 				t.Errorf("Verify(token of an unknown key with %v) = valid", h)
@@ -634,7 +630,7 @@ func TestVerifyNeverFetchesJKU(t *testing.T) {
 }
 
 func TestVerifyCanceledContext(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	v := jtVerifier(t, jtBaseConfig(k), Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -646,9 +642,9 @@ func TestVerifyCanceledContext(t *testing.T) {
 
 // TestVerifyConcurrent runs Verify from many goroutines (for -race).
 func TestVerifyConcurrent(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	v := jtVerifier(t, jtBaseConfig(k), Options{})
-	toks := []string{hsTok(nil)(t, k), jtMint(t, jtToken{alg: "ES256", key: k.es.priv, claims: jtClaims(nil)}), "garbage"}
+	toks := []string{hsTok(nil)(t, k), jwttest.Mint(t, jwttest.Token{Alg: "ES256", Key: k.ES.Priv, Claims: jwttest.Claims(nil)}), "garbage"}
 	done := make(chan struct{})
 	for g := range 8 {
 		go func() {

@@ -17,19 +17,21 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/x25519"
+
+	"github.com/agentos-authz/agentos-authz/internal/jwttest"
 )
 
 func TestNewVerifierErrors(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	cases := []struct {
 		name string
 		cfg  Config
 		opts Options
 		want []string
 	}{
-		{name: "verify audience without audience", cfg: Config{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
+		{name: "verify audience without audience", cfg: Config{VerificationKeys: []string{k.RS.PubPEM}, VerifyAudience: true},
 			want: []string{"jwt.audience: verify_audience is true but no audience is expected"}},
-		{name: "empty expected audience", cfg: Config{VerificationKeys: []string{k.rs.pubPEM}, VerifyAudience: true},
+		{name: "empty expected audience", cfg: Config{VerificationKeys: []string{k.RS.PubPEM}, VerifyAudience: true},
 			opts: Options{Audience: []string{""}}, want: []string{"jwt.audience: an expected audience is empty"}},
 		{name: "jwks url over plain http", cfg: Config{JWKSURL: "http://idp.example/jwks.json"},
 			want: []string{"jwt.jwks_url: \"http://idp.example/jwks.json\" is plain HTTP to a host that is not loopback"}},
@@ -62,8 +64,8 @@ func TestJWTConfigDefaults(t *testing.T) {
 		{name: "single form", cfg: Config{Algorithm: "ES256", JWKSFile: "f"}, algs: []string{"ES256"}, hasSource: true},
 		{name: "both forms merged", cfg: Config{Algorithms: []string{"RS256"}, Algorithm: "ES256", VerificationKeys: []string{"k"}}, algs: []string{"RS256", "ES256"}, hasSource: true},
 		{name: "single form already listed", cfg: Config{Algorithms: []string{"ES256"}, Algorithm: "ES256", JWKSURL: "u"}, algs: []string{"ES256"}, hasSource: true},
-		{name: "validate false", cfg: Config{Validate: jtPtr(false)}, algs: []string{"RS256"}, hasSource: true},
-		{name: "validate true", cfg: Config{Validate: jtPtr(true)}, algs: []string{"RS256"}},
+		{name: "validate false", cfg: Config{Validate: jwttest.Ptr(false)}, algs: []string{"RS256"}, hasSource: true},
+		{name: "validate true", cfg: Config{Validate: jwttest.Ptr(true)}, algs: []string{"RS256"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,12 +141,12 @@ func TestParseAlg(t *testing.T) {
 }
 
 func TestKeySet(t *testing.T) {
-	k := jtLoadKeys(t)
+	k := jwttest.LoadKeys(t)
 	doc := `{"keys":[` +
-		jtJWKUse(t, k.rs.priv.Public(), "a", "sig") + `,` +
-		jtJWKUse(t, k.rs2.priv.Public(), "a", "sig") + `,` +
-		jtJWKUse(t, k.es.priv.Public(), "e", "enc") + `,` +
-		jtJWKOne(k.ed.priv.Public(), "") + `]}`
+		jwttest.JWK(t, k.RS.Priv.Public(), "a", "sig") + `,` +
+		jwttest.JWK(t, k.RS2.Priv.Public(), "a", "sig") + `,` +
+		jwttest.JWK(t, k.ES.Priv.Public(), "e", "enc") + `,` +
+		jwttest.JWK(t, k.ED.Priv.Public(), "", "") + `]}`
 	ks, err := parseJWKS([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +158,7 @@ func TestKeySet(t *testing.T) {
 		t.Error("keySet.fits wrong")
 	}
 	// A private JWK serves its public half.
-	priv, err := jwk.FromRaw(k.ec())
+	priv, err := jwk.FromRaw(ecKey(k))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +178,8 @@ func TestKeySet(t *testing.T) {
 	}
 }
 
-// ec returns the EC test private key.
-func (k *jtKeys) ec() *ecdsa.PrivateKey { return k.es.priv.(*ecdsa.PrivateKey) }
+// ecKey returns the EC test private key.
+func ecKey(k *jwttest.Keys) *ecdsa.PrivateKey { return k.ES.Priv.(*ecdsa.PrivateKey) }
 
 // TestHMACSecretIsExact: the secret is used byte for byte, and a padded
 // one is refused rather than silently breaking every token
@@ -188,7 +190,7 @@ func TestHMACSecretIsExact(t *testing.T) {
 	secret := "an exact secret of more than 32 bytes, with inner spaces"
 	c.VerificationKeys = []string{secret}
 	v := jtVerifier(t, c, Options{})
-	if _, f := v.Verify(t.Context(), jtMint(t, jtToken{alg: "HS256", key: secret, claims: jtClaims(nil)})); f != nil {
+	if _, f := v.Verify(t.Context(), jwttest.Mint(t, jwttest.Token{Alg: "HS256", Key: secret, Claims: jwttest.Claims(nil)})); f != nil {
 		t.Fatalf("exact secret: %q", f.Detail())
 	}
 	c.VerificationKeys = []string{" " + secret + "\n"}
@@ -201,17 +203,17 @@ func TestHMACSecretIsExact(t *testing.T) {
 // or break every login is refused, naming the field and what to do
 // (docs/CONTRACT.md §4).
 func TestSecretHygiene(t *testing.T) {
-	k := jtLoadKeys(t)
-	rsaPub := k.rs.priv.(*rsa.PrivateKey).Public()
+	k := jwttest.LoadKeys(t)
+	rsaPub := k.RS.Priv.(*rsa.PrivateKey).Public()
 	der, err := x509.MarshalPKIXPublicKey(rsaPub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	pubFile := jtWriteFile(t, "prod.pub.pem", []byte(k.rs.pubPEM))
-	secretFile := jtWriteFile(t, "hs.secret", []byte(strings.Repeat("s", 48)))
-	newlineFile := jtWriteFile(t, "hs-newline.secret", []byte(strings.Repeat("s", 48)+"\n"))
-	jwkFile := jtWriteFile(t, "es.jwk", []byte(jtJWKOne(k.es.priv.Public(), "es1")))
+	pubFile := jwttest.WriteFile(t, "prod.pub.pem", []byte(k.RS.PubPEM))
+	secretFile := jwttest.WriteFile(t, "hs.secret", []byte(strings.Repeat("s", 48)))
+	newlineFile := jwttest.WriteFile(t, "hs-newline.secret", []byte(strings.Repeat("s", 48)+"\n"))
+	jwkFile := jwttest.WriteFile(t, "es.jwk", []byte(jwttest.JWK(t, k.ES.Priv.Public(), "es1", "")))
 	long := strings.Repeat("x", 64)
 	tests := []struct {
 		name  string
@@ -229,8 +231,8 @@ func TestSecretHygiene(t *testing.T) {
 		{name: "ssh public key", algs: []string{"HS256"}, keys: []string{"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 user@host" + long}, want: "is an SSH public key"},
 		{name: "base64 DER public key", algs: []string{"HS256"}, keys: []string{base64.StdEncoding.EncodeToString(der)}, want: "is a base64 DER public key"},
 		{name: "path of the public key", algs: []string{"HS256"}, keys: []string{pubFile}, want: "is the path of an existing file"},
-		{name: "private key PEM", algs: []string{"RS256"}, keys: []string{jtPrivPEM(k.rs.priv)}, want: "is a private key (PEM PRIVATE KEY)"},
-		{name: "private JWK", algs: []string{"ES256"}, keys: []string{jtJWKOne(k.es.priv, "")}, want: "key 0 is a private key"},
+		{name: "private key PEM", algs: []string{"RS256"}, keys: []string{jwttest.PrivPEM(t, k.RS.Priv)}, want: "is a private key (PEM PRIVATE KEY)"},
+		{name: "private JWK", algs: []string{"ES256"}, keys: []string{jwttest.JWK(t, k.ES.Priv, "", "")}, want: "key 0 is a private key"},
 		{name: "secret file", algs: []string{"HS256"}, files: []string{secretFile}},
 		{name: "secret file with newline", algs: []string{"HS256"}, files: []string{newlineFile}, want: "verification_key_files[0]: " + newlineFile + ": the secret file has leading or trailing white space"},
 		{name: "PEM key file", algs: []string{"RS256"}, files: []string{pubFile}},
@@ -259,7 +261,7 @@ func TestSecretHygiene(t *testing.T) {
 }
 
 func TestLoadJWKSFileTooLarge(t *testing.T) {
-	p := jtWriteFile(t, "big.json", bytes.Repeat([]byte(" "), maxJWKSBytes+1))
+	p := jwttest.WriteFile(t, "big.json", bytes.Repeat([]byte(" "), maxJWKSBytes+1))
 	if _, err := loadJWKSFile(p); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
 		t.Fatalf("loadJWKSFile(big) = %v", err)
 	}
@@ -269,13 +271,13 @@ func TestLoadJWKSFileTooLarge(t *testing.T) {
 // them are read; PKCS#1, PKCS#8 and SEC1 private keys are refused
 // (docs/CONTRACT.md §4: only public keys belong among verification keys).
 func TestPEMBlockTypes(t *testing.T) {
-	k := jtLoadKeys(t)
-	rsaPriv := k.rs.priv.(*rsa.PrivateKey)
-	ecPriv := k.ec()
+	k := jwttest.LoadKeys(t)
+	rsaPriv := k.RS.Priv.(*rsa.PrivateKey)
+	ecPriv := ecKey(k)
 	sec1, _ := x509.MarshalECPrivateKey(ecPriv)
 	for name, text := range map[string]string{
 		"pkcs1 public": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaPriv.PublicKey)})),
-		"with text":    "Subject: test\n" + k.rsCert,
+		"with text":    "Subject: test\n" + k.RSCert,
 	} {
 		keys, err := parseVerificationKey(text)
 		if err != nil || len(keys) != 1 {
@@ -290,7 +292,7 @@ func TestPEMBlockTypes(t *testing.T) {
 	}
 	for name, text := range map[string]string{
 		"pkcs1 private": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaPriv)})),
-		"pkcs8 private": jtPrivPEM(rsaPriv),
+		"pkcs8 private": jwttest.PrivPEM(t, rsaPriv),
 		"sec1 private":  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
 	} {
 		if _, err := parseVerificationKey(text); err == nil || !strings.Contains(err.Error(), "is a private key") {
