@@ -822,3 +822,30 @@ func TestHelmChartSchemaKnowsTheContract(t *testing.T) {
 		}
 	}
 }
+
+// TestHelmReadmeValues renders the example values.yaml of README.md's Helm section, so
+// that the documented example keeps working.
+func TestHelmReadmeValues(t *testing.T) {
+	readme := string(readDeployFile(t, "README.md"))
+	_, section, ok := strings.Cut(readme, "\n## Helm\n")
+	if !ok {
+		t.Fatal("README.md has no Helm section")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, closed := strings.Cut(block, "```")
+	if !ok || !closed {
+		t.Fatal("README.md's Helm section has no yaml block")
+	}
+	values := valuesOf(t, block)
+	r, err := renderChart(loadChart(t), values)
+	if err != nil {
+		t.Fatalf("helm template with README.md's values: %v", err)
+	}
+	kinds := []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
+		"PodDisruptionBudget", "Service", "ServiceAccount", "ServiceMonitor"}
+	checkRendering(t, r, chartEnv(values, kinds...), kinds)
+	cfg := configMap(t, r.objs)
+	if jwt, _ := cfg["jwt"].(map[string]any); jwt["jwks_url"] != "https://idp.example.com/.well-known/jwks.json" || jwt["verification_key_files"] != nil {
+		t.Errorf("config jwt = %v: want the JWKS URL alone", jwt)
+	}
+}
