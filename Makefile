@@ -13,12 +13,16 @@ FUZZTIME  ?= 30s
 # the seed corpora every `go test` runs; `make fuzz` is the long run (FUZZTIME).
 FUZZSHORT ?= 3s
 BENCHTIME ?= 1s
+# SOAK_DURATION, SOAK_RATE: the length and the checks per second of `make soak`.
+SOAK_DURATION ?= 10m
+SOAK_RATE     ?= 500
 # VERSION is linked into the binary (agentos-authz version, agentos_authz_build_info):
 # git describe in a checkout, else "devel" (a source tarball has no tags to describe).
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps fmt-check vet unit bench fuzz fuzz-short fuzz-run lint clean
+.PHONY: all build run test test-deps fmt-check vet unit policy-test bench soak fuzz fuzz-short fuzz-run lint clean \
+	proto proto-lint proto-breaking proto-check
 
 all: build
 
@@ -31,7 +35,7 @@ run: build
 # test: formatting, vet, then every test (unit, fuzz seeds, conformance vectors
 # against the real binary over gRPC, nginx end to end) with the race detector,
 # then every fuzz target for FUZZSHORT, so new code is fuzzed on every run.
-test: test-deps fmt-check vet unit fuzz-short
+test: test-deps fmt-check vet unit policy-test fuzz-short
 
 test-deps:
 	@bash .ci/install-test-deps.sh
@@ -51,12 +55,26 @@ unit:
 	cd $(DEPLOY) && $(GO) test -race -count=1 -timeout 20m ./...
 	cd test && $(GO) test -race -count=1 -timeout 20m
 
+# policy-test: the example policy tests of the default AgentOS table, as a CI
+# pipeline runs a user's own (README "Policy tests").
+policy-test: build
+	$(BIN) test examples/*.policy-test.yaml
+
 # bench: the in-process Go benchmarks, then the side-by-side gRPC comparison of the
 # real service against a no-op ext_authz server (pinned with taskset when present).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./scopes/ ./authz/... ./envoy/
 	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
 	bin/authz-bench compare --bin $(BIN) --duration 10s
+
+# soak: not part of `make test`. The real binary at SOAK_RATE checks a second
+# (open loop) for SOAK_DURATION with pooled tokens (and replayed invalid ones),
+# 20% fresh tokens and 1% garbage requests; prints the service's RSS and
+# goroutines every 10 s and fails on any transport error, wrong answer, or RSS
+# or goroutines growing from the first third of the run to the last.
+soak: build
+	$(GO) build -trimpath -o bin/authz-bench ./cmd/authz-bench
+	bin/authz-bench soak --bin $(BIN) --duration $(SOAK_DURATION) --rate $(SOAK_RATE)
 
 # fuzz: every fuzz target for FUZZTIME each (go test -fuzz takes one target at a
 # time). Crashers land in the package's testdata/fuzz/ and become regression seeds.
@@ -84,7 +102,41 @@ fuzz-run:
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZRUN) $$pkg; \
 	done
 
-lint: fmt-check vet
+lint: fmt-check vet proto-lint proto-breaking proto-check
+
+# The policy API (proto/agentos/...): buf and the protoc plugins are pinned in
+# tools/go.mod (a module of its own, so the service's go.mod lists only what
+# the service and its tests use) and run through `go tool`. The first run
+# compiles buf, which takes minutes.
+BUF := $(GO) tool -modfile=tools/go.mod buf
+
+# proto: regenerate the committed Go code.
+proto:
+	$(BUF) generate
+
+proto-lint:
+	$(BUF) lint
+
+# proto-breaking: no breaking change against the last commit that has the
+# API (HEAD, or before the first one, nothing to compare with).
+proto-breaking:
+	@if git cat-file -e HEAD:proto/agentos/authz/v1/authz.proto 2>/dev/null; then \
+		echo "$(BUF) breaking --against <git HEAD>"; \
+		$(BUF) breaking --against "$$(git rev-parse --git-common-dir)#ref=$$(git rev-parse HEAD)"; \
+	else echo "proto-breaking: HEAD has no proto/agentos/authz/v1/authz.proto yet; nothing to compare"; fi
+
+# proto-check: the committed Go code is what `make proto` generates now
+# (fails when a .proto changed without regenerating).
+proto-check:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BUF) generate -o "$$tmp" || exit 1; \
+	stale=0; for f in $$(cd "$$tmp" && find . -name '*.go' | sort); do \
+		if ! cmp -s "$$tmp/$$f" "$$f"; then echo "stale generated code: $$f (run make proto)"; stale=1; fi; \
+	done; \
+	for f in $$(git ls-files 'proto/*.pb.go'); do \
+		[ -f "$$tmp/$$f" ] || { echo "generated file without a .proto: $$f"; stale=1; }; \
+	done; \
+	exit $$stale
 
 clean:
 	rm -rf bin

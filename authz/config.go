@@ -48,6 +48,8 @@ type Config struct {
 	SecurityKey string `yaml:"security_key"`
 	// SecurityKeyMigration accepts the key beside JWTs (CONTRACT §7).
 	SecurityKeyMigration bool `yaml:"security_key_migration"`
+	// ServiceAccounts is the service_accounts: section (docs/CONTRACT.md §8).
+	ServiceAccounts ServiceAccountsConfig `yaml:"service_accounts"`
 
 	// HTTP is the http: section (the HTTP ext_authz listener, CONTRACT §6).
 	HTTP HTTPConfig `yaml:"http"`
@@ -74,6 +76,9 @@ const (
 	DefaultAdminAddr = ":9090"
 	// HTTPAddrOff as http_addr disables the HTTP ext_authz listener.
 	HTTPAddrOff = "off"
+	// AdminAddrOff as admin_addr disables the admin listener (health,
+	// metrics and the policy API).
+	AdminAddrOff = "off"
 )
 
 // DefaultExcludedRoutes returns the default excluded_routes (CONTRACT §4).
@@ -197,6 +202,9 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
 	if v, ok := get(EnvOSID); ok {
 		c.OSID = v
 	}
+	if v, ok := get(EnvServiceAccountsDBURL); ok {
+		c.ServiceAccounts.DBURL = v
+	}
 }
 
 func (c *Config) applyFlags(f Flags) {
@@ -251,10 +259,11 @@ func (c *Config) Validate() error {
 	jwtSource := c.JWT.HasSource()
 	key := c.SecurityKey != ""
 
-	if !jwtSource && !key {
+	// docs/CONTRACT.md §8: service_accounts.db_url is a credential source.
+	if !jwtSource && !key && !c.ServiceAccounts.Enabled() {
 		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
-			"(or %s, %s, %s), or the deprecated security_key (%s)",
-			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvSecurityKey)
+			"(or %s, %s, %s), service_accounts.db_url (%s), or the deprecated security_key (%s)",
+			EnvVerificationKey, EnvJWKSFile, EnvJWKSURL, EnvServiceAccountsDBURL, EnvSecurityKey)
 	}
 	if c.Authorization != nil && *c.Authorization && !jwtSource {
 		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+
@@ -288,13 +297,14 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.HTTP.check()...)
 	errs = append(errs, c.Log.check()...)
 	errs = append(errs, c.checkOperate()...)
+	errs = append(errs, c.ServiceAccounts.check()...)
 	for _, a := range []struct {
 		field, addr string
 		off         bool
 	}{
 		{"grpc_addr", c.GRPCAddr, false},
 		{"http_addr", c.HTTPAddr, true},
-		{"admin_addr", c.AdminAddr, false},
+		{"admin_addr", c.AdminAddr, true},
 	} {
 		if a.off && a.addr == HTTPAddrOff {
 			continue

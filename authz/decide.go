@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -25,6 +26,10 @@ type Options struct {
 	// Observer counts JWKS fetches and verified-token cache lookups; nil
 	// means NopJWKSObserver.
 	Observer JWKSObserver
+	// ServiceAccounts verifies agno_pat_ tokens (docs/CONTRACT.md §8);
+	// required when service_accounts.db_url is set. The caller opened its
+	// store and closes it after the Authorizer's last use.
+	ServiceAccounts *serviceaccount.Authenticator
 }
 
 // Authorizer decides requests (CONTRACT §5). Its configuration, keys and
@@ -38,6 +43,8 @@ type Authorizer struct {
 	// allowed counts allowed decisions while log.allow_sample_rate > 0,
 	// for the deterministic sampling of their log lines (sampleAllowed).
 	allowed atomic.Uint64
+	// re is what Reload needs (reload.go).
+	re reloader
 }
 
 // snapshot is everything a decision needs, compiled once by New and never
@@ -60,12 +67,17 @@ type snapshot struct {
 	// cache remembers verified tokens (nil: jwt.cache_size or
 	// jwt.cache_ttl is 0, or no verifier).
 	cache *tokenCache
+	// fails remembers settled verification failures (failcache.go); nil
+	// when cache is.
+	fails *failCache
 	clock func() time.Time
 	obs   JWKSObserver
 	// allowSample is log.allow_sample_rate in millionths (0: none).
 	allowSample uint64
 	// shadow: mode: shadow (shadow.go).
 	shadow bool
+	// sa is the service accounts' part (serviceaccounts.go).
+	sa serviceAccounts
 }
 
 // New validates cfg and compiles it into an Authorizer: route table,
@@ -88,11 +100,20 @@ func New(cfg *Config, opts Options) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{log: log}
+	a.re.opts = opts
+	a.re.keysFP = keyFingerprint(cfg)
 	a.snap.Store(s)
 	return a, nil
 }
 
 func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
+	return compileWith(cfg, opts, log, nil, nil)
+}
+
+// compileWith compiles cfg; a non-nil verifier (with its cache) is used
+// instead of building one from the jwt section (Reload: the keys did not
+// change).
+func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.Verifier, cache *tokenCache) (*snapshot, error) {
 	policy, err := scopes.ParsePolicy(cfg.UnmappedRoutes)
 	if err != nil {
 		return nil, &FieldError{Field: "unmapped_routes", Err: err}
@@ -130,6 +151,9 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	s.sets = newScopeSets(scopeSetSlots)
 	s.allowSample = cfg.Log.samplePPM()
 	s.shadow = cfg.Shadow()
+	if s.sa, err = newServiceAccounts(cfg, opts); err != nil {
+		return nil, err
+	}
 	for _, o := range cfg.CORSAllowedOrigins {
 		if o == "*" {
 			s.corsAny = true
@@ -137,7 +161,10 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 	}
 	s.cors = slices.Clone(cfg.CORSAllowedOrigins)
 	s.corsAny = s.corsAny || len(s.cors) == 0
-	if jwtSource {
+	switch {
+	case jwtSource && verifier != nil:
+		s.verifier, s.cache = verifier, cache
+	case jwtSource:
 		aud := cfg.ExpectedAudience()
 		vc := cfg.JWT.verifierConfig()
 		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
@@ -145,6 +172,11 @@ func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
 			return nil, err
 		}
 		s.cache = newTokenCache(cfg.JWT.TokenCacheSize(), cfg.JWT.CacheTTL.Duration, cfg.JWT.Leeway.Duration)
+	}
+	if s.cache != nil {
+		// A new one on every compile, a reload with the same keys too: a
+		// replayed refusal costs one verification more, never a stale answer.
+		s.fails = newFailCache(cfg.JWT.TokenCacheSize(), cfg.JWT.CacheTTL.Duration)
 	}
 	return s, nil
 }
@@ -160,6 +192,9 @@ func (a *Authorizer) Ready() bool {
 // refreshing a JWKS URL) under ctx, and returns at once; Ready turns true
 // when the first key set is loaded. A second call does nothing.
 func (a *Authorizer) Start(ctx context.Context) {
+	a.re.mu.Lock()
+	defer a.re.mu.Unlock()
+	a.re.bg = ctx
 	if s := a.snap.Load(); s != nil && s.verifier != nil {
 		s.verifier.Start(ctx)
 	}
@@ -168,6 +203,9 @@ func (a *Authorizer) Start(ctx context.Context) {
 // Close stops the background work and waits for it. Decide keeps
 // answering, with the last key set loaded.
 func (a *Authorizer) Close() {
+	a.re.mu.Lock()
+	defer a.re.mu.Unlock()
+	a.re.stopped = true
 	if s := a.snap.Load(); s != nil && s.verifier != nil {
 		s.verifier.Close()
 	}
@@ -307,15 +345,16 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	if s.excluded.match(path, hasTrailingSlash(r.Path)) {
 		return s.allowNone(r, ReasonAllowedExcluded), path
 	}
-	// 4. authentication.
-	id, auth, fail := s.authenticate(ctx, r)
+	// 4. authentication (with service accounts: serviceaccounts.go).
+	id, auth, fail := s.authenticateAll(ctx, r, log)
 	if fail != nil {
 		d := s.deny(r, fail.Reason, fail.Detail)
-		if d.Status != 503 {
+		if st := d.Status; st != 503 && st != 429 {
 			// An authentication failure is a 401 whatever its reason: a
 			// verification cancelled midway too (Reason.Status says 403
 			// for a check cancelled before it started). A fault of ours
-			// (keys not loaded) stays 503.
+			// (keys not loaded, the service-account database not
+			// answering) stays 503, a throttled service-account lookup 429.
 			d.Status = 401
 		}
 		return d, path
@@ -330,7 +369,8 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	d := Decision{Status: 200, Reason: ReasonAllowed, Auth: auth, UserID: id.userID}
 	// 5. authorization.
 	var res scopes.Result
-	if s.authorize {
+	// docs/CONTRACT.md §8: a service account's scopes are always enforced.
+	if s.authorize || auth == AuthServiceAccount {
 		set := &s.keySet
 		if auth != AuthSecurityKey {
 			set = s.sets.set(&id, s.table)
@@ -363,6 +403,9 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 	if !res.Unmapped {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
+	}
+	if d.Auth == AuthServiceAccount && !res.Unmapped {
+		detail = detailSAForbidden // docs/CONTRACT.md §5 table
 	}
 	deny := s.deny(r, reason, detail)
 	deny.Rule, deny.Required, deny.Matched = d.Rule, d.Required, d.Matched
@@ -414,8 +457,9 @@ func (s *snapshot) authenticate(ctx context.Context, r *Request) (principal, str
 
 // verifyToken verifies tok, or finds it in the verified-token cache. A hit
 // is exactly what a verification would say now (see tokencache.go): the
-// same key set, the clock inside the token's validity. Only a valid token
-// is remembered.
+// same key set, the clock inside the token's validity. A valid token is
+// remembered there; a settled failure in the failed-verification cache
+// (failcache.go), which answers a replayed refused token the same way.
 func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Failure) {
 	if s.cache == nil {
 		id, fail := s.verifier.Verify(ctx, tok)
@@ -437,9 +481,14 @@ func (s *snapshot) verifyToken(ctx context.Context, tok string) (principal, *Fai
 		return p, nil
 	}
 	s.obs.CacheMiss()
-	id, from, fail := s.verifier.VerifyFrom(ctx, tok)
+	if f, ok := s.fails.get(&d, keys, now); ok {
+		return principal{}, f
+	}
+	id, from, fail, settled := s.verifier.VerifySettled(ctx, tok)
 	if fail != nil {
-		return principal{}, tokenFailure(fail)
+		f := tokenFailure(fail)
+		s.fails.put(&d, keys, s.clock(), f, settled)
+		return principal{}, f
 	}
 	p := s.sets.share(newPrincipal(&id), s.table)
 	s.cache.put(&d, keys, now, &id, from, p)

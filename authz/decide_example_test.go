@@ -51,6 +51,6 @@ func ExampleLoad() {
 	fmt.Println(err)
 	// Output:
 	// jwt.colour: unknown field (line 3)
-	// jwt: no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url (or JWT_VERIFICATION_KEY, JWT_JWKS_FILE, JWT_JWKS_URL), or the deprecated security_key (OS_SECURITY_KEY)
+	// jwt: no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url (or JWT_VERIFICATION_KEY, JWT_JWKS_FILE, JWT_JWKS_URL), service_accounts.db_url (SERVICE_ACCOUNTS_DB_URL), or the deprecated security_key (OS_SECURITY_KEY)
 	// unmapped_routes: "block" must be allow or deny
 }

@@ -14,6 +14,11 @@ type Request struct {
 	// headers are already joined with "," as Envoy does. The "cookie"
 	// header carries the cookies.
 	Headers map[string]string
+	// ClientAddr is the address of the client the proxy reports (Envoy's
+	// attributes.source.address; in HTTP mode the last X-Forwarded-For
+	// entry, else the connection's peer): the key of the failed
+	// service-account lookups (docs/CONTRACT.md §8). "" when unknown.
+	ClientAddr string
 	// Malformed is set by an adapter whose transport request lacks the HTTP
 	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
@@ -52,6 +57,11 @@ const (
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
 	ReasonKeysUnavailable    // 503 keys not loaded yet (a JWKS URL before its first fetch)
+	// Service accounts (docs/CONTRACT.md §8, serviceaccounts.go).
+	ReasonServiceAccountInvalid     // 401 unknown, revoked or expired agno_pat_ token
+	ReasonServiceAccountsDisabled   // 401 an agno_pat_ token without service_accounts.db_url
+	ReasonServiceAccountThrottled   // 429 too many failed lookups from the client
+	ReasonServiceAccountUnavailable // 503 the database could not answer
 	reasonCount
 )
 
@@ -74,6 +84,11 @@ var reasonNames = [...]string{
 	ReasonNoRule:             "no_rule",
 	ReasonCanceled:           "canceled",
 	ReasonKeysUnavailable:    "keys_unavailable",
+
+	ReasonServiceAccountInvalid:     "service_account_invalid",
+	ReasonServiceAccountsDisabled:   "service_accounts_disabled",
+	ReasonServiceAccountThrottled:   "service_account_throttled",
+	ReasonServiceAccountUnavailable: "service_account_unavailable",
 }
 
 // String returns the stable snake_case code of r.
@@ -96,9 +111,12 @@ func (r Reason) Status() int {
 	case ReasonMalformedRequest, ReasonMalformedPath:
 		return 400
 	case ReasonMissingCredential, ReasonTokenExpired, ReasonInvalidAudience,
-		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey:
+		ReasonInvalidToken, ReasonInvalidSubject, ReasonInvalidSecurityKey,
+		ReasonServiceAccountInvalid, ReasonServiceAccountsDisabled:
 		return 401
-	case ReasonKeysUnavailable:
+	case ReasonServiceAccountThrottled: // docs/CONTRACT.md §5 table
+		return 429
+	case ReasonKeysUnavailable, ReasonServiceAccountUnavailable:
 		return 503
 	}
 	return 403
@@ -117,7 +135,9 @@ func Reasons() []Reason {
 // outcome (allow, 400, 401, 403) is a Decision, never an error.
 // The zero Decision denies (Status 0 is not 200).
 type Decision struct {
-	// Status is the HTTP status: 200 allow, 400, 401 or 403.
+	// Status is the HTTP status: 200 allow, 400, 401 or 403; 429 for a
+	// throttled service-account token, 503 when the keys or the
+	// service-account database cannot answer (docs/CONTRACT.md §5 table).
 	Status int
 	// Reason is the machine code for logs and metrics.
 	Reason Reason
@@ -141,7 +161,7 @@ type Decision struct {
 	Matched  []string // for each satisfied required scope, the caller scope that met it
 	Missing  []string // required scopes the caller lacks
 	UserID   string   // the user id claim, "" when none
-	Auth     string   // "jwt", "security-key", "none" or "" (denied before authentication)
+	Auth     string   // "jwt", "security-key", "service-account", "none" or "" (denied before authentication)
 	// TokenProblem is why a token was refused (401 token denials), from a
 	// closed set; "" otherwise.
 	TokenProblem TokenProblem

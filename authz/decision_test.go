@@ -24,6 +24,11 @@ func TestReasonStatus(t *testing.T) {
 		ReasonNoRule:             403,
 		ReasonCanceled:           403,
 		ReasonKeysUnavailable:    503,
+
+		ReasonServiceAccountInvalid:     401,
+		ReasonServiceAccountsDisabled:   401,
+		ReasonServiceAccountThrottled:   429,
+		ReasonServiceAccountUnavailable: 503,
 	}
 	if len(want) != len(Reasons()) {
 		t.Fatalf("the table has %d reasons, Reasons() %d", len(want), len(Reasons()))

@@ -9,8 +9,12 @@
 //     any credential is looked at;
 //  3. OPTIONS and excluded routes → allowed, x-agentos-auth: none;
 //  4. the credential (header, cookie or both; or the deprecated security
-//     key) is verified → 401 on failure;
-//  5. with authorization on, the route's scopes (package scopes) → 403.
+//     key) is verified → 401 on failure; an AgentOS service-account token
+//     (agno_pat_…) is looked up instead, through the
+//     serviceaccount.Authenticator the caller opened (serviceaccounts.go,
+//     docs/CONTRACT.md §8) → 401, 429 or 503 on failure;
+//  5. with authorization on, and always for a service account, the route's
+//     scopes (package scopes) → 403.
 //
 // It owns the configuration (Config, Load: defaults → YAML → environment →
 // flags → Validate), path normalisation, credential extraction, the

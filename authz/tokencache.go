@@ -22,7 +22,8 @@ import (
 //   - the key is the token's SHA-256: a hit needs the whole digest to be
 //     equal, so a different token never reads another's entry (finding two
 //     tokens with one digest is a SHA-256 collision);
-//   - only valid tokens are stored; a failure is never remembered;
+//   - only valid tokens are stored; a failure is never remembered here
+//     (the failures that cannot change are, apart: failcache.go);
 //   - an entry serves only while the clock is inside the token's validity
 //     (nbf/iat and exp, with the leeway, truncated to seconds as jwx does)
 //     and within cache_ttl of its verification: past that it is a miss, and

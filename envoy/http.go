@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -118,7 +119,26 @@ func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 	if !mOK || !pOK {
 		return authz.Request{Malformed: true}
 	}
-	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host)}
+	return authz.Request{Method: method, Path: path, Headers: lowerHeader(r.Context(), r.Header, r.Host), ClientAddr: clientAddr(r)}
+}
+
+// clientAddr is the client the proxy reports (docs/CONTRACT.md §8): the
+// last X-Forwarded-For entry, the one the proxy in front appended, else
+// the connection's peer (its host, without the port).
+func clientAddr(r *http.Request) string {
+	if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
+		last := vs[len(vs)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if last = strings.TrimSpace(last); last != "" {
+			return last
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // checkedValue reads one attribute of the checked request from the nginx

@@ -49,6 +49,9 @@ func fromCheckRequest(ctx context.Context, cr *authv3.CheckRequest) authz.Reques
 	r := authz.Request{
 		Method: h.GetMethod(),
 		Path:   h.GetPath(),
+		// docs/CONTRACT.md §8: failed service-account lookups are counted
+		// per client, the address Envoy reports.
+		ClientAddr: cr.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
 	}
 	if lines := h.GetHeaderMap().GetHeaders(); len(lines) > 0 {
 		r.Headers = joinHeaderLines(ctx, lines)

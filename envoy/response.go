@@ -25,8 +25,8 @@ import (
 // into the response's dynamic_metadata, keyed by header name.
 //
 // Anything else denies (fail closed: the zero Decision denies): status
-// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, PERMISSION_DENIED
-// otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
+// UNAUTHENTICATED for 401, INVALID_ARGUMENT for 400, RESOURCE_EXHAUSTED for
+// 429, UNAVAILABLE for 503, PERMISSION_DENIED otherwise, and always a DeniedHttpResponse with the HTTP status, the JSON
 // body {"detail": ...}, content-type: application/json,
 // www-authenticate: Bearer on 401, and d.Response (CORS) headers
 // (CONTRACT §5). It never sets error_response.

@@ -79,6 +79,28 @@ func parseVectorConfig(raw json.RawMessage, env map[string]string) (vectorConfig
 			return c, fmt.Errorf("excluded_routes: %w", err)
 		}
 	}
+	if v, ok := top["interfaces"]; ok {
+		var ifaces []struct {
+			Type   string  `json:"type"`
+			Prefix *string `json:"prefix"`
+			Family string  `json:"family"`
+		}
+		if err := json.Unmarshal(v, &ifaces); err != nil {
+			return c, fmt.Errorf("interfaces: %w", err)
+		}
+		for _, in := range ifaces {
+			// docs/CONTRACT.md §5: prefix defaults to the type's mount.
+			p, _ := DefaultPrefix(in.Type)
+			if in.Prefix != nil {
+				p = *in.Prefix
+			}
+			it := Interface{Type: in.Type, Prefix: p, Family: in.Family}
+			c.opts.Interfaces = append(c.opts.Interfaces, it)
+			if g := it.Excluded(); g != "" {
+				c.excluded = append(c.excluded, g)
+			}
+		}
+	}
 	if v, ok := top["scope_mappings"]; ok {
 		m, err := orderedMappings(v)
 		if err != nil {

@@ -37,6 +37,7 @@ func TestConformance(t *testing.T) {
 	var tally tally
 	t.Cleanup(func() {
 		fmt.Println(tally.summary()) // stdout: visible without -v
+		fmt.Println(explainSummary())
 	})
 	slots := make(chan struct{}, maxProcesses)
 	for _, f := range files {
@@ -114,7 +115,7 @@ func (r groupRun) run(t *testing.T) {
 // options writes the group's configuration file and resolves its
 // environment, placeholders substituted.
 func (r groupRun) options(dir string) (harness.Options, error) {
-	sub := &conformance.Substituter{Keys: r.keys, Dir: dir}
+	sub := &conformance.Substituter{Keys: r.keys, Dir: dir, Accounts: r.group.ServiceAccounts}
 	opts := harness.Options{Binary: r.bin}
 	if r.group.Config != nil {
 		cfg, err := sub.Config(r.group.Config)
@@ -206,9 +207,12 @@ func runVector(t *testing.T, srv *harness.Server, minter conformance.Minter, v c
 	if err != nil {
 		t.Fatalf("%s: Check RPC failed: %v, want %s", b.Describe(), err, v.Expect.Status)
 	}
-	for _, p := range harness.Compare(v.Expect, b, harness.Interpret(b, resp)) {
+	o := harness.Interpret(b, resp)
+	for _, p := range harness.Compare(v.Expect, b, o) {
 		t.Error(p)
 	}
+	// The policy API's Explain decides as Check does (explain_test.go).
+	checkExplainAgrees(ctx, t, srv, b, o)
 }
 
 func configSummary(g conformance.Group) string {

@@ -47,12 +47,14 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 		"Decides one request and prints the decision and why: the status, the detail, the\n"+
 			"route rule, and the required, matched and missing scopes. Offline by default, with\n"+
 			"the configuration of --config (or AUTHZ_CONFIG) and the environment, exactly as\n"+
-			"serve would; with --server it asks a running service over gRPC instead.\n"+
+			"serve would; with --server it asks a running service over gRPC instead: its admin\n"+
+			"address answers with the full explanation (the policy API's Explain), its ext_authz\n"+
+			"gRPC address with what Envoy would do (Check).\n"+
 			"Exit status: 0 allowed, 1 denied, 2 no decision (bad flags, invalid configuration,\n"+
 			"service unreachable). The token is never printed.",
 		s.stderr)
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
-	server := fset.String("server", "", "ask the service at this gRPC address instead of deciding offline")
+	server := fset.String("server", "", "ask the service at this address (admin: full explanation; ext_authz gRPC: Check) instead of deciding offline")
 	token := fset.String("token", "", "the token, sent as the configured credential; - reads it from stdin")
 	method := fset.String("method", "GET", "HTTP method")
 	path := fset.String("path", "/", "request path as the proxy sends it, query included")
@@ -102,7 +104,15 @@ func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok s
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now})
+	// docs/CONTRACT.md §8: a service-account token is looked up in the
+	// configured database, read-only, as serve would.
+	sa, err := openServiceAccounts(ctx, cfg, nil)
+	if err != nil {
+		printConfigError(s.stderr, err)
+		return exitUsage
+	}
+	defer sa.close()
+	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now, ServiceAccounts: sa.authn})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
@@ -244,6 +254,12 @@ func checkRemote(ctx context.Context, addr string, req *authz.Request, tok strin
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
+	// The admin listener serves the policy API: its Explain gives the full
+	// explanation. The ext_authz listener does not (Unimplemented): ask
+	// its Check, which says only what Envoy would do.
+	if code, ok := explainRemote(ctx, conn, addr, req, tok, extra, s); ok {
+		return code
+	}
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, cr)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz check: ask %s: %v\n", addr, err)

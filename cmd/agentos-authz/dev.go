@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 )
 
 // Development mode (serve --dev): an ephemeral key pair lives only in this
@@ -32,6 +35,10 @@ type devToken struct {
 type devKit struct {
 	alg    string
 	tokens []devToken
+	// sa is the demo service account (docs/CONTRACT.md §8) in a temporary
+	// SQLite file; cleanup removes the file.
+	sa      devServiceAccount
+	cleanup func()
 }
 
 // devSetup generates the ephemeral key, builds the development
@@ -52,10 +59,15 @@ func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("dev key: %w", err)
 	}
+	sa, err := devServiceAccounts()
+	if err != nil {
+		return nil, nil, err
+	}
 	// JSON is YAML: the configuration file the --dev service would have.
 	text, err := json.Marshal(map[string]any{
-		"os_id":         devOSID,
-		"authorization": true,
+		"service_accounts": map[string]any{"db_url": sa.dbURL},
+		"os_id":            devOSID,
+		"authorization":    true,
 		// Loopback unless a flag says otherwise: the example tokens grant
 		// everything, so a development service does not face the network.
 		"grpc_addr":  "127.0.0.1" + authz.DefaultGRPCAddr,
@@ -71,9 +83,10 @@ func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) 
 	}
 	cfg, err := authz.Load(text, nil, flags)
 	if err != nil {
+		sa.remove()
 		return nil, nil, err
 	}
-	kit := &devKit{alg: devAlg}
+	kit := &devKit{alg: devAlg, sa: sa, cleanup: sa.remove}
 	for _, t := range []struct {
 		envVar, sub string
 		scopes      []string
@@ -89,6 +102,7 @@ func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) 
 			Subject: t.sub, Audience: []string{devOSID}, Scopes: t.scopes, TTL: t.ttl, Now: now,
 		})
 		if err != nil {
+			sa.remove()
 			return nil, nil, fmt.Errorf("dev token %s: %w", t.sub, err)
 		}
 		kit.tokens = append(kit.tokens, devToken{envVar: t.envVar, note: t.note, token: tok})
@@ -134,6 +148,10 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 	for _, t := range kit.tokens {
 		fmt.Fprintf(w, "export %s='%s'   # %s\n", t.envVar, t.token, t.note)
 	}
+	if kit.sa.token != "" {
+		fmt.Fprintf(w, "export %s='%s'   # service account sa:%s (scopes: %s), in %s\n",
+			devSATokenVar, kit.sa.token, kit.sa.name, strings.Join(kit.sa.scopes, " "), kit.sa.path)
+	}
 	tries := []struct{ env, method, path, want string }{
 		{"READER_TOKEN", "GET", "/agents", "200"},
 		{"RUNNER_TOKEN", "POST", "/agents/demo/runs", "200"},
@@ -142,6 +160,11 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 		{"EXPIRED_TOKEN", "GET", "/agents", "401 Token has expired"},
 		{"READER_TOKEN", "POST", "/agents/demo/runs", "403 Required scope(s): agents:run"},
 		{"RUNNER_TOKEN", "POST", "/agents/other/runs", "403"},
+	}
+	if kit.sa.token != "" {
+		tries = append(tries,
+			struct{ env, method, path, want string }{devSATokenVar, "GET", "/agents", "200 as sa:" + kit.sa.name},
+			struct{ env, method, path, want string }{devSATokenVar, "DELETE", "/agents/demo", "403 Insufficient permissions"})
 	}
 	fmt.Fprintln(w, "\n# Try them:")
 	if exe, err := os.Executable(); err == nil {
@@ -154,6 +177,11 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 			tok = fmt.Sprintf(` --token "$%s"`, c.env)
 		}
 		fmt.Fprintf(w, "agentos-authz check --server %s%s --method %s --path %s   # %s\n", g, tok, c.method, c.path, c.want)
+	}
+	if adminAddr.String() != authz.AdminAddrOff {
+		// The policy API on the admin listener explains a decision in full.
+		fmt.Fprintln(w, "\n# Why (the policy API's Explain on the admin listener: rule, scopes, step):")
+		fmt.Fprintf(w, "agentos-authz check --server %s --token \"$READER_TOKEN\" --method POST --path /agents/demo/runs\n", adm)
 	}
 	if httpAddr != nil {
 		// The HTTP ext_authz mode answers each request as a check of itself
@@ -169,4 +197,51 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// devSATokenVar is the shell variable of the demo service account's token.
+const devSATokenVar = "SA_TOKEN"
+
+// devServiceAccount is the demo service account of serve --dev: AgentOS's
+// table in a temporary SQLite file, holding one account, read by the
+// service like any AgentOS database (docs/CONTRACT.md §8).
+type devServiceAccount struct {
+	name   string
+	token  string
+	scopes []string
+	path   string // the SQLite file
+	dbURL  string
+	dir    string
+}
+
+func (d devServiceAccount) remove() {
+	if d.dir != "" {
+		_ = os.RemoveAll(d.dir)
+	}
+}
+
+// devProvisionTimeout bounds creating the demo table.
+const devProvisionTimeout = 30 * time.Second
+
+func devServiceAccounts() (devServiceAccount, error) {
+	dir, err := os.MkdirTemp("", "agentos-authz-dev-")
+	if err != nil {
+		return devServiceAccount{}, fmt.Errorf("dev service account: %w", err)
+	}
+	d := devServiceAccount{name: "dev-bot", scopes: []string{"agents:read", "agents:demo:run"}, dir: dir,
+		path: filepath.Join(dir, "agno.db")}
+	d.dbURL = "sqlite:///" + d.path
+	if d.token, err = serviceaccount.NewToken(); err != nil {
+		d.remove()
+		return devServiceAccount{}, fmt.Errorf("dev service account: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), devProvisionTimeout)
+	defer cancel()
+	if err := serviceaccount.Provision(ctx, serviceaccount.Config{URL: d.dbURL}, serviceaccount.Seed{
+		Name: d.name, Token: d.token, Scopes: d.scopes,
+	}); err != nil {
+		d.remove()
+		return devServiceAccount{}, fmt.Errorf("dev service account: %w", err)
+	}
+	return d, nil
 }

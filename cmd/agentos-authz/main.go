@@ -64,6 +64,8 @@ func commands() []command {
 		{"token", "mint a development token", runToken},
 		{"keygen", "write a key pair as PEM files", runKeygen},
 		{"validate", "load and check a configuration without serving", runValidate},
+		{"test", "run policy test files (requests and the decisions they must get)", runTest},
+		{"routes", "print the effective route table of a configuration", runRoutes},
 		{"version", "print the version, VCS revision and Go version (also --version)", runVersion},
 	}
 }

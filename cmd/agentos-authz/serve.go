@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,14 @@ type serveOptions struct {
 	// listener (--pprof; off by default).
 	pprof    bool
 	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+	// reload loads the configuration again from its sources (nil with
+	// --dev: nothing to reload); configPath is its file ("" for none).
+	reload     func() (*authz.Config, configSource, error)
+	configPath string
+	// hup delivers reload requests; nil means SIGHUP.
+	hup <-chan os.Signal
+	// source is where the configuration came from, for the policy API.
+	source configSource
 }
 
 // authorizer is what serve needs of *authz.Authorizer.
@@ -147,7 +156,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
 	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
 	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
-	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics")
+	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
@@ -183,13 +192,17 @@ func runServe(ctx context.Context, args []string, s sys) int {
 
 	var cfg *authz.Config
 	var kit *devKit
+	src := configSource{loadedAt: s.now()}
 	if *dev {
 		if *cfgPath != "" {
 			return usageError(fset, "--dev builds its own configuration; drop --config")
 		}
 		cfg, kit, err = devSetup(s.now(), flags)
+		if kit != nil {
+			defer kit.cleanup() // the demo service-account database
+		}
 	} else {
-		cfg, err = loadConfig(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags)
+		cfg, src, err = loadConfigSource(configPath(*cfgPath, s.lookupEnv), s.lookupEnv, flags, s.now())
 	}
 	if err != nil {
 		printConfigError(s.stderr, err)
@@ -211,7 +224,14 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	if limit := applyMemoryLimit(s.lookupEnv, cfg.JWT.TokenCacheSize()); limit > 0 {
 		log.Info("soft memory limit sized to jwt.cache_size (GOMEMLIMIT overrides)", zap.Int64("bytes", limit))
 	}
-	return serve(ctx, cfg, log, serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, newAuthz: newAuthorizer}, s)
+	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
+	if !*dev {
+		opts.configPath = configPath(*cfgPath, s.lookupEnv)
+		opts.reload = func() (*authz.Config, configSource, error) {
+			return loadConfigSource(opts.configPath, s.lookupEnv, flags, s.now())
+		}
+	}
+	return serve(ctx, cfg, log, opts, s)
 }
 
 // checkGate is the registered Check service: UNAVAILABLE until the
@@ -246,7 +266,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for gRPC on %s: %v\n", cfg.GRPCAddr, err)
 		return exitFault
 	}
-	adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+	adminLis, err := listenAdmin(cfg.AdminAddr)
 	if err != nil {
 		grpcLis.Close()
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
@@ -296,6 +316,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
+	// docs/CONTRACT.md §8: the service-account database is opened, not
+	// required: the service starts and stays ready while it is down.
+	sa, saErr := openServiceAccountsLogged(ctx, cfg, metrics, log)
+	defer sa.close()
+
 	life := &lifecycle{}
 	// /readyz: every condition registered here must hold.
 	var configLoaded, keysLoaded atomic.Bool
@@ -311,6 +336,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	if cfg.Shadow() {
 		ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
 	}
+	if sa.store != nil {
+		// docs/CONTRACT.md §8: information only, always holds (JWT traffic
+		// never depends on the service-account database).
+		ready.register(condServiceAccounts, sa.readyzCondition)
+	}
 	admin := &http.Server{
 		Handler:           adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
@@ -318,6 +348,11 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
+	// The policy API shares the admin listener (admin_api.go).
+	policy := envoy.NewPolicyServer()
+	policyGRPC := newPolicyGRPC(policy)
+	defer policyGRPC.Stop()
+	admin.Handler, admin.Protocols = withPolicyAPI(admin.Handler, policyGRPC), adminProtocols()
 	gateHTTP := &httpGate{}
 	var checkHTTP *http.Server
 	if httpLis != nil {
@@ -353,7 +388,10 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	code := exitOK
 	stopping := false
 	var checkHandler http.Handler
-	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics})
+	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics, ServiceAccounts: sa.authn})
+	if saErr != nil {
+		err = saErr
+	}
 	metrics.ConfigLoaded(err)
 	if err != nil {
 		printConfigError(s.stderr, err)
@@ -371,11 +409,21 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 				log.Warn("cache size metric not registered", zap.Error(err))
 			}
 		}
+		if r, ok := a.(reloadable); ok && opts.reload != nil {
+			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *authz.Config, src configSource) {
+				if st := policyState(a, cfg, src); st != nil {
+					policy.Set(st)
+				}
+			})
+		}
 		// One Decider for both transports, measured once (/metrics).
 		dec := metrics.Decider(a)
 		srv := envoy.NewServer(dec)
 		gate.srv.Store(&srv)
 		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http")})
+		if st := policyState(a, cfg, opts.source); st != nil {
+			policy.Set(st)
+		}
 	}
 
 	if !stopping {

@@ -497,7 +497,7 @@ func TestServeDev(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^export (\w+)='([^']+)'`).FindAllStringSubmatch(out, -1) {
 		vars[m[1]] = m[2]
 	}
-	for _, want := range []string{"ADMIN_TOKEN", "READER_TOKEN", "RUNNER_TOKEN", "EXPIRED_TOKEN"} {
+	for _, want := range []string{"ADMIN_TOKEN", "READER_TOKEN", "RUNNER_TOKEN", "EXPIRED_TOKEN", devSATokenVar} {
 		if vars[want] == "" {
 			t.Errorf("banner exports no %s", want)
 		}
@@ -522,8 +522,12 @@ func TestServeDev(t *testing.T) {
 			t.Errorf("banner command %q printed %q, want status %s", m[1], c.stdout, m[2])
 		}
 	}
-	if strings.Contains(h.stderr.String(), vars["ADMIN_TOKEN"]) {
+	if strings.Contains(h.stderr.String(), vars["ADMIN_TOKEN"]) || strings.Contains(h.stderr.String(), vars[devSATokenVar]) {
 		t.Error("a token reached the logs")
+	}
+	// The demo service account (docs/CONTRACT.md §8) is among the checks.
+	if !regexp.MustCompile(`(?m)^agentos-authz check .*\$` + devSATokenVar + `.* # 200`).MatchString(out) {
+		t.Errorf("the banner has no check with the service-account token:\n%s", out)
 	}
 	if !strings.Contains(h.stderr.String(), "DEVELOPMENT MODE") {
 		t.Error("no development-mode warning in the logs")

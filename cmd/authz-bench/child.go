@@ -75,6 +75,7 @@ func (p pinning) after(pid int) error {
 type child struct {
 	name    string
 	addr    string // gRPC address
+	admin   string // the service's admin listener (/metrics), "" for the no-op
 	pid     int
 	cmd     *exec.Cmd
 	out     *tail // its stderr (and the service's stdout)
@@ -175,7 +176,7 @@ func startService(ctx context.Context, bin, cfg string, pin pinning, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	c.addr = grpcAddr
+	c.addr, c.admin = grpcAddr, adminAddr
 	if err := waitServing(ctx, c, timeout); err != nil {
 		c.stop(io.Discard)
 		return nil, err

@@ -54,6 +54,7 @@ type compareFlags struct {
 	tokens       int
 	freshPool    int
 	mix          float64
+	invalid      float64
 	only         string
 	serverCPU    int
 	loadCPU      int
@@ -74,7 +75,8 @@ func parseCompareFlags(args []string, stderr io.Writer) (*compareFlags, error) {
 	fs.DurationVar(&f.load.Timeout, "timeout", 5*time.Second, "bound of one call and of connecting")
 	fs.IntVar(&f.tokens, "tokens", 1000, "pool of distinct tokens of the pooled scenarios")
 	fs.IntVar(&f.freshPool, "fresh-pool", 30000, "tokens minted ahead for the fresh scenario; its run ends early when they run out")
-	fs.Float64Var(&f.mix, "mix", 0.8, "share of requests allowed; the rest are denied 403")
+	fs.Float64Var(&f.mix, "mix", 0.8, "share of requests allowed; the rest are denied 403, or 401 (--invalid)")
+	fs.Float64Var(&f.invalid, "invalid", 0.06, "pooled scenarios: share of requests carrying one of 8 invalid tokens (expired, wrong audience, bad signature, alg none), replayed, denied 401")
 	fs.StringVar(&f.only, "scenarios", "pooled-hs256,pooled-rs256,fresh-rs256", "comma-separated scenarios to run")
 	fs.IntVar(&f.serverCPU, "server-cpu", 0, "CPU the servers are pinned to")
 	fs.IntVar(&f.loadCPU, "load-cpu", 1, "CPU the load generator is pinned to")
@@ -104,6 +106,9 @@ func parseCompareFlags(args []string, stderr io.Writer) (*compareFlags, error) {
 	}
 	if f.mix < 0 || f.mix > 1 || f.mix != f.mix {
 		errs = append(errs, fmt.Errorf("--mix %v: want a share between 0 and 1", f.mix))
+	}
+	if f.invalid < 0 || f.invalid >= 1 || f.invalid != f.invalid || f.mix+f.invalid > 1+1e-9 {
+		errs = append(errs, fmt.Errorf("--invalid %v: want a share from 0, below 1, with --mix + --invalid at most 1", f.invalid))
 	}
 	if f.startTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--start-timeout %v: want more than 0", f.startTimeout))
@@ -159,15 +164,17 @@ type serverInfo struct {
 
 // compareReport is the outcome of a comparison.
 type compareReport struct {
-	Service     serverInfo       `json:"service"`
-	Noop        serverInfo       `json:"noop"`
-	Pinning     string           `json:"pinning"`
-	Concurrency int              `json:"concurrency"`
-	Conns       int              `json:"conns"`
-	Warmup      float64          `json:"warmup_s"`
-	Duration    float64          `json:"duration_s"`
-	Mix         float64          `json:"mix"`
-	Scenarios   []scenarioReport `json:"scenarios"`
+	Service     serverInfo `json:"service"`
+	Noop        serverInfo `json:"noop"`
+	Pinning     string     `json:"pinning"`
+	Concurrency int        `json:"concurrency"`
+	Conns       int        `json:"conns"`
+	Warmup      float64    `json:"warmup_s"`
+	Duration    float64    `json:"duration_s"`
+	Mix         float64    `json:"mix"`
+	// Invalid is the pooled scenarios' share of replayed invalid tokens.
+	Invalid   float64          `json:"invalid"`
+	Scenarios []scenarioReport `json:"scenarios"`
 	// The fresh-token budget, from the fresh and pooled RS256 runs.
 	BareVerify    float64 `json:"bare_rs256_verify_us,omitempty"`
 	FreshExtra    float64 `json:"fresh_minus_pooled_cpu_us_per_check,omitempty"`
@@ -251,7 +258,9 @@ func compare(ctx context.Context, f *compareFlags, log io.Writer) (*compareRepor
 	loads := make([]*workload, len(scens))
 	labels := make([]string, len(scens))
 	distinct := 0
-	claims := claimSpec{TTL: tokenTTL(f.load) + 15*time.Minute}
+	// The service verifies the audience (serviceConfig), so that the
+	// wrong-audience tokens are refused.
+	claims := claimSpec{Audience: benchOSID, TTL: tokenTTL(f.load) + 15*time.Minute}
 	for i, s := range scens {
 		sg, err := signersFor(s.Alg, keys)
 		if err != nil {
@@ -262,14 +271,23 @@ func compare(ctx context.Context, f *compareFlags, log io.Writer) (*compareRepor
 			n = f.freshPool
 		}
 		fmt.Fprintf(log, "minting %d %s tokens for %s...\n", n, s.Alg, s.Name)
-		reqs, err := buildPool(ctx, poolSpec{
+		spec := poolSpec{
 			Signers: sg, Count: n, Mix: f.mix, Fixtures: benchFixtures(), Claims: claims, Seed: f.seed + uint64(i),
-		})
+		}
+		if !s.Fresh {
+			// The fresh scenario measures what a new valid token costs
+			// (targetFresh): every one of its requests is a new token.
+			spec.Invalid, spec.InvalidKinds = f.invalid, invalidKinds()
+		}
+		reqs, err := buildPool(ctx, spec)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
 		}
 		loads[i] = &workload{reqs: reqs, fresh: s.Fresh}
 		labels[i] = fmt.Sprintf("%s, %s", s.Alg, poolLabel(s.Fresh, n))
+		if spec.Invalid > 0 {
+			labels[i] += fmt.Sprintf(" + %.0f%% replayed invalid", 100*spec.Invalid)
+		}
 		distinct += n
 	}
 
@@ -299,6 +317,7 @@ func compare(ctx context.Context, f *compareFlags, log io.Writer) (*compareRepor
 		Warmup:      f.load.Warmup.Seconds(),
 		Duration:    f.load.Duration.Seconds(),
 		Mix:         f.mix,
+		Invalid:     f.invalid,
 	}
 	for i, s := range scens {
 		sr := scenarioReport{Name: s.Name, Workload: labels[i]}
@@ -484,6 +503,9 @@ func judge(rep *compareReport) {
 	}
 }
 
+// benchOSID is the service's os_id, the audience it verifies.
+const benchOSID = "authz-bench"
+
 // writeServiceConfig generates an HMAC secret and an RSA key pair and
 // writes the service's configuration (mode 0600) into dir. The keys are
 // for this run only; dir is removed afterwards.
@@ -515,8 +537,9 @@ func writeServiceConfig(dir string) (signingKeys, string, error) {
 func serviceConfig(hmacSecret string, rsaPublicPEM []byte) []byte {
 	var b strings.Builder
 	b.WriteString("# authz-bench compare: keys generated for one run\n")
-	b.WriteString("os_id: authz-bench\n")
+	fmt.Fprintf(&b, "os_id: %s\n", benchOSID)
 	b.WriteString("jwt:\n")
+	b.WriteString("  verify_audience: true\n")
 	b.WriteString("  algorithms: [HS256, RS256]\n")
 	b.WriteString("  verification_keys:\n")
 	fmt.Fprintf(&b, "    - %q\n", hmacSecret) // hex: a plain double-quoted YAML string

@@ -34,6 +34,7 @@ func TestServiceConfig(t *testing.T) {
 	var cfg struct {
 		OSID string `yaml:"os_id"`
 		JWT  struct {
+			VerifyAudience   bool     `yaml:"verify_audience"`
 			Algorithms       []string `yaml:"algorithms"`
 			VerificationKeys []string `yaml:"verification_keys"`
 		} `yaml:"jwt"`
@@ -43,8 +44,9 @@ func TestServiceConfig(t *testing.T) {
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatalf("generated config is not the YAML we meant: %v", err)
 	}
-	if cfg.OSID != "authz-bench" || strings.Join(cfg.JWT.Algorithms, ",") != "HS256,RS256" {
-		t.Errorf("os_id %q algorithms %q", cfg.OSID, cfg.JWT.Algorithms)
+	if cfg.OSID != benchOSID || strings.Join(cfg.JWT.Algorithms, ",") != "HS256,RS256" || !cfg.JWT.VerifyAudience {
+		t.Errorf("os_id %q algorithms %q verify_audience %v; want %s, HS256 and RS256, true (the wrong-audience tokens are refused)",
+			cfg.OSID, cfg.JWT.Algorithms, cfg.JWT.VerifyAudience, benchOSID)
 	}
 	if len(cfg.JWT.VerificationKeys) != 2 {
 		t.Fatalf("%d verification keys, want 2", len(cfg.JWT.VerificationKeys))
@@ -200,8 +202,9 @@ func TestCompareSmoke(t *testing.T) {
 	for _, s := range rep.Scenarios {
 		checkCounts(t, s.Service)
 		checkCounts(t, s.Noop)
-		if s.Service.Errors != 0 || s.Service.Unexpected != 0 || s.Service.Denied == 0 || s.Service.DeniedByStatus["403"] != s.Service.Denied {
-			t.Errorf("%s, service: %s; want allowed and 403-denied requests as the tokens' scopes say", s.Name, outcomeLine(s.Service))
+		by := s.Service.DeniedByStatus
+		if s.Service.Errors != 0 || s.Service.Unexpected != 0 || by["403"] == 0 || by["401"]+by["403"] != s.Service.Denied || (by["401"] == 0) != s.Service.Fresh {
+			t.Errorf("%s, service: %s; want allowed, 403-denied and (pooled) 401-denied requests as the tokens say", s.Name, outcomeLine(s.Service))
 		}
 		if s.Noop.Allowed != s.Noop.Requests {
 			t.Errorf("%s, no-op: %s; want everything allowed", s.Name, outcomeLine(s.Noop))

@@ -30,6 +30,10 @@ type loadOptions struct {
 	// ServerCore is the CPU the server is pinned to, -1 if none: with
 	// ServerPID, the run reports how busy other work kept that CPU.
 	ServerCore int
+	// Rate > 0 makes the run open-loop: Rate checks a second on a fixed
+	// schedule, whatever the answers take, at most Concurrency in flight
+	// (a check due while that many are in flight is not sent: Late).
+	Rate float64
 }
 
 func (o loadOptions) validate() error {
@@ -51,6 +55,9 @@ func (o loadOptions) validate() error {
 	}
 	if o.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout %v: want more than 0", o.Timeout))
+	}
+	if o.Rate < 0 || o.Rate != o.Rate || o.Rate > 1e6 {
+		errs = append(errs, fmt.Errorf("--rate %v: want 0 (closed loop) or a rate up to 1e6 checks/s", o.Rate))
 	}
 	if o.ServerPID < 0 {
 		errs = append(errs, fmt.Errorf("--server-pid %d: want a process id", o.ServerPID))
@@ -90,12 +97,16 @@ type Result struct {
 	Errors  int64 `json:"errors"` // calls that failed at the gRPC level
 	// DeniedByStatus counts denials by HTTP status ("403"; "0" = none given).
 	DeniedByStatus map[string]int64 `json:"denied_by_status,omitempty"`
-	// Unexpected counts answers that differ from what the token's scopes
-	// call for (allow, or deny 403): a key, algorithm or audience that does
+	// Unexpected counts answers that differ from what the token calls for
+	// (allow, deny 403 for its scopes, or 401 for an invalid token): a key, algorithm or audience that does
 	// not match the server, or a server that decides wrongly. A no-op
 	// server allows everything, so there it is the denied share.
 	Unexpected int64  `json:"unexpected"`
 	FirstError string `json:"first_error,omitempty"`
+	// Rate is the open-loop schedule (checks/s), 0 for a closed loop; Late
+	// counts the checks it could not send on time (Concurrency in flight).
+	Rate float64 `json:"rate,omitempty"`
+	Late int64   `json:"late,omitempty"`
 
 	ServerPID int `json:"server_pid,omitempty"`
 	// ServerCPU is the server process's CPU time per check, µs, and
@@ -114,9 +125,9 @@ type Result struct {
 
 // tally counts one caller's answers.
 type tally struct {
-	requests, allowed, denied, errors, unexpected int64
-	byStatus                                      map[int32]int64
-	firstErr                                      error
+	requests, allowed, denied, errors, unexpected, late int64
+	byStatus                                            map[int32]int64
+	firstErr                                            error
 }
 
 func (t *tally) add(r *wireRequest, oc *checkOutcome, err error) {
@@ -140,7 +151,7 @@ func (t *tally) add(r *wireRequest, oc *checkOutcome, err error) {
 		t.byStatus = make(map[int32]int64)
 	}
 	t.byStatus[oc.httpStatus]++
-	if r.allow || oc.httpStatus != 403 {
+	if oc.httpStatus != r.wantStatus() {
 		t.unexpected++
 	}
 }
@@ -151,6 +162,7 @@ func (t *tally) merge(o *tally) {
 	t.denied += o.denied
 	t.errors += o.errors
 	t.unexpected += o.unexpected
+	t.late += o.late
 	for k, v := range o.byStatus {
 		if t.byStatus == nil {
 			t.byStatus = make(map[int32]int64)
@@ -169,6 +181,7 @@ type loader struct {
 	callOpt []grpc.CallOption
 	conc    int
 	timeout time.Duration
+	rate    float64       // > 0: open loop (openPhase)
 	cursor  atomic.Uint64 // next request; shared by all phases
 }
 
@@ -201,6 +214,7 @@ func runLoad(ctx context.Context, opt loadOptions, wl *workload) (*Result, error
 		callOpt: []grpc.CallOption{grpc.ForceCodecV2(codec)},
 		conc:    opt.Concurrency,
 		timeout: opt.Timeout,
+		rate:    opt.Rate,
 	}
 	n := uint64(len(wl.reqs))
 	// A fresh run keeps most of its single-use tokens for the measurement.
@@ -264,6 +278,8 @@ func runLoad(ctx context.Context, opt loadOptions, wl *workload) (*Result, error
 		Denied:      t.denied,
 		Errors:      t.errors,
 		Unexpected:  t.unexpected,
+		Rate:        opt.Rate,
+		Late:        t.late,
 		Latency: Latency{
 			P50:  micros(hist.Quantile(0.50)),
 			P90:  micros(hist.Quantile(0.90)),
@@ -309,6 +325,9 @@ func runLoad(ctx context.Context, opt loadOptions, wl *workload) (*Result, error
 // phase runs the callers for d (or, for a fresh workload, until the cursor
 // reaches limit) and waits for every call in flight.
 func (l *loader) phase(ctx context.Context, d time.Duration, limit uint64, hist *histogram) (tally, time.Duration, bool, error) {
+	if l.rate > 0 {
+		return l.openPhase(ctx, d, limit, hist)
+	}
 	var stop, exhausted atomic.Bool
 	timer := time.AfterFunc(d, func() { stop.Store(true) })
 	defer timer.Stop()
@@ -339,24 +358,100 @@ func (l *loader) phase(ctx context.Context, d time.Duration, limit uint64, hist 
 	return total, elapsed, exhausted.Load(), nil
 }
 
+// next returns the request of cursor position i, false when a fresh
+// workload has used up its requests (limit).
+func (l *loader) next(i, limit uint64) (*wireRequest, bool) {
+	if l.wl.next != nil {
+		return l.wl.next(i)
+	}
+	if l.wl.fresh {
+		if i >= limit {
+			return nil, false
+		}
+		return &l.wl.reqs[i], true
+	}
+	return &l.wl.reqs[i%uint64(len(l.wl.reqs))], true
+}
+
+// openPhase sends l.rate checks a second for d on a fixed schedule (open
+// loop: a slow answer does not delay the next check), each on its own
+// goroutine, at most l.conc in flight; a check due while l.conc are in
+// flight is counted late and not sent. It waits for every call in flight.
+func (l *loader) openPhase(ctx context.Context, d time.Duration, limit uint64, hist *histogram) (tally, time.Duration, bool, error) {
+	callCtx, cancel := context.WithTimeout(ctx, d+l.timeout)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		total     tally
+		wg        sync.WaitGroup
+		exhausted bool
+		sent      uint64
+	)
+	slots := make(chan struct{}, l.conc)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+loop:
+	for {
+		elapsed := time.Since(start)
+		if elapsed >= d || ctx.Err() != nil {
+			break
+		}
+		for due := uint64(elapsed.Seconds() * l.rate); sent < due; sent++ {
+			r, ok := l.next(l.cursor.Add(1)-1, limit)
+			if !ok {
+				exhausted = true
+				break loop
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				mu.Lock()
+				total.late++
+				mu.Unlock()
+				continue
+			}
+			conn := l.conns[sent%uint64(len(l.conns))]
+			wg.Go(func() {
+				defer func() { <-slots }()
+				var oc checkOutcome
+				start := time.Now()
+				err := conn.Invoke(callCtx, checkMethod, r, &oc, l.callOpt...)
+				if err == nil {
+					hist.Record(time.Since(start))
+				} else if errors.Is(callCtx.Err(), context.Canceled) {
+					return // interrupted
+				}
+				mu.Lock()
+				total.add(r, &oc, err)
+				mu.Unlock()
+			})
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return tally{}, 0, false, fmt.Errorf("interrupted: %w", err)
+	}
+	return total, elapsed, exhausted, nil
+}
+
 // caller is one closed-loop client: send, wait for the answer, repeat.
 func (l *loader) caller(ctx context.Context, conn *grpc.ClientConn, stop, exhausted *atomic.Bool, limit uint64, hist *histogram) tally {
 	var (
 		t  tally
 		oc checkOutcome
-		n  = uint64(len(l.wl.reqs))
 	)
 	for !stop.Load() {
-		i := l.cursor.Add(1) - 1
-		if l.wl.fresh {
-			if i >= limit {
-				exhausted.Store(true)
-				break
-			}
-		} else {
-			i %= n
+		r, ok := l.next(l.cursor.Add(1)-1, limit)
+		if !ok {
+			exhausted.Store(true)
+			break
 		}
-		r := &l.wl.reqs[i]
 		start := time.Now()
 		err := conn.Invoke(ctx, checkMethod, r, &oc, l.callOpt...)
 		if err == nil {

@@ -33,6 +33,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdNoop(ctx, args, stdout, stderr)
 	case "compare":
 		return cmdCompare(ctx, args, stdout, stderr)
+	case "soak":
+		return cmdSoak(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -72,6 +75,7 @@ const usage = `usage:
   authz-bench [load] [flags]   closed-loop ext_authz load against --target
   authz-bench noop [flags]     no-op Check server (the baseline)
   authz-bench compare [flags]  service vs no-op, side by side
+  authz-bench soak [flags]     the service at a fixed rate for minutes: RSS, goroutines, errors
   authz-bench <command> -h     flags of a command
 `
 
@@ -102,6 +106,8 @@ type loadFlags struct {
 	alg       string
 	keys      stringsFlag
 	mix       float64
+	invalid   float64
+	kinds     string
 	iss, aud  string
 	seed      uint64
 	cpu       int
@@ -118,6 +124,7 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	fs.DurationVar(&f.load.Duration, "duration", 10*time.Second, "measured time")
 	fs.DurationVar(&f.load.Warmup, "warmup", 2*time.Second, "warm-up time, not measured")
 	fs.DurationVar(&f.load.Timeout, "timeout", 5*time.Second, "bound of one call and of connecting")
+	fs.Float64Var(&f.load.Rate, "rate", 0, "open loop: send this many checks a second on a fixed schedule, at most --concurrency in flight (0: closed loop)")
 	fs.IntVar(&f.load.ServerPID, "server-pid", 0, "server process id: report its CPU time per check (from /proc/PID/stat)")
 	fs.IntVar(&f.load.ServerCore, "server-cpu", -1, "with --server-pid, the CPU the server is pinned to: report how busy other work kept it")
 	fs.IntVar(&f.tokens, "tokens", 1000, "pool of distinct tokens, sent round-robin")
@@ -125,7 +132,9 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	fs.IntVar(&f.freshPool, "fresh-pool", 30000, "with --fresh: tokens minted ahead; the run ends early when they run out (a fifth is for the warm-up)")
 	fs.StringVar(&f.alg, "alg", "HS256", "token algorithm: HS256, RS256 or mixed (half each)")
 	fs.Var(&f.keys, "key", "signing key file, the server's key: an HMAC secret or a PEM RSA private key (repeat for --alg mixed)")
-	fs.Float64Var(&f.mix, "mix", 0.8, "share of requests whose token has the route's scope (allowed); the rest are denied 403")
+	fs.Float64Var(&f.mix, "mix", 0.8, "share of requests whose token has the route's scope (allowed); the rest are denied 403, or 401 (--invalid)")
+	fs.Float64Var(&f.invalid, "invalid", 0.06, "share of requests carrying one of a few invalid tokens, replayed (denied 401); 0 for none")
+	fs.StringVar(&f.kinds, "invalid-kinds", "", "comma-separated invalid tokens to replay: expired, audience (needs --aud and a server verifying it), signature, algorithm; default all, audience only with --aud")
 	fs.StringVar(&f.iss, "iss", "", "iss claim of the tokens (the server's jwt.issuer), empty for none")
 	fs.StringVar(&f.aud, "aud", "", "aud claim of the tokens, empty for none")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the scope choice and request order")
@@ -150,6 +159,12 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	}
 	if f.mix < 0 || f.mix > 1 || f.mix != f.mix {
 		errs = append(errs, fmt.Errorf("--mix %v: want a share between 0 and 1", f.mix))
+	}
+	if f.invalid < 0 || f.invalid >= 1 || f.invalid != f.invalid || f.mix+f.invalid > 1+1e-9 {
+		errs = append(errs, fmt.Errorf("--invalid %v: want a share from 0, below 1, with --mix + --invalid at most 1", f.invalid))
+	}
+	if _, err := parseInvalidKinds(f.kinds, f.aud); err != nil {
+		errs = append(errs, err)
 	}
 	if len(f.keys) == 0 {
 		errs = append(errs, errors.New("--key: required (the key the server verifies with)"))
@@ -184,13 +199,16 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f.fresh {
 		count = f.freshPool
 	}
+	kinds, _ := parseInvalidKinds(f.kinds, f.aud)
 	spec := poolSpec{
-		Signers:  signers,
-		Count:    count,
-		Mix:      f.mix,
-		Fixtures: benchFixtures(),
-		Claims:   claimSpec{Issuer: f.iss, Audience: f.aud, TTL: tokenTTL(f.load)},
-		Seed:     f.seed,
+		Signers:      signers,
+		Count:        count,
+		Mix:          f.mix,
+		Fixtures:     benchFixtures(),
+		Claims:       claimSpec{Issuer: f.iss, Audience: f.aud, TTL: tokenTTL(f.load)},
+		Seed:         f.seed,
+		Invalid:      f.invalid,
+		InvalidKinds: kinds,
 	}
 	fmt.Fprintf(stderr, "minting %d %s tokens...\n", count, f.alg)
 	reqs, err := buildPool(ctx, spec)
@@ -212,6 +230,9 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	label := fmt.Sprintf("%s, %s", f.alg, poolLabel(f.fresh, count))
+	if f.invalid > 0 {
+		label += fmt.Sprintf(" + %.0f%% replayed invalid (%s)", 100*f.invalid, strings.Join(kinds, ", "))
+	}
 	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -239,4 +260,33 @@ func poolLabel(fresh bool, n int) string {
 		return fmt.Sprintf("fresh token per request (%d minted)", n)
 	}
 	return fmt.Sprintf("pool of %d tokens", n)
+}
+
+// parseInvalidKinds reads --invalid-kinds: a comma-separated list of
+// invalidKinds; empty means all of them, "audience" only when the tokens
+// carry an audience (aud) for the server to verify.
+func parseInvalidKinds(list, aud string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		var out []string
+		for _, k := range invalidKinds() {
+			if k != "audience" || aud != "" {
+				out = append(out, k)
+			}
+		}
+		return out, nil
+	}
+	var out []string
+	for k := range strings.SplitSeq(list, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(invalidKinds(), k) {
+			return nil, fmt.Errorf("--invalid-kinds: unknown %q (have %s)", k, strings.Join(invalidKinds(), ", "))
+		}
+		if k == "audience" && aud == "" {
+			return nil, errors.New("--invalid-kinds audience: needs --aud (the audience the server verifies)")
+		}
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }

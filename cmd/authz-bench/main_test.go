@@ -68,8 +68,8 @@ func TestLoadCommand(t *testing.T) {
 			t.Fatalf("--json output does not parse: %v\n%s", err, stdout.String())
 		}
 		checkCounts(t, &res.Result)
-		if res.Workload != "HS256, pool of 12 tokens" || res.Target != addr {
-			t.Errorf("workload %q target %q, want HS256 pool of 12 to %s", res.Workload, res.Target, addr)
+		if want := "HS256, pool of 12 tokens + 6% replayed invalid (expired, signature, algorithm)"; res.Workload != want || res.Target != addr {
+			t.Errorf("workload %q target %q, want %q to %s", res.Workload, res.Target, want, addr)
 		}
 		if strings.Contains(stdout.String()+stderr.String(), secret) || strings.Contains(stdout.String(), "eyJ") {
 			t.Error("output shows the secret or a token")

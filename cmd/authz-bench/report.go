@@ -16,6 +16,9 @@ func printResult(w io.Writer, label string, r *Result) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "requests   %d   %.1f rps\n", r.Requests, r.RPS)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "open loop  %.0f checks/s scheduled, %d late (not sent: --concurrency in flight)\n", r.Rate, r.Late)
+	}
 	fmt.Fprintf(w, "latency    p50 %.1f µs   p90 %.1f µs   p99 %.1f µs   p99.9 %.1f µs   max %.1f µs   mean %.1f µs\n",
 		r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Latency.Mean)
 	fmt.Fprintf(w, "outcomes   %s\n", outcomeLine(r))
@@ -50,8 +53,8 @@ func outcomeLine(r *Result) string {
 func printCompare(w io.Writer, rep *compareReport) {
 	fmt.Fprintf(w, "authz-bench compare: %s (pid %d) vs no-op server (pid %d)\n", rep.Service.Bin, rep.Service.PID, rep.Noop.PID)
 	fmt.Fprintf(w, "pinning: %s\n", rep.Pinning)
-	fmt.Fprintf(w, "load: %d in flight over %d connections; warm-up %.1f s, then %.1f s per run; %.0f%% of requests allowed, the rest denied 403\n\n",
-		rep.Concurrency, rep.Conns, rep.Warmup, rep.Duration, 100*rep.Mix)
+	fmt.Fprintf(w, "load: %d in flight over %d connections; warm-up %.1f s, then %.1f s per run; %.0f%% of requests allowed, %.0f%% denied 403, %.0f%% replayed invalid tokens denied 401 (pooled; fresh: %.0f%% allowed, the rest 403)\n\n",
+		rep.Concurrency, rep.Conns, rep.Warmup, rep.Duration, 100*rep.Mix, 100*(1-rep.Mix-rep.Invalid), 100*rep.Invalid, 100*rep.Mix)
 
 	const rowFmt = "%-14s %-21s %11s %11s %7s  %-8s %s\n"
 	fmt.Fprintf(w, rowFmt, "scenario", "metric", "service", "no-op", "ratio", "target", "")

@@ -330,3 +330,135 @@ func TestSignersFor(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildPoolInvalid: the default mix of the load (80% allowed, 14% 403,
+// 6% 401) over 1000 valid tokens: 64 more requests replay eight invalid
+// tokens, two of each kind, each refused by a verifier for its reason.
+func TestBuildPoolInvalid(t *testing.T) {
+	keys := testKeys(t)
+	signers, err := signersFor("mixed", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const aud = "authz-bench"
+	spec := poolSpec{
+		Signers: signers, Count: 1000, Mix: 0.8, Invalid: 0.06, InvalidKinds: invalidKinds(),
+		Fixtures: benchFixtures(), Claims: claimSpec{Audience: aud, TTL: time.Hour}, Seed: 5,
+	}
+	reqs, err := buildPool(t.Context(), spec)
+	if err != nil {
+		t.Fatalf("buildPool: %v", err)
+	}
+	if len(reqs) != 1064 {
+		t.Fatalf("%d requests, want 1064 (1000 valid tokens + 64 invalid replays)", len(reqs))
+	}
+	verifyKey := map[jwa.SignatureAlgorithm]any{jwa.HS256: keys.hmac, jwa.RS256: &keys.rsa.PublicKey}
+	status := map[int32]int{}
+	valid := map[string]bool{}
+	invalid := map[string]int{}
+	kinds := map[string]int{}
+	firstInvalid := -1
+	for i, r := range reqs {
+		status[r.wantStatus()]++
+		req := new(authv3.CheckRequest)
+		if err := proto.Unmarshal(r.body, req); err != nil {
+			t.Fatalf("request %d does not parse: %v", i, err)
+		}
+		raw := tokenOf(t, req)
+		alg := jwa.HS256
+		if strings.HasPrefix(raw, "eyJhbGciOiJSUzI1NiI") {
+			alg = jwa.RS256
+		}
+		_, verr := jwt.Parse([]byte(raw), jwt.WithKey(alg, verifyKey[alg]), jwt.WithAudience(aud))
+		if !r.invalid {
+			if verr != nil {
+				t.Fatalf("request %d: a valid token does not verify: %v", i, verr)
+			}
+			if valid[raw] {
+				t.Errorf("request %d repeats a valid token", i)
+			}
+			valid[raw] = true
+			continue
+		}
+		if firstInvalid < 0 {
+			firstInvalid = i
+		}
+		if r.allow {
+			t.Errorf("request %d: invalid and allowed", i)
+		}
+		invalid[raw]++
+		if invalid[raw] > 1 {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(raw, "eyJhbGciOiJub25lIi"):
+			kinds["algorithm"]++
+			if verr == nil {
+				t.Errorf("request %d: the alg none token verifies", i)
+			}
+		case verr == nil:
+			t.Errorf("request %d: an invalid token verifies", i)
+		case strings.Contains(verr.Error(), `"exp" not satisfied`):
+			kinds["expired"]++
+		case strings.Contains(verr.Error(), `"aud" not satisfied`):
+			kinds["audience"]++
+		default:
+			if _, perr := jwt.Parse([]byte(raw), jwt.WithVerify(false)); perr != nil {
+				t.Errorf("request %d: the altered-signature token does not even parse: %v", i, perr)
+			}
+			kinds["signature"]++
+		}
+	}
+	if want := map[int32]int{200: 851, 403: 149, 401: 64}; !maps.Equal(status, want) {
+		t.Errorf("outcomes %v, want %v (80%% / 14%% / 6%% of 1064)", status, want)
+	}
+	if len(invalid) != 8 {
+		t.Errorf("%d distinct invalid tokens, want 8 (two of each kind)", len(invalid))
+	}
+	for _, n := range invalid {
+		if n != 8 {
+			t.Errorf("an invalid token is replayed %d times, want 8 (64 over 8)", n)
+		}
+	}
+	if want := map[string]int{"expired": 2, "audience": 2, "signature": 2, "algorithm": 2}; !maps.Equal(kinds, want) {
+		t.Errorf("invalid kinds %v, want %v", kinds, want)
+	}
+	if firstInvalid >= 1000 {
+		t.Errorf("first invalid request at %d: not interleaved", firstInvalid)
+	}
+}
+
+func TestBuildPoolInvalidErrors(t *testing.T) {
+	keys := testKeys(t)
+	hs, err := signersFor("HS256", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := poolSpec{Signers: hs, Count: 5, Mix: 0.5, Fixtures: benchFixtures(), Claims: claimSpec{TTL: time.Hour}}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*poolSpec)
+		wantErr string
+	}{
+		{"share of 1", func(s *poolSpec) { s.Invalid, s.InvalidKinds = 1, []string{"expired"} }, "invalid share 1"},
+		{"mix + invalid above 1", func(s *poolSpec) { s.Mix, s.Invalid, s.InvalidKinds = 0.9, 0.2, []string{"expired"} }, "mix + invalid"},
+		{"no kinds", func(s *poolSpec) { s.Invalid = 0.1 }, "without invalid kinds"},
+		{"unknown kind", func(s *poolSpec) { s.Invalid, s.InvalidKinds = 0.1, []string{"stale"} }, `invalid kind "stale"`},
+		{"audience without aud", func(s *poolSpec) { s.Invalid, s.InvalidKinds = 0.1, []string{"audience"} }, "needs an audience"},
+	} {
+		spec := base
+		tc.edit(&spec)
+		if _, err := buildPool(t.Context(), spec); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.wantErr)
+		}
+	}
+	if k, err := parseInvalidKinds("", ""); err != nil || slices.Contains(k, "audience") || len(k) != 3 {
+		t.Errorf(`parseInvalidKinds("", no aud) = %v, %v; want the three kinds without audience`, k, err)
+	}
+	if k, err := parseInvalidKinds("", "x"); err != nil || len(k) != 4 {
+		t.Errorf(`parseInvalidKinds("", aud) = %v, %v; want all four`, k, err)
+	}
+	if _, err := parseInvalidKinds("audience", ""); err == nil {
+		t.Error(`parseInvalidKinds("audience", no aud): no error`)
+	}
+}

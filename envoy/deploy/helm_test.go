@@ -226,8 +226,19 @@ func chartConfig(t *testing.T, r *rendered, external map[string]string) (*authz.
 	ctr := d.Spec.Template.Spec.Containers[0]
 	env := map[string]string{}
 	for _, e := range ctr.Env {
-		if e.ValueFrom == nil {
+		switch {
+		case e.ValueFrom == nil:
 			env[e.Name] = e.Value
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			v, ok := external[ref.Name+"/"+ref.Key]
+			if s, found := find[*corev1.Secret](r.objs, d.Namespace, ref.Name); found {
+				v, ok = s.StringData[ref.Key]
+			}
+			if !ok {
+				return nil, nil, fmt.Errorf("env %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			env[e.Name] = v
 		}
 	}
 	if env["AUTHZ_CONFIG"] == "" {
@@ -610,6 +621,9 @@ func TestHelmChartTogglesOn(t *testing.T) {
 		}
 		if len(cfg.JWT.VerificationKeyFiles) != 1 || !strings.HasSuffix(cfg.JWT.VerificationKeyFiles[0], "/var/run/secrets/agentos-authz/keys/public.pem") {
 			t.Errorf("verification_key_files %q: want public.pem from the keys Secret", cfg.JWT.VerificationKeyFiles)
+		}
+		if !cfg.ServiceAccounts.Enabled() || cfg.ServiceAccounts.DBURL != "postgresql://authz_ro:secret@db.example.com:6432/agno" {
+			t.Error("service accounts are not on with the dbUrl's database: SERVICE_ACCOUNTS_DB_URL did not reach the configuration")
 		}
 		n, _ := find[*networkingv1.NetworkPolicy](r.objs, releaseNamespace, releaseName)
 		for _, port := range []int32{443, 8443, 6432} {

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -111,6 +113,11 @@ func (k *Keys) Private(name string) (crypto.Signer, error) {
 type Substituter struct {
 	Keys *Keys
 	Dir  string
+	// Accounts fill the @sqlite:NAME databases, their times relative to
+	// the substitution.
+	Accounts []ServiceAccount
+
+	sqlite map[string]string // NAME -> db_url already written
 
 	n int // files written so far, for unique names
 }
@@ -132,6 +139,8 @@ func (s *Substituter) Value(v string) (string, error) {
 		return s.writeJWKS(arg, true)
 	case "jwks-nokid":
 		return s.writeJWKS(arg, false)
+	case "sqlite":
+		return s.writeSQLite(arg)
 	case "file":
 		switch arg {
 		case "invalid-json":
@@ -151,7 +160,7 @@ func splitPlaceholder(v string) (kind, arg string, ok bool) {
 	}
 	kind, arg, ok = strings.Cut(v[1:], ":")
 	switch kind {
-	case "pub", "cert", "secret", "jwks", "jwks-nokid", "file":
+	case "pub", "cert", "secret", "jwks", "jwks-nokid", "file", "sqlite":
 		return kind, arg, ok && arg != ""
 	}
 	return "", "", false
@@ -334,4 +343,27 @@ func algorithmForKey(key jwk.Key) (jwa.SignatureAlgorithm, error) {
 		return jwa.EdDSA, nil
 	}
 	return "", fmt.Errorf("no JWS algorithm for a %T", raw)
+}
+
+// writeSQLite creates the SQLite file of @sqlite:NAME once per Substituter:
+// AgentOS's service-account table filled with s.Accounts. It returns the
+// db_url.
+func (s *Substituter) writeSQLite(name string) (string, error) {
+	if u, ok := s.sqlite[name]; ok {
+		return u, nil
+	}
+	if name == "" || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("placeholder @sqlite:%s: want a plain name", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := WriteSQLiteAccounts(ctx, filepath.Join(s.Dir, "sqlite-"+name+".db"), s.Accounts, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("placeholder @sqlite:%s: %w", name, err)
+	}
+	if s.sqlite == nil {
+		s.sqlite = map[string]string{}
+	}
+	s.sqlite[name] = u
+	return u, nil
 }

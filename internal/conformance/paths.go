@@ -121,8 +121,8 @@ func SharedDir() (dir string, ok bool, err error) {
 }
 
 // Load reads the vector files of Dir()/vectors, then those of
-// Dir()/vectors-next that the service implements (nextReady), and the keys
-// of Dir()/keys.
+// Dir()/vectors-next (the rules the contract added last), and the keys of
+// Dir()/keys.
 func Load() (dir string, files []File, keys *Keys, err error) {
 	dir, err = Dir()
 	if err != nil {
@@ -132,19 +132,11 @@ func Load() (dir string, files []File, keys *Keys, err error) {
 	if err != nil {
 		return "", nil, nil, err
 	}
-	for _, name := range nextReady() {
-		p := filepath.Join(dir, "vectors-next", name)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		f, err := ParseFile(name, b)
-		if err != nil {
-			return "", nil, nil, fmt.Errorf("%s: %w", p, err)
-		}
-		f.Path = p
-		files = append(files, f)
+	next, err := LoadDir(filepath.Join(dir, "vectors-next"))
+	if err != nil {
+		return "", nil, nil, err
 	}
+	files = append(files, next...)
 	keys, err = LoadKeys(filepath.Join(dir, "keys"))
 	if err != nil {
 		return "", nil, nil, err
@@ -152,12 +144,3 @@ func Load() (dir string, files []File, keys *Keys, err error) {
 	return dir, files, keys, nil
 }
 
-// nextReady names the files of vectors-next (the rules the contract added
-// last) whose features the service has: they run with the rest.
-func nextReady() []string {
-	return []string{
-		"manual-default-routes.json",
-		"manual-interfaces-a2a.json",
-		"manual-identity-values.json",
-	}
-}

@@ -34,6 +34,11 @@ type File struct {
 	Config      json.RawMessage // nil when the file has none (or null)
 	Env         map[string]string
 	Vectors     []Vector
+	// ServiceAccounts are the rows of the @sqlite:NAME databases.
+	ServiceAccounts []ServiceAccount
+	// Sequential: the vectors are sent one at a time, in order, to a
+	// server of the file's own (they may depend on each other).
+	Sequential bool
 }
 
 // Vector is one black-box case.
@@ -47,9 +52,11 @@ type Vector struct {
 	Request Request    `json:"request"`
 	Expect  Expect     `json:"expect"`
 
-	// Config and Env override the file's when the vector carries them.
-	Config json.RawMessage `json:"config"`
-	Env    json.RawMessage `json:"env"`
+	// Config, Env and ServiceAccounts override the file's when the vector
+	// carries them.
+	Config          json.RawMessage `json:"config"`
+	Env             json.RawMessage `json:"env"`
+	ServiceAccounts json.RawMessage `json:"service_accounts"`
 }
 
 // Startup reports whether the vector is a startup case (expect.exit_code).
@@ -81,6 +88,8 @@ type Request struct {
 	HeaderLines []HeaderLine `json:"header_lines"`
 	RawHeaders  bool         `json:"raw_headers"`
 	Omit        string       `json:"omit"`
+	// ClientAddress sets attributes.source.address (README "Request").
+	ClientAddress string `json:"client_address"`
 }
 
 // HeaderLine is one header line: a key and a value.
@@ -231,13 +240,17 @@ type Group struct {
 	Env     map[string]string
 	Startup bool
 	Vectors []Vector
+	// ServiceAccounts are the rows of the group's @sqlite:NAME databases.
+	ServiceAccounts []ServiceAccount
 }
 
 type fileJSON struct {
-	Description string          `json:"description"`
-	Config      json.RawMessage `json:"config"`
-	Env         json.RawMessage `json:"env"`
-	Vectors     []Vector        `json:"vectors"`
+	Description     string           `json:"description"`
+	Config          json.RawMessage  `json:"config"`
+	Env             json.RawMessage  `json:"env"`
+	ServiceAccounts []ServiceAccount `json:"service_accounts"`
+	Sequential      bool             `json:"sequential"`
+	Vectors         []Vector         `json:"vectors"`
 }
 
 // LoadDir reads every *.json vector file in dir, sorted by name. It fails
@@ -295,6 +308,8 @@ func ParseFile(name string, b []byte) (File, error) {
 		return File{}, err
 	}
 	f.Env = env
+	f.ServiceAccounts = fj.ServiceAccounts
+	f.Sequential = fj.Sequential
 	f.Vectors = fj.Vectors
 	for i, v := range f.Vectors {
 		if err := v.check(); err != nil {
@@ -349,6 +364,12 @@ func (f File) Groups() ([]Group, error) {
 		if v.Config != nil {
 			cfg = nonNull(v.Config)
 		}
+		accounts := f.ServiceAccounts
+		if nonNull(v.ServiceAccounts) != nil {
+			if err := strictUnmarshal(v.ServiceAccounts, &accounts); err != nil {
+				return nil, fmt.Errorf("vector %q: service_accounts: %w", v.Name, err)
+			}
+		}
 		env := f.Env
 		if v.Env != nil {
 			e, err := parseEnv(v.Env)
@@ -358,10 +379,10 @@ func (f File) Groups() ([]Group, error) {
 			env = e
 		}
 		if v.Startup() {
-			groups = append(groups, Group{Config: cfg, Env: env, Startup: true, Vectors: []Vector{v}})
+			groups = append(groups, Group{Config: cfg, Env: env, Startup: true, Vectors: []Vector{v}, ServiceAccounts: accounts})
 			continue
 		}
-		key, err := groupKey(cfg, env)
+		key, err := groupKey(cfg, env, accounts)
 		if err != nil {
 			return nil, fmt.Errorf("vector %q: %w", v.Name, err)
 		}
@@ -370,12 +391,12 @@ func (f File) Groups() ([]Group, error) {
 			continue
 		}
 		index[key] = len(groups)
-		groups = append(groups, Group{Config: cfg, Env: env, Vectors: []Vector{v}})
+		groups = append(groups, Group{Config: cfg, Env: env, Vectors: []Vector{v}, ServiceAccounts: accounts})
 	}
 	return groups, nil
 }
 
-func groupKey(cfg json.RawMessage, env map[string]string) (string, error) {
+func groupKey(cfg json.RawMessage, env map[string]string, accounts []ServiceAccount) (string, error) {
 	var b bytes.Buffer
 	if cfg != nil {
 		if err := json.Compact(&b, cfg); err != nil {
@@ -391,6 +412,13 @@ func groupKey(cfg json.RawMessage, env map[string]string) (string, error) {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s\x00", k, env[k])
 	}
+	// Different service-account fixtures never share a server.
+	acc, err := json.Marshal(accounts)
+	if err != nil {
+		return "", err
+	}
+	b.WriteByte(0)
+	b.Write(acc)
 	return b.String(), nil
 }
 

@@ -89,10 +89,11 @@ func Interpret(b Built, resp *authv3.CheckResponse) Outcome {
 		bad("denied_response without an HTTP status")
 	}
 	o.Response = denied.GetHeaders()
-	wantCode, known := map[int]codes.Code{400: codes.InvalidArgument, 401: codes.Unauthenticated, 403: codes.PermissionDenied}[o.Status]
+	wantCode, known := map[int]codes.Code{400: codes.InvalidArgument, 401: codes.Unauthenticated, 403: codes.PermissionDenied,
+		429: codes.ResourceExhausted, 503: codes.Unavailable}[o.Status]
 	switch {
 	case !known:
-		bad("denied with HTTP %d, which is not a decision of the contract (400, 401, 403)", o.Status)
+		bad("denied with HTTP %d, which is not a decision of the contract (400, 401, 403, 429, 503)", o.Status)
 	case code != wantCode:
 		bad("HTTP %d with gRPC code %v, want %v", o.Status, code, wantCode)
 	}

@@ -147,8 +147,13 @@ func BuildRequest(req conformance.Request, tokens map[string]string) (Built, err
 	} else {
 		httpReq.Headers = JoinHeaders(lines)
 	}
+	// README "Request": client_address is the client address Envoy reports.
+	clientIP := "127.0.0.1"
+	if req.ClientAddress != "" {
+		clientIP = req.ClientAddress
+	}
 	b.Check = &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Address: socketAddress("127.0.0.1", 40000)},
+		Source: &authv3.AttributeContext_Peer{Address: socketAddress(clientIP, 40000)},
 		Destination: &authv3.AttributeContext_Peer{
 			Address: socketAddress("127.0.0.1", 8080),
 		},

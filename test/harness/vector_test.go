@@ -26,7 +26,7 @@ func TestVectorsPrepare(t *testing.T) {
 			t.Fatalf("%s: %v", f.Name, err)
 		}
 		for _, g := range groups {
-			sub := &conformance.Substituter{Keys: keys, Dir: t.TempDir()}
+			sub := &conformance.Substituter{Keys: keys, Dir: t.TempDir(), Accounts: g.ServiceAccounts}
 			if g.Config != nil {
 				out, err := sub.Config(g.Config)
 				if err != nil {

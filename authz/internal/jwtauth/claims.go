@@ -24,7 +24,14 @@ import (
 // cost more than the RS256 signature check. exp, nbf, iat and iss are
 // checked here with jwt.Validate's rules (see checkTimes), on the values
 // already read, rather than by building a jwt.Token for it.
-func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
+//
+// st is filled for VerifySettled: a failure found before the time checks
+// depends on the payload and the configuration alone; one of the time
+// checks is settled only when the token expired (time runs one way: an
+// nbf or iat in the future passes later); one found after them holds
+// until the token expires, when the time checks fail first.
+func (v *Verifier) validate(payload []byte, st *Settled) (Identity, time.Time, *Failure) {
+	*st = Settled{OK: true}
 	var buf [claimsBuf]rawClaim
 	claims, ok := scanClaims(buf[:0], payload)
 	if !ok {
@@ -68,7 +75,11 @@ func (v *Verifier) validate(payload []byte) (Identity, time.Time, *Failure) {
 		return Identity{}, time.Time{}, invalid("malformed audience claim")
 	}
 	if f := v.checkTimes(exp, nbf, iat); f != nil {
+		st.OK = f == failExpired
 		return Identity{}, time.Time{}, f
+	}
+	if hasExp {
+		st.Until = exp.Add(v.leeway)
 	}
 	if v.requireExp && !hasExp {
 		return Identity{}, time.Time{}, invalid("token has no expiry (exp)")

@@ -41,6 +41,9 @@ var (
 	failWrongAudience   = &Failure{Kind: WrongAudience}
 	failReservedSubject = &Failure{Kind: ReservedSubject}
 	failCanceled        = &Failure{Kind: Canceled}
+	// failSignature is the one failure of a signature that no candidate
+	// key verifies (VerifySettled tells it from the others by identity).
+	failSignature = invalid("signature verification failed")
 )
 
 // verifyFailure maps a jws.Verify error to the failure, by identity.
@@ -53,7 +56,7 @@ func verifyFailure(err error) *Failure {
 	case errors.Is(err, errCritHeader):
 		return invalid("unsupported critical header")
 	case errors.Is(err, errSignature), jws.IsVerificationError(err):
-		return invalid("signature verification failed")
+		return failSignature
 	}
 	return invalid("malformed token")
 }

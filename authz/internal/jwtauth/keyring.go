@@ -2,7 +2,9 @@ package jwtauth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jws"
 )
@@ -150,4 +152,40 @@ func (r *keyRing) jwksCandidates(ctx context.Context, kid string) []verifyKey {
 		return nil
 	}
 	return set.kidless
+}
+
+// kidSettled reports whether a signature failure of raw stays one while
+// the key set does: without a fetching JWKS source the keys tried never
+// change; with one, only when the token names no kid or a kid of the
+// current set (no refetch was involved; a kid the set lacks may come with
+// a later refetch). A header this package does not read itself (see
+// compactHeader) is not settled under a fetching source.
+func (r *keyRing) kidSettled(ctx context.Context, raw string) bool {
+	if r.jwks == nil {
+		return true
+	}
+	if _, static := r.jwks.(staticJWKS); static {
+		return true
+	}
+	end := strings.IndexByte(raw, '.')
+	if end < 0 {
+		return false
+	}
+	hdr, err := base64.RawURLEncoding.DecodeString(raw[:end])
+	if err != nil {
+		return false
+	}
+	_, kid, ok := compactHeader(hdr)
+	if !ok {
+		return false
+	}
+	if kid == "" {
+		return true
+	}
+	set, err := r.jwks.Keys(ctx)
+	if err != nil || set == nil {
+		return false
+	}
+	_, known := set.byKID[kid]
+	return known
 }

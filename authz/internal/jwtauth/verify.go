@@ -254,6 +254,42 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, *Failure) 
 // later of its nbf and iat (zero when it has neither), which the token
 // cache needs to re-check a remembered token against the clock.
 func (v *Verifier) VerifyFrom(ctx context.Context, raw string) (Identity, time.Time, *Failure) {
+	var st Settled
+	return v.verify(ctx, raw, &st)
+}
+
+// Settled says whether a failure is the lasting verdict on its token: a
+// verification of the same token gives the same failure, detail and all,
+// while the key set (the Generation read before verifying) and the
+// configuration stay the same and the clock stays at or after the
+// verification and before Until.
+//
+// Only failures found by trying a key are reported settled: a signature
+// no candidate key verifies, or claims refused after the signature
+// verified (or, with validate: false, after the payload was read). The
+// failures found before any key is tried (size, shape, header, algorithm,
+// no key) cost little to find again; a signature failure that involved a
+// kid the fetched JWKS did not know is not settled either, since a later
+// refetch may bring that key.
+type Settled struct {
+	OK bool
+	// Until is when the verdict may change, zero for never: the token's
+	// exp plus the leeway for a failure found after the time checks passed
+	// (past it, a verification says the token expired).
+	Until time.Time
+}
+
+// VerifySettled is VerifyFrom, also saying whether a failure is settled.
+func (v *Verifier) VerifySettled(ctx context.Context, raw string) (Identity, time.Time, *Failure, Settled) {
+	var st Settled
+	id, from, f := v.verify(ctx, raw, &st)
+	if f == nil {
+		st = Settled{}
+	}
+	return id, from, f, st
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string, st *Settled) (Identity, time.Time, *Failure) {
 	if ctx.Err() != nil {
 		return Identity{}, time.Time{}, failCanceled
 	}
@@ -268,7 +304,9 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw string) (Identity, time.T
 	if v.checkSig {
 		p, err := v.verifySignature(ctx, raw)
 		if err != nil {
-			return Identity{}, time.Time{}, verifyFailure(err)
+			f := verifyFailure(err)
+			st.OK = f == failSignature && v.ring.kidSettled(ctx, raw)
+			return Identity{}, time.Time{}, f
 		}
 		payload = p
 	} else {
@@ -288,5 +326,5 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw string) (Identity, time.T
 		}
 		payload = msg.Payload()
 	}
-	return v.validate(payload)
+	return v.validate(payload, st)
 }

@@ -1,0 +1,114 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/agentos-authz/agentos-authz/internal/conformance"
+	"github.com/agentos-authz/agentos-authz/internal/poll"
+	"github.com/agentos-authz/agentos-authz/test/harness"
+)
+
+// TestReload: against the real binary, a mapping change in the file takes
+// effect without a restart while checks keep flowing (none fails); a broken
+// file keeps the running configuration; SIGHUP reloads on demand (the
+// failure is tried again and counted again).
+func TestReload(t *testing.T) {
+	bin := binary(t)
+	secret := strings.Repeat("r", 48)
+	keys := conformance.NewKeys(map[string][]byte{"hs.secret": []byte(secret)})
+	minter := conformance.Minter{Keys: keys}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "hs.secret")
+	if err := os.WriteFile(keyFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	base := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_key_files: [" + keyFile + "]\n"
+	replace := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath+".new", []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cfgPath+".new", cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(base)
+	srv, err := harness.Start(t.Context(), harness.Options{Binary: bin, ConfigPath: cfgPath})
+	if err != nil {
+		t.Fatalf("the server did not start: %v", err)
+	}
+	t.Cleanup(srv.Kill)
+	tok, err := minter.Mint(tokenSpec("alice", "agents:read", "teams:read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(path string) int32 {
+		b, err := harness.BuildRequest(conformance.Request{Method: "GET", Path: path}, map[string]string{"token": tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Check(t.Context(), b.Check)
+		if err != nil {
+			t.Fatalf("Check(%s): %v", path, err)
+		}
+		return resp.GetStatus().GetCode()
+	}
+
+	// Checks on a route both configurations allow never fail meanwhile.
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code("/teams") != 0 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	if c := code("/agents"); c != 0 {
+		t.Fatalf("GET /agents before the change: code %d", c)
+	}
+	replace(base + "scope_mappings:\n  \"GET /agents\": [agents:write]\n")
+	poll.For(t, "the mapping change to apply", func() bool { return code("/agents") != 0 })
+	replace(base)
+	poll.For(t, "the mapping to be restored", func() bool { return code("/agents") == 0 })
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d checks failed while the configuration was reloaded", n)
+	}
+
+	failures := func() float64 {
+		v, _ := value(scrape(t, srv), "agentos_authz_config_loads_total", map[string]string{"result": "failure"})
+		return v
+	}
+	replace(base + "unmapped_routes: maybe\n")
+	poll.For(t, "the broken file to be refused", func() bool { return failures() == 1 })
+	if c := code("/agents"); c != 0 {
+		t.Errorf("a broken file changed the running configuration: GET /agents code %d", c)
+	}
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	poll.For(t, "SIGHUP to reload (and refuse) the file again", func() bool { return failures() == 2 })
+	if cur, _ := value(scrape(t, srv), "agentos_authz_config_current", nil); cur != 0 {
+		t.Errorf("agentos_authz_config_current = %v with a broken file, want 0", cur)
+	}
+	noPanics(t, srv)
+}
