@@ -11,7 +11,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,7 +154,18 @@ type tokenSpec struct {
 	KeyID     string
 	TTL       time.Duration
 	Now       time.Time
+	// Claims are set last, over the claims above (token --claim).
+	Claims map[string]any
 }
+
+// claimError is a --claim value the claim cannot take (a registered claim of
+// another type, e.g. exp=soon): a usage error.
+type claimError struct {
+	name string
+	err  error
+}
+
+func (e *claimError) Error() string { return fmt.Sprintf("--claim %s: %v", e.name, e.err) }
 
 // mintToken signs a JWT with jwx. The scopes go in the contract's default
 // "scopes" claim as a list of strings.
@@ -184,6 +197,11 @@ func mintToken(spec authz.SigningAlgorithm, key any, ts tokenSpec) (string, erro
 		}
 		if err := set(c.name, c.v); err != nil {
 			return "", err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(ts.Claims)) {
+		if err := t.Set(name, ts.Claims[name]); err != nil {
+			return "", &claimError{name: name, err: err}
 		}
 	}
 	hdr := jws.NewHeaders()

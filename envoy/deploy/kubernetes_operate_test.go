@@ -101,6 +101,12 @@ func checkRollout(objs []kubeObject) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
+	return rolloutProblems(cfg, d)
+}
+
+// rolloutProblems returns the problems of a Deployment's rollout settings, given the
+// configuration its container loads.
+func rolloutProblems(cfg *authz.Config, d *appsv1.Deployment) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	ctr := d.Spec.Template.Spec.Containers[0]

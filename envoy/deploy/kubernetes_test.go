@@ -39,11 +39,12 @@ var contractConfigKeys = []string{
 	"os_id", "authorization", "admin_scope", "unmapped_routes", "jwt", "scope_mappings",
 	"excluded_routes", "cors_allowed_origins", "security_key", "security_key_migration",
 	"grpc_addr", "http_addr", "admin_addr", "log", "http", "mode", "shutdown_delay",
+	"interfaces", "tls", "upstream", "service_accounts",
 }
 
 // contractJWTKeys are the keys of the jwt section (contract §4).
 var contractJWTKeys = []string{
-	"verification_keys", "jwks_file", "jwks_url", "jwks_refresh", "algorithms", "algorithm",
+	"verification_keys", "verification_key_files", "jwks_file", "jwks_url", "jwks_refresh", "algorithms", "algorithm",
 	"issuer", "verify_audience", "audience", "leeway", "require_exp", "validate",
 	"token_source", "header", "cookie", "claims", "forward_claims",
 }
@@ -157,10 +158,31 @@ func podTemplateOf(o kubeObject) *corev1.PodTemplateSpec {
 	return nil
 }
 
+// allKinds are the kinds the plain manifests must hold.
+var allKinds = []string{"Namespace", "Deployment", "Service", "ConfigMap", "Secret",
+	"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
+
+// kubeEnv is what a set of manifests may rely on without defining it: the plain manifests
+// define everything; a Helm release lives in a namespace made by `helm install
+// --create-namespace` and may mount Secrets the operator creates (cert-manager's, say).
+type kubeEnv struct {
+	// namespaces exist in the cluster already.
+	namespaces []string
+	// secrets are "namespace/name" of Secrets made outside the manifests.
+	secrets []string
+	// kinds must each occur in the manifests.
+	kinds []string
+}
+
 // checkKubernetes checks what strict decoding cannot: references between the objects,
 // selectors against labels, ports, hardening, and the configuration they carry.
 func checkKubernetes(objs []kubeObject) error {
-	c := kubeChecker{objs: objs}
+	return checkKubernetesIn(objs, kubeEnv{kinds: allKinds})
+}
+
+// checkKubernetesIn is checkKubernetes for manifests that rely on env.
+func checkKubernetesIn(objs []kubeObject, env kubeEnv) error {
+	c := kubeChecker{objs: objs, env: env}
 	c.checkNamespaces()
 	for _, o := range objs {
 		switch v := o.obj.(type) {
@@ -178,8 +200,7 @@ func checkKubernetes(objs []kubeObject) error {
 			c.checkSecret(o, v)
 		}
 	}
-	for _, kind := range []string{"Namespace", "Deployment", "Service", "ConfigMap", "Secret",
-		"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} {
+	for _, kind := range env.kinds {
 		if !slices.ContainsFunc(objs, func(o kubeObject) bool { return o.kind() == kind }) {
 			c.fail("the manifests have no %s", kind)
 		}
@@ -189,6 +210,7 @@ func checkKubernetes(objs []kubeObject) error {
 
 type kubeChecker struct {
 	objs []kubeObject
+	env  kubeEnv
 	errs []error
 }
 
@@ -221,6 +243,9 @@ func (c *kubeChecker) podsSelectedBy(namespace string, sel labels.Selector) []*a
 
 func (c *kubeChecker) checkNamespaces() {
 	defined := map[string]bool{}
+	for _, ns := range c.env.namespaces {
+		defined[ns] = true
+	}
 	for _, o := range c.objs {
 		if _, ok := o.obj.(*corev1.Namespace); ok {
 			defined[o.meta().GetName()] = true
@@ -256,7 +281,13 @@ func (c *kubeChecker) checkDeployment(o kubeObject, d *appsv1.Deployment) {
 	case !sel.Matches(labels.Set(d.Spec.Template.Labels)):
 		c.fail("%s: spec.selector %s does not match the template labels %v", id, sel, d.Spec.Template.Labels)
 	}
-	if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+	// Without replicas, the HorizontalPodAutoscaler that targets the Deployment sets the count
+	// (checkHPA wants its minReplicas at 2 or more).
+	scaled := slices.ContainsFunc(c.objs, func(h kubeObject) bool {
+		hpa, ok := h.obj.(*autoscalingv2.HorizontalPodAutoscaler)
+		return ok && h.namespace() == o.namespace() && hpa.Spec.ScaleTargetRef.Kind == "Deployment" && hpa.Spec.ScaleTargetRef.Name == d.Name
+	})
+	if (d.Spec.Replicas == nil && !scaled) || (d.Spec.Replicas != nil && *d.Spec.Replicas < 2) {
 		c.fail("%s: spec.replicas: want at least 2, every request depends on this service", id)
 	}
 
@@ -329,6 +360,9 @@ func (c *kubeChecker) checkKeys(where, what, namespace, kind, name string, keys 
 		}
 	case "Secret":
 		s, ok := find[*corev1.Secret](c.objs, namespace, name)
+		if !ok && slices.Contains(c.env.secrets, namespace+"/"+name) {
+			return
+		}
 		if !ok {
 			c.fail("%s: %s: Secret %s/%s is not defined", where, what, namespace, name)
 			return
@@ -632,7 +666,9 @@ func (c *kubeChecker) checkService(o kubeObject, s *corev1.Service) {
 		switch {
 		case i < 0:
 			c.fail("%s: no port %d", id, w.port)
-		case s.Spec.Ports[i].AppProtocol == nil || *s.Spec.Ports[i].AppProtocol != w.appProtocol:
+		// https: the listeners serve TLS (the Helm chart's tls.enabled).
+		case s.Spec.Ports[i].AppProtocol == nil || (*s.Spec.Ports[i].AppProtocol != w.appProtocol &&
+			(w.appProtocol != "http" || *s.Spec.Ports[i].AppProtocol != "https")):
 			c.fail("%s: port %d: appProtocol must be %s", id, w.port, w.appProtocol)
 		}
 	}
