@@ -21,7 +21,7 @@ SOAK_RATE     ?= 500
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps fmt-check vet unit policy-test bench soak fuzz fuzz-short fuzz-run lint clean \
+.PHONY: golangci-lint all build run test test-deps fmt-check vet unit policy-test bench soak fuzz fuzz-short fuzz-run lint clean \
 	proto proto-lint proto-breaking proto-check
 
 all: build
@@ -35,7 +35,7 @@ run: build
 # test: formatting, vet, then every test (unit, fuzz seeds, conformance vectors
 # against the real binary over gRPC, nginx end to end) with the race detector,
 # then every fuzz target for FUZZSHORT, so new code is fuzzed on every run.
-test: test-deps fmt-check vet unit policy-test fuzz-short
+test: test-deps lint unit policy-test fuzz-short
 
 test-deps:
 	@bash .ci/install-test-deps.sh
@@ -103,7 +103,15 @@ fuzz-run:
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZRUN) $$pkg; \
 	done
 
-lint: fmt-check vet proto-lint proto-breaking proto-check
+lint: fmt-check vet golangci-lint proto-lint proto-breaking proto-check
+
+# golangci-lint v2, pinned in its own tools module (tools/golangci-lint/go.mod),
+# with the checked-in .golangci.yml, over the service's module and the nested
+# deploy-test module. The first run compiles it, which takes minutes.
+GOLANGCI := $(GO) tool -modfile=$(CURDIR)/tools/golangci-lint/go.mod golangci-lint
+golangci-lint:
+	$(GOLANGCI) run ./...
+	cd $(DEPLOY) && $(GOLANGCI) run --config $(CURDIR)/.golangci.yml ./...
 
 # The policy API (proto/agentos/...): buf and the protoc plugins are pinned in
 # tools/go.mod (a module of its own, so the service's go.mod lists only what

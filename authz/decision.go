@@ -37,6 +37,8 @@ type Header struct {
 // snake_case code used in logs and metric labels.
 type Reason uint8
 
+// The reasons, each with the status it carries (Status) and, in comments,
+// the docs/CONTRACT.md §5 row it stands for.
 const (
 	// ReasonUnknown is the zero value: a zero Decision denies.
 	ReasonUnknown Reason = iota
@@ -57,14 +59,12 @@ const (
 	ReasonNoRule             // 403 unmapped_routes: deny
 	ReasonCanceled           // context cancelled: fail closed
 	ReasonKeysUnavailable    // 503 keys not loaded yet (a JWKS URL before its first fetch)
-	// Service accounts (docs/CONTRACT.md §8, serviceaccounts.go).
+	// The service-account reasons (docs/CONTRACT.md §8, serviceaccounts.go).
 	ReasonServiceAccountInvalid     // 401 unknown, revoked or expired agno_pat_ token
 	ReasonServiceAccountsDisabled   // 401 an agno_pat_ token without service_accounts.db_url
 	ReasonServiceAccountThrottled   // 429 too many failed lookups from the client
 	ReasonServiceAccountUnavailable // 503 the database could not answer
-	// ReasonIdentityTokenFailed: allowed, but the identity token for the
-	// upstream could not be signed (docs/CONTRACT.md §9): 503, fail closed.
-	ReasonIdentityTokenFailed
+	ReasonIdentityTokenFailed       // 503 allowed, but the identity token could not be signed (docs/CONTRACT.md §9): fail closed
 	reasonCount
 )
 

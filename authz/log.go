@@ -20,14 +20,14 @@ const (
 	logRequestIDMax = 128
 )
 
-// truncateForLog returns s when it is at most max bytes long; otherwise
-// its first max bytes (fewer, to end on a whole UTF-8 character), marked
+// truncateForLog returns s when it is at most limit bytes long; otherwise
+// its first limit bytes (fewer, to end on a whole UTF-8 character), marked
 // with the original length, e.g. "/agents/aaaa…(truncated, 3145728 bytes)".
-func truncateForLog(s string, max int) string {
-	if len(s) <= max {
+func truncateForLog(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	cut := max
+	cut := limit
 	for i := 0; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
 		cut--
 	}

@@ -208,8 +208,8 @@ func TestCheckCanceledStopsWork(t *testing.T) {
 				if resp.GetStatus().GetCode() == int32(codes.OK) {
 					t.Errorf("Check of a cancelled caller allowed")
 				}
-				if max := int(after) * ctxCheckEvery; dec.headers > max {
-					t.Errorf("translated %d of %d headers after the caller left, want at most %d", dec.headers, n+1, max)
+				if limit := int(after) * ctxCheckEvery; dec.headers > limit {
+					t.Errorf("translated %d of %d headers after the caller left, want at most %d", dec.headers, n+1, limit)
 				}
 			})
 		}
@@ -241,7 +241,7 @@ func TestHTTPCanceledStopsWork(t *testing.T) {
 	if rec.Code == http.StatusOK {
 		t.Errorf("HTTP check of a cancelled caller = 200, want a denial")
 	}
-	if max := 2 * ctxCheckEvery; dec.calls != 1 || dec.headers > max {
-		t.Errorf("decided %d times with %d of %d headers after the proxy left, want once with at most %d", dec.calls, dec.headers, n, max)
+	if limit := 2 * ctxCheckEvery; dec.calls != 1 || dec.headers > limit {
+		t.Errorf("decided %d times with %d of %d headers after the proxy left, want once with at most %d", dec.calls, dec.headers, n, limit)
 	}
 }

@@ -142,7 +142,7 @@ func TestTraceDeciderContinuesTheCallersTrace(t *testing.T) {
 			}
 			got := map[attribute.Key]string{}
 			for _, a := range s.Attributes {
-				got[a.Key] = a.Value.Emit()
+				got[a.Key] = a.Value.String()
 			}
 			if len(got) != len(want) {
 				t.Errorf("attributes = %v, want exactly %v", got, want)
@@ -183,7 +183,7 @@ func TestTraceDeciderNeverRecordsSecrets(t *testing.T) {
 				var text strings.Builder
 				text.WriteString(s.Name + " " + s.Status.Description)
 				for _, a := range s.Attributes {
-					text.WriteString(" " + string(a.Key) + "=" + a.Value.Emit())
+					text.WriteString(" " + string(a.Key) + "=" + a.Value.String())
 				}
 				for _, e := range s.Events {
 					text.WriteString(" " + e.Name)

@@ -134,8 +134,7 @@ func TestGlobMatchNoAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := testing.AllocsPerRun(100, func() {
-		sinkBool = g.Match("/components/c1/configs/abc/set-current")
-		sinkBool = g.Match("/components/c1/configs/xbc/set-current/x")
+		sinkBool = g.Match("/components/c1/configs/abc/set-current") && g.Match("/components/c1/configs/xbc/set-current/x")
 	}); n != 0 {
 		t.Errorf("Glob.Match allocates %v times per run, want 0", n)
 	}

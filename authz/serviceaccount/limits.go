@@ -24,8 +24,8 @@ type cacheEntry struct {
 	cachedAt time.Time
 }
 
-func newVerifiedCache(ttl time.Duration, max int) *verifiedCache {
-	return &verifiedCache{ttl: ttl, max: max, entries: make(map[[32]byte]*list.Element), order: list.New()}
+func newVerifiedCache(ttl time.Duration, size int) *verifiedCache {
+	return &verifiedCache{ttl: ttl, max: size, entries: make(map[[32]byte]*list.Element), order: list.New()}
 }
 
 // get returns the cached account of key when it is at most ttl old and not expired at
@@ -106,9 +106,9 @@ type clientFailures struct {
 	times []time.Time // ascending
 }
 
-func newFailureLimiter(max int, window time.Duration, maxKeys int) *failureLimiter {
+func newFailureLimiter(maxFailures int, window time.Duration, maxKeys int) *failureLimiter {
 	return &failureLimiter{
-		max: max, window: window, maxKeys: maxKeys, disabled: max == 0,
+		max: maxFailures, window: window, maxKeys: maxKeys, disabled: maxFailures == 0,
 		clients: make(map[string]*list.Element), order: list.New(),
 	}
 }

@@ -29,24 +29,24 @@ func readDeployFile(t *testing.T, rel string) []byte {
 	return data
 }
 
-// mustReplace returns s with old replaced by new exactly once; it fails the test when old
+// mustReplace returns s with old replaced by repl exactly once; it fails the test when old
 // does not occur exactly once, so that a mutation test can never pass on a no-op.
-func mustReplace(t *testing.T, s, old, new string) string {
+func mustReplace(t *testing.T, s, old, repl string) string {
 	t.Helper()
 	if n := strings.Count(s, old); n != 1 {
 		t.Fatalf("mutation: %q occurs %d times, want exactly 1", old, n)
 	}
-	return strings.Replace(s, old, new, 1)
+	return strings.Replace(s, old, repl, 1)
 }
 
-// replaceFirst returns s with the first occurrence of old replaced by new; it fails the test
+// replaceFirst returns s with the first occurrence of old replaced by repl; it fails the test
 // when old does not occur.
-func replaceFirst(t *testing.T, s, old, new string) string {
+func replaceFirst(t *testing.T, s, old, repl string) string {
 	t.Helper()
 	if !strings.Contains(s, old) {
 		t.Fatalf("mutation: %q does not occur", old)
 	}
-	return strings.Replace(s, old, new, 1)
+	return strings.Replace(s, old, repl, 1)
 }
 
 var yamlDocSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)

@@ -315,7 +315,7 @@ func (s *Server) waitServing(ctx context.Context, timeout time.Duration) error {
 		return nil
 	case <-s.done:
 		cancel()
-		<-result
+		<-result //nolint:errcheck // WaitServing ends with ctx; the exit below is the error that matters
 		_ = conn.Close()
 		return s.exited()
 	}

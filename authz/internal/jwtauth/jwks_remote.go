@@ -39,7 +39,7 @@ const (
 	// request amplifier against the identity provider.
 	jwksRefetchGap = 10 * time.Second
 	// A server's Cache-Control max-age is honoured within these bounds.
-	jwksMaxAgeMin = time.Minute
+	jwksMinMaxAge = time.Minute
 	jwksMaxAgeMax = 24 * time.Hour
 	// jwksRetryMax bounds the wait before retrying a failed fetch (or
 	// discovery); the configured refresh interval bounds it too.
@@ -573,7 +573,7 @@ func refreshInterval(cacheControl string, configured time.Duration) time.Duratio
 		if secs > int64(jwksMaxAgeMax/time.Second) {
 			return jwksMaxAgeMax
 		}
-		return max(time.Duration(secs)*time.Second, jwksMaxAgeMin)
+		return max(time.Duration(secs)*time.Second, jwksMinMaxAge)
 	}
 	return configured
 }

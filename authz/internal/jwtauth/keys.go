@@ -405,9 +405,9 @@ func (s algSet) hmacMinSecret() int {
 // validation, then no token verifies), one that is really key material (an
 // SSH public key, base64 DER of a public key, a path to a file — anyone
 // holding that public text could sign admin tokens with it), and one shorter
-// than min bytes unless allowShort. fromFile words the white-space message
+// than minLen bytes unless allowShort. fromFile words the white-space message
 // for a key file.
-func checkSecret(secret []byte, min int, allowShort, fromFile bool) error {
+func checkSecret(secret []byte, minLen int, allowShort, fromFile bool) error {
 	s := string(secret)
 	if t := strings.TrimSpace(s); t != s {
 		if fromFile {
@@ -428,10 +428,10 @@ func checkSecret(secret []byte, min int, allowShort, fromFile bool) error {
 		return errors.New("is the path of an existing file, not an HMAC secret: the path itself would be the secret; " +
 			"list the file under jwt.verification_key_files instead")
 	}
-	if min > 0 && len(secret) < min && !allowShort {
+	if minLen > 0 && len(secret) < minLen && !allowShort {
 		return fmt.Errorf("the HMAC secret is %d bytes, shorter than the %d RFC 7518 §3.2 requires for the longest HMAC algorithm configured; "+
 			"use a random secret of at least %d bytes (openssl rand -base64 %d), or set jwt.allow_short_hmac_secrets: true while the issuer cannot change it",
-			len(secret), min, min, min)
+			len(secret), minLen, minLen, minLen)
 	}
 	return nil
 }
