@@ -8,7 +8,7 @@ type Request struct {
 	// Method is the HTTP method as sent ("GET", "HEAD", "OPTIONS", ...).
 	Method string
 	// Path is the raw request target as the proxy sent it: path plus query,
-	// not decoded (Envoy's :path). Decide normalises it (CONTRACT §5).
+	// not decoded (Envoy's :path). Decide normalises it (docs/CONTRACT.md §5).
 	Path string
 	// Headers holds the request headers with lower-case keys; repeated
 	// headers are already joined with "," as Envoy does. The "cookie"
@@ -20,7 +20,7 @@ type Request struct {
 	// service-account lookups (docs/CONTRACT.md §8). "" when unknown.
 	ClientAddr string
 	// Malformed is set by an adapter whose transport request lacks the HTTP
-	// attributes (CONTRACT §5 step 1): Decide answers 400 Malformed check request.
+	// attributes (docs/CONTRACT.md §5 step 1): Decide answers 400 Malformed check request.
 	Malformed bool
 	// Transport is TransportGRPC or TransportHTTP, set by the adapter, for
 	// the decision log line; "" when unknown (the check command).
@@ -103,7 +103,7 @@ func (r Reason) String() string {
 	return "reason_" + strconv.Itoa(int(r))
 }
 
-// Status is the HTTP status a decision with reason r carries (CONTRACT
+// Status is the HTTP status a decision with reason r carries (docs/CONTRACT.md
 // §5): 200 for the allowed reasons, 400 for a malformed request or path,
 // 401 for a missing or refused credential, 503 for an identity token that
 // could not be signed (docs/CONTRACT.md §9), 403 otherwise (insufficient
@@ -150,11 +150,11 @@ type Decision struct {
 	// Reason is the machine code for logs and metrics.
 	Reason Reason
 	// Detail is the contract's message for the JSON body {"detail": ...}
-	// of a denial (CONTRACT §5 table); empty on allow.
+	// of a denial (docs/CONTRACT.md §5 table); empty on allow.
 	Detail string
 
 	// Upstream are the headers set (overwriting) on the request forwarded
-	// upstream on allow, in a stable order (CONTRACT §5 table).
+	// upstream on allow, in a stable order (docs/CONTRACT.md §5 table).
 	Upstream []Header
 	// Remove lists inbound x-agentos-* header names that are not in
 	// Upstream and must be removed from the forwarded request.

@@ -2,7 +2,7 @@ package authz
 
 import "testing"
 
-// TestReasonStatus: every reason has the status of its CONTRACT §5 row;
+// TestReasonStatus: every reason has the status of its docs/CONTRACT.md §5 row;
 // the zero Reason denies.
 func TestReasonStatus(t *testing.T) {
 	want := map[Reason]int{

@@ -8,7 +8,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
-// scopeSets interns the parsed scopes of the callers (issue 4, the cached
+// scopeSets interns the parsed scopes of the callers (the cached
 // decision): a decision needs the caller's scopes.Set, and parsing it is a
 // fifth of a cached decision's time and its largest allocation, while the
 // verified-token cache keeps only the scopes' text (a parsed Set per cached
@@ -66,7 +66,7 @@ func (c *scopeSets) set(p *principal, t *scopes.Table) *scopes.Set {
 // share returns p with its scopes text taken from the interned entry of
 // its list, for the verified-token cache: the cached principals of one
 // list then hold one copy of its text, not one each (the text is most of
-// a principal's bytes; issue 4's memory budget).
+// a principal's bytes; the memory budget in the README's Performance section).
 func (c *scopeSets) share(p principal, t *scopes.Table) principal {
 	if p.scopes == "" || p.extra != nil && p.extra.list != nil {
 		return p

@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 )
 
-// keyMode says how the deprecated security key (CONTRACT §7) takes part.
+// keyMode says how the deprecated security key (docs/CONTRACT.md §7) takes part.
 type keyMode uint8
 
 const (
@@ -39,7 +39,7 @@ func (k *securityKey) matches(presented string) bool {
 	return subtle.ConstantTimeCompare(d[:], k.digest[:]) == 1
 }
 
-// Security-key details (CONTRACT §5 table, key mode).
+// Security-key details (docs/CONTRACT.md §5 table, key mode).
 const (
 	detailKeyRequired = "Authorization header required"
 	detailKeyInvalid  = "Invalid authentication token"

@@ -13,7 +13,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
-// This file owns the verified-token cache (issue 4): what a valid token
+// This file owns the verified-token cache (README, Performance): what a valid token
 // says (its principal: user, session, scopes, forwarded claims),
 // remembered so a token seen again skips the signature and the claims
 // decoding.
@@ -44,7 +44,7 @@ import (
 // some entries beyond its share while the cache as a whole has room.
 // Without that room, a shard over its share evicts although the cache
 // is not full, and a token pool as large as the cache misses half the
-// time (issue 4, measured with authz-bench and 100 000 tokens).
+// time (measured with authz-bench and 100 000 tokens).
 
 // principal is an authenticated caller as a decision uses it, small
 // enough to be remembered 100 000 times within the memory budget: its

@@ -351,7 +351,7 @@ func cachedBench(t testing.TB) (*Authorizer, *Request) {
 	return a, r
 }
 
-// maxCachedAllocs is the budget of a cached decision (issue 4).
+// maxCachedAllocs is the budget of a cached decision (README, Performance).
 const maxCachedAllocs = 5
 
 func TestDecideCachedAllocs(t *testing.T) {

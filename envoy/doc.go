@@ -5,7 +5,7 @@
 // a CheckRequest becomes an authz.Request (FromCheckRequest), an
 // authz.Decision becomes a CheckResponse (ToCheckResponse), and Server
 // serves envoy.service.auth.v3.Authorization/Check by chaining the two
-// around a Decider. The HTTP ext_authz mode (CONTRACT §6) does the same
+// around a Decider. The HTTP ext_authz mode (docs/CONTRACT.md §6) does the same
 // for an http.Request (FromHTTPRequest, WriteDecision, NewHTTPHandler):
 // Envoy's HTTP service mode, nginx auth_request and Traefik ForwardAuth.
 // Metrics wraps a Decider to count every decision of both transports in
@@ -14,7 +14,7 @@
 //
 // It never decides: no path rules, credentials or scopes live here, and
 // every client-caused outcome (allow, 400, 401, 403) is rendered as a
-// CheckResponse, never as a gRPC error (CONTRACT §5, ENVOY-NOTES §3: a
+// CheckResponse, never as a gRPC error (docs/CONTRACT.md §5, ENVOY-NOTES §3: a
 // failed RPC is an error to Envoy, not a denial). It holds no global
 // state and does not log tokens or header values.
 package envoy

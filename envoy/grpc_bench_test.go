@@ -173,7 +173,7 @@ func benchWire(b *testing.B, wire []byte, check func(*authv3.CheckRequest) *auth
 }
 
 // TestCheckAllocs locks the allocations of a whole Check with a cached
-// token (issue 4): the decision's upstream headers, the request passed to
+// token (README, Performance): the decision's upstream headers, the request passed to
 // the Decider, and the response (its messages, headers' storage and list,
 // and the metadata's map); a denial builds its detail and body instead.
 func TestCheckAllocs(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 )
 
 // securityKey configures the real authorizer in its simplest mode (the
-// deprecated static key, CONTRACT §7), which needs no JWT machinery.
+// deprecated static key, docs/CONTRACT.md §7), which needs no JWT machinery.
 const securityKey = "fixture-static-key-0123456789"
 
 func newKeyAuthorizer(t *testing.T) *authz.Authorizer {

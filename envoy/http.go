@@ -13,14 +13,14 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz"
 )
 
-// HTTP ext_authz mode (CONTRACT §6): an http.Request is translated into the
+// HTTP ext_authz mode (docs/CONTRACT.md §6): an http.Request is translated into the
 // same authz.Request as a CheckRequest, decided by the same Decider, and
 // the Decision rendered as the HTTP reply Envoy's HTTP service mode, nginx
 // auth_request and Traefik ForwardAuth all read: 200 with the upstream
 // headers, or the denial's status with its JSON body.
 
 // Headers that name the checked request when a proxy sends the check as a
-// request of its own (CONTRACT §6).
+// request of its own (docs/CONTRACT.md §6).
 const (
 	headerOriginalURI     = "X-Original-Uri"     // nginx auth_request
 	headerOriginalMethod  = "X-Original-Method"  // nginx auth_request
@@ -60,7 +60,7 @@ type httpHandler struct {
 var _ http.Handler = (*httpHandler)(nil)
 
 // NewHTTPHandler returns the HTTP ext_authz service around d: every
-// request is a check (CONTRACT §6), decided on the serving goroutine. It
+// request is a check (docs/CONTRACT.md §6), decided on the serving goroutine. It
 // panics if d is nil: that is a wiring bug, not an input.
 //
 // The http.Server serving it must set DisableGeneralOptionsHandler:
@@ -120,7 +120,7 @@ func FromHTTPRequest(r *http.Request, prefix string) authz.Request {
 		// absolute-form (GET http://host/agents) or authority-form
 		// (CONNECT host:443). No proxy sends one as a check: it goes to
 		// the pipeline as is, which answers 400 Malformed request path
-		// (CONTRACT §5), never an allow it was not asked for.
+		// (docs/CONTRACT.md §5), never an allow it was not asked for.
 		path = r.RequestURI
 	default:
 		// Envoy's HTTP service mode: the request is the check.
@@ -228,7 +228,7 @@ func (e *errUncarriable) Error() string {
 	return "the value of " + e.name + " cannot be carried by an HTTP header (control character, or white space at an end)"
 }
 
-// WriteDecision renders d as the HTTP ext_authz reply (CONTRACT §5, §6).
+// WriteDecision renders d as the HTTP ext_authz reply (docs/CONTRACT.md §5, §6).
 //
 // Allowed, or shadowed (d.Passes): 200, no body, every d.Upstream header, and d.Remove in
 // x-envoy-auth-headers-to-remove, which Envoy applies to the upstream

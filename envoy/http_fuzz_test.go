@@ -14,7 +14,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz"
 )
 
-// contractStatuses are the HTTP statuses of CONTRACT §5's table, plus 200.
+// contractStatuses are the HTTP statuses of docs/CONTRACT.md §5's table, plus 200.
 var contractStatuses = map[int]bool{200: true, 400: true, 401: true, 403: true, 429: true, 503: true}
 
 // FuzzHTTPCheck: any HTTP/1.1 request a proxy (or anyone reaching the

@@ -29,7 +29,7 @@ func (c *countingDecider) Decide(ctx context.Context, r *authz.Request) authz.De
 // TestHTTPNonOriginFormTargets: in Envoy's HTTP service mode the request
 // target is the checked path. A target that is not origin-form (OPTIONS *,
 // absolute-form, authority-form) goes through the pipeline and gets 400
-// Malformed request path (CONTRACT §5), with a credential that would allow
+// Malformed request path (docs/CONTRACT.md §5), with a credential that would allow
 // the path it names, with or without http.path_prefix, over a real
 // listener configured as serve configures it.
 func TestHTTPNonOriginFormTargets(t *testing.T) {

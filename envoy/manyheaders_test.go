@@ -16,7 +16,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz"
 )
 
-// A request with very many headers (CONTRACT §5 removes every inbound
+// A request with very many headers (docs/CONTRACT.md §5 removes every inbound
 // x-agentos-* header, also on preflights and excluded routes, which need no
 // credential) must cost time proportional to its size, and nothing more
 // once its caller is gone.

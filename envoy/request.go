@@ -16,7 +16,7 @@ import (
 // nil-safe accessors, so a bare or partial request never panics.
 //
 // Without HTTP attributes the result is Request{Malformed: true}, which
-// Decide answers with 400 Malformed check request (CONTRACT §5 step 1).
+// Decide answers with 400 Malformed check request (docs/CONTRACT.md §5 step 1).
 //
 // Path is http.path as Envoy sends it: the raw :path, query included,
 // undecoded (ENVOY-NOTES §1); authz normalises it. Headers come from

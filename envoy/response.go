@@ -54,7 +54,7 @@ const (
 // allowBlock is every message of an allow response but its headers,
 // allocated at once: a response is built for every check, and each
 // allocation costs the server CPU twice, to allocate and to collect
-// (issue 4's profile). The messages point into the block, so it lives as
+// (the profile in the README's Performance section). The messages point into the block, so it lives as
 // long as the response.
 type allowBlock struct {
 	resp   authv3.CheckResponse
@@ -108,7 +108,7 @@ func allowResponse(d *authz.Decision) *authv3.CheckResponse {
 				// the dynamic metadata, which access logs may print.
 				continue
 			}
-			// CONTRACT §5: the metadata holds the same values as the
+			// docs/CONTRACT.md §5: the metadata holds the same values as the
 			// headers, one string per header name.
 			sl.str.StringValue = validUTF8(h.Value)
 			sl.value.Kind = &sl.str
@@ -159,7 +159,7 @@ func httpStatus(s int) int {
 }
 
 // grpcCode maps a denial's HTTP status to the CheckResponse status code
-// (CONTRACT §5). Envoy reads any non-OK code as a denial.
+// (docs/CONTRACT.md §5). Envoy reads any non-OK code as a denial.
 func grpcCode(status int) codes.Code {
 	switch status {
 	case http.StatusUnauthorized:

@@ -31,11 +31,11 @@ type Result struct {
 }
 
 // Check decides whether the caller may call method on path. The path must be
-// normalised already (CONTRACT §5: decoded once, no query, no trailing slash
+// normalised already (docs/CONTRACT.md §5: decoded once, no query, no trailing slash
 // except "/"); HEAD is checked as GET. A nil Set is a caller without scopes.
 // Check does not allocate, except for AccessibleIDs on a filtered listing.
 //
-// CONTRACT §5: an exact key wins, then the first matching pattern in table
+// docs/CONTRACT.md §5: an exact key wins, then the first matching pattern in table
 // order; the admin scope grants everything; a route with no required scope needs
 // none; an unmapped route follows the policy.
 func (t *Table) Check(method, path string, s *Set) Result {
@@ -74,7 +74,7 @@ func (t *Table) Check(method, path string, s *Set) Result {
 		if r.set.meet(q, r.Family, r.ID) >= 0 {
 			continue
 		}
-		// CONTRACT §5: a listing whose route requires the path family's
+		// docs/CONTRACT.md §5: a listing whose route requires the path family's
 		// two-part scope passes with the caller's per-resource scopes of that
 		// family and action, and the upstream sees only those ids.
 		if r.collection && q.kind == reqGlobal && q.fam == r.Family && r.set.hasResource(q.fam, q.act) {
@@ -268,7 +268,7 @@ func (r *Result) Missing() []string {
 
 // DeniedScopes returns the scopes the 403 detail lists: every required scope of
 // the matched rule as written, met or not ("Insufficient permissions. Required
-// scope(s): a, b", CONTRACT §5). Nil when allowed or when no rule matched.
+// scope(s): a, b", docs/CONTRACT.md §5). Nil when allowed or when no rule matched.
 func (r *Result) DeniedScopes() []string {
 	if r.Allowed || r.Rule == nil {
 		return nil

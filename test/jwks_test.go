@@ -33,7 +33,7 @@ import (
 )
 
 // TestJWKSURLRotation runs the binary against a JWKS server on loopback
-// (issue 4): not ready while the JWKS fails, ready once it loads; then a
+// (README, Performance): not ready while the JWKS fails, ready once it loads; then a
 // key rotation with no restart — a new key verifies at once (kid-miss
 // refetch), the old one stops verifying within a refresh interval.
 func TestJWKSURLRotation(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The path-bypass suite (CONTRACT §5, ambiguous paths): through a real
+// The path-bypass suite (docs/CONTRACT.md §5, ambiguous paths): through a real
 // nginx running the shipped configuration, every class of ambiguous path
 // either reaches the upstream as exactly the target that agentos-authz
 // checked (nginx passes $request_uri both to the check, as X-Original-URI,
@@ -130,7 +130,7 @@ func TestNginxPathBypass(t *testing.T) {
 	tests := []struct {
 		class   string
 		targets []string
-		// allowed: the class is not ambiguous (CONTRACT §5); the request
+		// allowed: the class is not ambiguous (docs/CONTRACT.md §5); the request
 		// must reach the upstream unchanged. Otherwise it must be refused.
 		allowed bool
 	}{

@@ -22,7 +22,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/test/harness"
 )
 
-// The HTTP ext_authz mode end to end (CONTRACT §6): a real nginx, running
+// The HTTP ext_authz mode end to end (docs/CONTRACT.md §6): a real nginx, running
 // the shipped envoy/deploy/nginx/nginx.conf moved to loopback ports, in
 // front of an upstream that echoes what it receives, with the real binary
 // as its auth_request service.

@@ -185,7 +185,7 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 	}
 	if httpAddr != nil {
 		// The HTTP ext_authz mode answers each request as a check of itself
-		// (CONTRACT §6): 200 with the x-agentos-* headers, or the denial.
+		// (docs/CONTRACT.md §6): 200 with the x-agentos-* headers, or the denial.
 		h := dialAddr(httpAddr)
 		fmt.Fprintln(w, "\n# The same over HTTP (Envoy HTTP mode, nginx auth_request, Traefik ForwardAuth):")
 		for _, c := range tries {

@@ -12,7 +12,7 @@ import (
 )
 
 // envConfig names the configuration file when --config is not given
-// (CONTRACT §3).
+// (docs/CONTRACT.md §3).
 const envConfig = "AUTHZ_CONFIG"
 
 // newFlagSet returns a flag set that reports errors instead of exiting and
@@ -76,7 +76,7 @@ func configPath(flagValue string, lookupEnv func(string) (string, bool)) string 
 }
 
 // loadConfig reads the file at path (none when "") and loads it with the
-// environment and the flags (CONTRACT §2 precedence).
+// environment and the flags (docs/CONTRACT.md §2 precedence).
 func loadConfig(path string, lookupEnv func(string) (string, bool), flags authz.Flags) (*authz.Config, error) {
 	var text []byte
 	if path != "" {

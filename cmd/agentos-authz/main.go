@@ -1,5 +1,5 @@
 // Command agentos-authz is the AgentOS RBAC external-authorization service
-// for Envoy and its operator tools (CONTRACT §2).
+// for Envoy and its operator tools (docs/CONTRACT.md §2).
 //
 // This package is wiring only: flags, environment, logger, listeners,
 // health, signals. Decisions live in authz, the Envoy translation in envoy.
@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Exit codes shared by the commands (CONTRACT §2).
+// Exit codes shared by the commands (docs/CONTRACT.md §2).
 const (
 	exitOK     = 0
 	exitDenied = 1 // check: the request is denied

@@ -6,7 +6,7 @@ import "runtime/debug"
 // default GC (GOGC=100) lets the heap grow to twice the live heap; with a
 // soft limit the collector works harder near the limit instead, so a full
 // cache of 100k tokens (≈224 B each, live) stays within 64 MiB RSS
-// (issue 4's budget; measured in the README). It is soft: a heap that
+// (the performance budget; measured in the README). It is soft: a heap that
 // outgrows it costs GC CPU (capped by the runtime at about half), never an
 // out-of-memory kill.
 const (

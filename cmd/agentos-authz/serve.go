@@ -285,7 +285,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
 		return exitFault
 	}
-	// CONTRACT §6: the HTTP ext_authz listener, unless http_addr is off.
+	// docs/CONTRACT.md §6: the HTTP ext_authz listener, unless http_addr is off.
 	var httpLis net.Listener
 	if cfg.HTTPAddr != authz.HTTPAddrOff {
 		httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -608,7 +608,7 @@ func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady
 // adminHandler serves /healthz (200 while the process lives), /readyz
 // (readyz: 200 only while serving checks, 503 before and while draining,
 // with the readiness conditions as JSON), when
-// metrics is not nil, /metrics (CONTRACT §2) and, with profiling on
+// metrics is not nil, /metrics (docs/CONTRACT.md §2) and, with profiling on
 // (--pprof), the Go profiles of net/http/pprof under /debug/pprof/.
 // Profiles expose internals (goroutine stacks, heap contents by site) and
 // cost CPU while taken: they are off by default, and the admin listener

@@ -69,7 +69,7 @@ func metricValue(text, series string) string {
 }
 
 // TestServeHTTPModeAndMetrics runs the real service with the HTTP listener
-// on: HTTP checks answer as CONTRACT §6 says, and /metrics counts the
+// on: HTTP checks answer as docs/CONTRACT.md §6 says, and /metrics counts the
 // checks of both transports.
 func TestServeHTTPModeAndMetrics(t *testing.T) {
 	h := newHarness(t)

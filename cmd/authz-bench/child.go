@@ -106,7 +106,7 @@ func startChild(name string, argv, env []string, stdout io.Writer) (*child, erro
 	return c, nil
 }
 
-// stop sends SIGTERM (the service drains and exits 0, CONTRACT §2) and
+// stop sends SIGTERM (the service drains and exits 0, docs/CONTRACT.md §2) and
 // kills the process if it is still there after a grace period.
 func (c *child) stop(log io.Writer) {
 	select {
@@ -130,7 +130,7 @@ func (c *child) stop(log io.Writer) {
 }
 
 // serviceEnv is this process's environment without the variables the
-// service reads (CONTRACT §3): they would override the generated
+// service reads (docs/CONTRACT.md §3): they would override the generated
 // configuration.
 func serviceEnv() []string {
 	drop := map[string]bool{

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// checkMethod is the ext_authz Check RPC (CONTRACT §1).
+// checkMethod is the ext_authz Check RPC (docs/CONTRACT.md §1).
 const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
 
 // wireCodec lets the load generator send requests it encoded ahead of time

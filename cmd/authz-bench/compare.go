@@ -31,7 +31,7 @@ type scenario struct {
 	Fresh bool
 }
 
-// scenarios are the workloads the budget is judged on (issue 4).
+// scenarios are the workloads the budget is judged on (README, Performance).
 func scenarios() []scenario {
 	return []scenario{
 		{Name: "pooled-hs256", Alg: "HS256"},
@@ -378,7 +378,7 @@ func budgetChecks(svc, noop *Result) []check {
 }
 
 // freshBudget fills the fresh-token figures when the fresh RS256 scenario
-// ran. The budget (issue 4) holds a fresh RS256 token to within 10% of one
+// ran. The budget (README, Performance) holds a fresh RS256 token to within 10% of one
 // bare signature verification, timed here (SHA-256 of the signing input +
 // RSA verify, in CPU time). End to end, the service's work for a fresh
 // token is its server CPU per check beyond the no-op server's for the same
@@ -531,7 +531,7 @@ func writeServiceConfig(dir string) (signingKeys, string, error) {
 	return signingKeys{hmac: []byte(secret), rsa: key}, path, nil
 }
 
-// serviceConfig is the YAML configuration (CONTRACT §4) the service runs
+// serviceConfig is the YAML configuration (docs/CONTRACT.md §4) the service runs
 // with: both keys, both algorithms, everything else default (the AgentOS
 // route table, authorization on).
 func serviceConfig(hmacSecret string, rsaPublicPEM []byte) []byte {

@@ -125,7 +125,7 @@ func TestRunLoadNoop(t *testing.T) {
 }
 
 // rbacCheck is a small, independent reading of the AgentOS rules for the
-// bench fixtures' routes (CONTRACT §5): it decides from the token's
+// bench fixtures' routes (docs/CONTRACT.md §5): it decides from the token's
 // scopes claim, without verifying the signature.
 type rbacCheck struct {
 	authv3.UnimplementedAuthorizationServer

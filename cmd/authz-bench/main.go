@@ -17,9 +17,9 @@
 // decision, the baseline. compare starts the real service and the no-op
 // server pinned to one CPU, runs the same load against each from another
 // CPU and prints them side by side with the ratios the performance budget
-// (issue 4) sets.
+// (README, Performance) sets.
 //
-// It talks to the service only through the contract (CONTRACT §2, §5):
+// It talks to the service only through the contract (docs/CONTRACT.md §2, §5):
 // the Check RPC, the serve command and its configuration file. It never
 // prints a token, key or secret.
 package main

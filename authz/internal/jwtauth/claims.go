@@ -71,7 +71,7 @@ func (v *Verifier) validate(payload []byte, st *Settled) (Identity, time.Time, *
 	audRaw, _ := claims.get(v.claims.Audience)
 	hasAud, audOK, audMatch := audienceClaim(audRaw, v.audience)
 	if !audOK {
-		// CONTRACT §5: an empty or non-string aud is an invalid token.
+		// docs/CONTRACT.md §5: an empty or non-string aud is an invalid token.
 		return Identity{}, time.Time{}, invalid("malformed audience claim")
 	}
 	if f := v.checkTimes(exp, nbf, iat); f != nil {
@@ -308,7 +308,7 @@ func identitySafe(s string) bool {
 	return utf8.ValidString(s)
 }
 
-// reservedSubject reports user ids AgentOS keeps for itself (CONTRACT §5).
+// reservedSubject reports user ids AgentOS keeps for itself (docs/CONTRACT.md §5).
 func reservedSubject(id string) bool {
 	return strings.HasPrefix(id, "sa:") || strings.HasPrefix(id, "__oauth__:") || id == "__scheduler__"
 }

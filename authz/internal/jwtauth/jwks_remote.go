@@ -337,7 +337,7 @@ func (r *remoteJWKS) wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Refetch is the kid-miss refetch (CONTRACT §5): one immediate fetch, at
+// Refetch is the kid-miss refetch (docs/CONTRACT.md §5): one immediate fetch, at
 // most one per RefetchGap; misses that arrive while it runs wait for it
 // (bounded by their ctx), misses within the gap get nil at once. It
 // returns the key set after the fetch, or nil when nothing was fetched.

@@ -23,7 +23,7 @@ type jwksSource interface {
 	// static keys are still tried.
 	Keys(ctx context.Context) (*keySet, error)
 	// Refetch is called at most once per token, when the token's kid is in
-	// no key of the current set (CONTRACT §5: "after one refetch, for a JWKS
+	// no key of the current set (docs/CONTRACT.md §5: "after one refetch, for a JWKS
 	// URL"). A fetching source refetches, rate-limited, and returns the new
 	// set; a source with nothing new returns nil, nil.
 	Refetch(ctx context.Context, kid string) (*keySet, error)
@@ -55,7 +55,7 @@ var (
 // the token's alg must be allowlisted, and each key is offered only for an
 // algorithm of its own type — never inferred from the key, never fetched
 // from the token's jku/x5u (JWX docs/01-jwt.md: taking alg from the key is
-// brute force; a jku lets the token pick its own key). CONTRACT §5 order:
+// brute force; a jku lets the token pick its own key). docs/CONTRACT.md §5 order:
 // the JWKS first (kid → that key; no kid, or a kid no key has after one
 // refetch → the kid-less JWKS keys), then the static keys in order.
 type keyRing struct {
@@ -123,7 +123,7 @@ func (r *keyRing) appendKeys(ctx context.Context, dst []any, alg sigAlg, kid str
 	return dst
 }
 
-// jwksCandidates picks the JWKS keys for a token's kid (CONTRACT §5): the
+// jwksCandidates picks the JWKS keys for a token's kid (docs/CONTRACT.md §5): the
 // keys with that kid only, else (no kid, or a kid unknown even after one
 // refetch) the keys without a kid.
 func (r *keyRing) jwksCandidates(ctx context.Context, kid string) []verifyKey {
