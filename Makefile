@@ -80,7 +80,7 @@ soak: build
 # time). Crashers land in the package's testdata/fuzz/ and become regression seeds.
 FUZZ_TARGETS := \
 	./scopes/:FuzzParseScope ./scopes/:FuzzGlob \
-	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/internal/jwtauth/:FuzzVerify \
+	./authz/:FuzzNormalizePath ./authz/:FuzzCredentials ./authz/:FuzzLoad ./authz/:FuzzServiceAccountToken ./authz/internal/jwtauth/:FuzzVerify \
 	./authz/internal/jwtauth/:FuzzClaimsScan ./authz/:FuzzDecide ./authz/internal/jwtauth/:FuzzVerifySignature \
 	./authz/internal/jwtauth/:FuzzCompactShape ./authz/internal/jwtauth/:FuzzNumericDate \
 	./authz/internal/jwtauth/:FuzzClaimChecks \

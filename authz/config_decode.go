@@ -42,6 +42,9 @@ type decoder struct {
 }
 
 func (d *decoder) fail(path string, n *yaml.Node, err error) {
+	if path == "" {
+		path = "config" // the document itself
+	}
 	line := 0
 	if n != nil {
 		line = n.Line
@@ -215,8 +218,26 @@ func yamlFields(t reflect.Type) map[string]int {
 }
 
 func joinPath(parent, name string) string {
+	if !plainKey(name) {
+		// An empty or odd key is quoted, so the path still names it.
+		return parent + "[" + strconv.Quote(name) + "]"
+	}
 	if parent == "" {
 		return name
 	}
 	return parent + "." + name
+}
+
+// plainKey reports whether name can stand in a dotted path as is.
+func plainKey(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -22,7 +22,7 @@ type saFixture struct {
 	expired string
 }
 
-func newSAFixture(t *testing.T) saFixture {
+func newSAFixture(t testing.TB) saFixture {
 	t.Helper()
 	f := saFixture{path: filepath.Join(t.TempDir(), "agno.db")}
 	f.url = "sqlite:///" + f.path
@@ -49,7 +49,7 @@ func newSAFixture(t *testing.T) saFixture {
 
 // newSAAuthorizer builds an Authorizer on yamlText with the fixture's
 // database opened as serve opens it.
-func newSAAuthorizer(t *testing.T, yamlText string) *Authorizer {
+func newSAAuthorizer(t testing.TB, yamlText string) *Authorizer {
 	t.Helper()
 	cfg, err := Load([]byte(yamlText), nil, Flags{})
 	if err != nil {
