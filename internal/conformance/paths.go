@@ -121,8 +121,8 @@ func SharedDir() (dir string, ok bool, err error) {
 }
 
 // Load reads the vector files of Dir()/vectors, then those of
-// Dir()/vectors-next (the rules the contract added last), and the keys of
-// Dir()/keys.
+// Dir()/vectors-next (the rules the contract added last), the project's own
+// vectors (test/testdata/project-vectors), and the keys of Dir()/keys.
 func Load() (dir string, files []File, keys *Keys, err error) {
 	dir, err = Dir()
 	if err != nil {
@@ -137,6 +137,17 @@ func Load() (dir string, files []File, keys *Keys, err error) {
 		return "", nil, nil, err
 	}
 	files = append(files, next...)
+	// The project's own vectors, for rules the shared set does not cover
+	// (same schema; not vendored, so not in the drift checks).
+	root, err := Root()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	own, err := LoadDir(filepath.Join(root, "test", "testdata", "project-vectors"))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	files = append(files, own...)
 	keys, err = LoadKeys(filepath.Join(dir, "keys"))
 	if err != nil {
 		return "", nil, nil, err
