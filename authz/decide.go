@@ -355,6 +355,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	id, auth, fail := s.authenticateAll(ctx, r, log)
 	if fail != nil {
 		d := s.deny(r, fail.Reason, fail.Detail)
+		d.TokenProblem = fail.Problem
 		if st := d.Status; st != 503 && st != 429 {
 			// An authentication failure is a 401 whatever its reason: a
 			// verification cancelled midway too (Reason.Status says 403

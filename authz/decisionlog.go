@@ -23,7 +23,7 @@ const (
 	TokenExpired      TokenProblem = "expired"       // exp in the past
 	TokenNotYetValid  TokenProblem = "not_yet_valid" // nbf or iat in the future
 	TokenBadSignature TokenProblem = "bad_signature" // no key verified the signature
-	TokenUnknownKID   TokenProblem = "unknown_kid"   // no key has the token's kid
+	TokenUnknownKID   TokenProblem = "unknown_kid"   // no key has the token's kid (or fits its algorithm)
 	TokenAlgorithm    TokenProblem = "algorithm"     // alg not allowed
 	TokenIssuer       TokenProblem = "issuer"        // iss missing or not the configured one
 	TokenAudience     TokenProblem = "audience"      // aud missing or not accepted

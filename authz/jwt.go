@@ -17,6 +17,9 @@ import (
 type failure struct {
 	Reason Reason
 	Detail string
+	// Problem is the decision line's token_problem ("" when the reason
+	// says it all: tokenProblemOf).
+	Problem TokenProblem
 }
 
 // The docs/CONTRACT.md §5 details of a refused token.
@@ -39,10 +42,38 @@ func tokenFailure(f *jwtauth.Failure) *failure {
 	case jwtauth.Canceled:
 		return &failure{Reason: ReasonCanceled, Detail: detailInvalidPrefix + "the check was cancelled"}
 	case jwtauth.Invalid:
-		return &failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + f.Why}
+		return &failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + f.Why, Problem: causeProblem(f.Cause)}
 	}
 	// Unreachable (the kinds are closed): fail closed.
 	return &failure{Reason: ReasonInvalidToken, Detail: detailInvalidPrefix + "token refused"}
+}
+
+// causeProblem names the cause of an invalid token for the decision log
+// (TokenProblem's closed set).
+func causeProblem(c jwtauth.Cause) TokenProblem {
+	switch c {
+	case jwtauth.CauseMalformed:
+		return TokenMalformed
+	case jwtauth.CauseClaims:
+		return TokenClaims
+	case jwtauth.CauseSubject:
+		return TokenSubject
+	case jwtauth.CauseMissingExp:
+		return TokenMissingExp
+	case jwtauth.CauseIssuer:
+		return TokenIssuer
+	case jwtauth.CauseAudience:
+		return TokenAudience
+	case jwtauth.CauseNotYetValid:
+		return TokenNotYetValid
+	case jwtauth.CauseSignature:
+		return TokenBadSignature
+	case jwtauth.CauseNoKey:
+		return TokenUnknownKID
+	case jwtauth.CauseAlgorithm:
+		return TokenAlgorithm
+	}
+	return TokenInvalid
 }
 
 // JWKSObserver receives what operators count about keys: JWKS fetches and

@@ -35,7 +35,7 @@ func (v *Verifier) validate(payload []byte, st *Settled) (Identity, time.Time, *
 	var buf [claimsBuf]rawClaim
 	claims, ok := scanClaims(buf[:0], payload)
 	if !ok {
-		return Identity{}, time.Time{}, invalid("malformed claims")
+		return Identity{}, time.Time{}, invalid(CauseMalformed, "malformed claims")
 	}
 
 	exp, hasExp, f := dateClaim(claims, jwt.ExpirationKey)
@@ -60,7 +60,7 @@ func (v *Verifier) validate(payload []byte, st *Settled) (Identity, time.Time, *
 			continue
 		}
 		if raw, ok := claims.get(name); ok && (len(raw) == 0 || raw[0] != '"') {
-			return Identity{}, time.Time{}, invalid(name + " claim is not a string")
+			return Identity{}, time.Time{}, invalid(CauseClaims, name+" claim is not a string")
 		}
 	}
 	// jwx treats exp 0 as "no exp"; for us it is a token that expired in
@@ -72,7 +72,7 @@ func (v *Verifier) validate(payload []byte, st *Settled) (Identity, time.Time, *
 	hasAud, audOK, audMatch := audienceClaim(audRaw, v.audience)
 	if !audOK {
 		// docs/CONTRACT.md §5: an empty or non-string aud is an invalid token.
-		return Identity{}, time.Time{}, invalid("malformed audience claim")
+		return Identity{}, time.Time{}, invalid(CauseAudience, "malformed audience claim")
 	}
 	if f := v.checkTimes(exp, nbf, iat); f != nil {
 		st.OK = f == failExpired
@@ -82,14 +82,14 @@ func (v *Verifier) validate(payload []byte, st *Settled) (Identity, time.Time, *
 		st.Until = exp.Add(v.leeway)
 	}
 	if v.requireExp && !hasExp {
-		return Identity{}, time.Time{}, invalid("token has no expiry (exp)")
+		return Identity{}, time.Time{}, invalid(CauseMissingExp, "token has no expiry (exp)")
 	}
 	if v.issuer != "" && (!hasIss || !jsonStringIs(issRaw, v.issuer)) {
-		return Identity{}, time.Time{}, invalid("issuer missing or not accepted")
+		return Identity{}, time.Time{}, invalid(CauseIssuer, "issuer missing or not accepted")
 	}
 	if v.verifyAud {
 		if !hasAud {
-			return Identity{}, time.Time{}, invalid("missing audience claim")
+			return Identity{}, time.Time{}, invalid(CauseAudience, "missing audience claim")
 		}
 		if !audMatch {
 			return Identity{}, time.Time{}, failWrongAudience
@@ -136,7 +136,7 @@ func dateClaim(claims rawClaims, name string) (time.Time, bool, *Failure) {
 	}
 	t, ok := numericDate(raw)
 	if !ok {
-		return time.Time{}, false, invalid(name + " claim is not a date")
+		return time.Time{}, false, invalid(CauseClaims, name+" claim is not a date")
 	}
 	return t, true, nil
 }
@@ -153,13 +153,13 @@ func (v *Verifier) checkTimes(exp, nbf, iat time.Time) *Failure {
 	}
 	now := v.clock().Truncate(time.Second)
 	if !unset(iat) && now.Before(iat.Add(-v.leeway)) {
-		return invalid("token is issued in the future (iat)")
+		return invalid(CauseNotYetValid, "token is issued in the future (iat)")
 	}
 	if !unset(exp) && !now.Before(exp.Add(v.leeway)) {
 		return failExpired
 	}
 	if !unset(nbf) && now.Before(nbf.Add(-v.leeway)) {
-		return invalid("token is not valid yet (nbf)")
+		return invalid(CauseNotYetValid, "token is not valid yet (nbf)")
 	}
 	return nil
 }
@@ -279,14 +279,14 @@ func stringClaim(claims rawClaims, text *payloadText, name, what string) (string
 	} else {
 		var isString bool
 		if s, isString = jsonString(c.raw); !isString {
-			return "", invalid(what + " claim is not a string")
+			return "", invalid(CauseSubject, what+" claim is not a string")
 		}
 		if !identitySafe(s) {
-			return "", invalid(what + " claim has control characters")
+			return "", invalid(CauseSubject, what+" claim has control characters")
 		}
 	}
 	if s != "" && (isSpace(s[0]) || isSpace(s[len(s)-1])) {
-		return "", invalid(what + " claim has leading or trailing white space")
+		return "", invalid(CauseSubject, what+" claim has leading or trailing white space")
 	}
 	return s, nil
 }

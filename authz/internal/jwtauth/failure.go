@@ -25,6 +25,24 @@ const (
 	Canceled
 )
 
+// Cause classifies an Invalid failure for logs and metrics, a closed set
+// (authz names it the decision line's token_problem).
+type Cause uint8
+
+// The causes of an Invalid failure.
+const (
+	CauseMalformed   Cause = iota + 1 // not a compact JWS, undecodable, too large, bad header
+	CauseClaims                       // a claim of the wrong type or value
+	CauseSubject                      // an unusable user or session id
+	CauseMissingExp                   // no exp with require_exp
+	CauseIssuer                       // iss missing or not the configured one
+	CauseAudience                     // aud missing or malformed
+	CauseNotYetValid                  // nbf or iat in the future
+	CauseSignature                    // no key verified the signature
+	CauseNoKey                        // no key for the token's kid or algorithm
+	CauseAlgorithm                    // alg not allowed
+)
+
 // Failure is why a token was refused.
 type Failure struct {
 	Kind FailureKind
@@ -32,9 +50,11 @@ type Failure struct {
 	// quotes a library error or any part of the token ("signature
 	// verification failed"). Empty for the other kinds.
 	Why string
+	// Cause classifies an Invalid failure (0 for the other kinds).
+	Cause Cause
 }
 
-func invalid(why string) *Failure { return &Failure{Kind: Invalid, Why: why} }
+func invalid(cause Cause, why string) *Failure { return &Failure{Kind: Invalid, Why: why, Cause: cause} }
 
 var (
 	failExpired         = &Failure{Kind: Expired}
@@ -43,20 +63,20 @@ var (
 	failCanceled        = &Failure{Kind: Canceled}
 	// failSignature is the one failure of a signature that no candidate
 	// key verifies (VerifySettled tells it from the others by identity).
-	failSignature = invalid("signature verification failed")
+	failSignature = invalid(CauseSignature, "signature verification failed")
 )
 
 // verifyFailure maps a jws.Verify error to the failure, by identity.
 func verifyFailure(err error) *Failure {
 	switch {
 	case errors.Is(err, errAlgNotAllowed):
-		return invalid("signing algorithm not allowed")
+		return invalid(CauseAlgorithm, "signing algorithm not allowed")
 	case errors.Is(err, errNoKey):
-		return invalid("no verification key for this token")
+		return invalid(CauseNoKey, "no verification key for this token")
 	case errors.Is(err, errCritHeader):
-		return invalid("unsupported critical header")
+		return invalid(CauseMalformed, "unsupported critical header")
 	case errors.Is(err, errSignature), jws.IsVerificationError(err):
 		return failSignature
 	}
-	return invalid("malformed token")
+	return invalid(CauseMalformed, "malformed token")
 }

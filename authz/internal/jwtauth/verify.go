@@ -294,10 +294,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, st *Settled) (Identit
 		return Identity{}, time.Time{}, failCanceled
 	}
 	if len(raw) > MaxTokenBytes {
-		return Identity{}, time.Time{}, invalid("token is larger than 8 KiB")
+		return Identity{}, time.Time{}, invalid(CauseMalformed, "token is larger than 8 KiB")
 	}
 	if msg := compactShape(raw); msg != "" {
-		return Identity{}, time.Time{}, invalid(msg)
+		return Identity{}, time.Time{}, invalid(CauseMalformed, msg)
 	}
 
 	var payload []byte
@@ -314,15 +314,15 @@ func (v *Verifier) verify(ctx context.Context, raw string, st *Settled) (Identit
 		// the alg must still be allowlisted (so "none" never passes).
 		msg, err := jws.Parse([]byte(raw), jws.WithCompact())
 		if err != nil {
-			return Identity{}, time.Time{}, invalid("malformed token")
+			return Identity{}, time.Time{}, invalid(CauseMalformed, "malformed token")
 		}
 		sigs := msg.Signatures()
 		if len(sigs) != 1 {
-			return Identity{}, time.Time{}, invalid("malformed token")
+			return Identity{}, time.Time{}, invalid(CauseMalformed, "malformed token")
 		}
 		a, ok := parseAlg(string(sigs[0].ProtectedHeaders().Algorithm()))
 		if !ok || !v.ring.allowed.has(a) {
-			return Identity{}, time.Time{}, invalid("signing algorithm not allowed")
+			return Identity{}, time.Time{}, invalid(CauseAlgorithm, "signing algorithm not allowed")
 		}
 		payload = msg.Payload()
 	}
