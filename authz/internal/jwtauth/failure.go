@@ -54,7 +54,9 @@ type Failure struct {
 	Cause Cause
 }
 
-func invalid(cause Cause, why string) *Failure { return &Failure{Kind: Invalid, Why: why, Cause: cause} }
+func invalid(cause Cause, why string) *Failure {
+	return &Failure{Kind: Invalid, Why: why, Cause: cause}
+}
 
 var (
 	failExpired         = &Failure{Kind: Expired}
