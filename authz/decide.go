@@ -387,7 +387,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 			d.Rule, d.Required = res.Rule.Key, res.Rule.Scopes
 		}
 		if explain {
-			d.Matched = res.Matched()
+			d.Matched = matchedScopes(&res)
 		}
 		if !res.Allowed {
 			return s.forbid(r, d, &res), path
@@ -672,4 +672,16 @@ func (e *excludedRoutes) match(path string, slash bool) bool {
 		}
 	}
 	return false
+}
+
+// matchedScopes explains the met required scopes of res (Explain only: it
+// allocates).
+func matchedScopes(res *scopes.Result) []MatchedScope {
+	var out []MatchedScope
+	for _, g := range res.Grants() {
+		if g.Met() {
+			out = append(out, MatchedScope{Required: g.Required, By: g.By})
+		}
+	}
+	return out
 }

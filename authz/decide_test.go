@@ -454,11 +454,11 @@ func TestDecideExplain(t *testing.T) {
 	r := &Request{Method: "POST", Path: "/agents/a1/runs", Headers: bearerH(mintHS(t, user("agents:*:run")))}
 	d := a.Explain(t.Context(), r)
 	if !d.Allowed() || d.Rule != "POST /agents/*/runs" || !slices.Equal(d.Required, []string{"agents:run"}) || len(d.Matched) != 1 ||
-		!strings.Contains(d.Matched[0], "agents:*:run") {
-		t.Errorf("Explain(POST /agents/a1/runs) = %d rule %q required %q matched %q", d.Status, d.Rule, d.Required, d.Matched)
+		d.Matched[0] != (MatchedScope{Required: "agents:run", By: "agents:*:run"}) {
+		t.Errorf("Explain(POST /agents/a1/runs) = %d rule %q required %q matched %v", d.Status, d.Rule, d.Required, d.Matched)
 	}
 	if d := a.Decide(t.Context(), r); d.Matched != nil {
-		t.Errorf("Decide filled Matched = %q; only Explain should", d.Matched)
+		t.Errorf("Decide filled Matched = %v; only Explain should", d.Matched)
 	}
 }
 

@@ -33,6 +33,14 @@ type Header struct {
 	Value string
 }
 
+// MatchedScope is one satisfied required scope of the matched rule and the
+// caller scope that met it (for a filtered listing, the caller's
+// per-resource scopes, space-separated).
+type MatchedScope struct {
+	Required string
+	By       string
+}
+
 // Reason is the closed set of decision causes; its String() is a stable
 // snake_case code used in logs and metric labels.
 type Reason uint8
@@ -164,12 +172,12 @@ type Decision struct {
 	Response []Header
 
 	// Explanation, for logs and the check command.
-	Rule     string   // the matched route-table key, "" when none
-	Required []string // the rule's required scopes
-	Matched  []string // for each satisfied required scope, the caller scope that met it
-	Missing  []string // required scopes the caller lacks
-	UserID   string   // the user id claim, "" when none
-	Auth     string   // "jwt", "security-key", "service-account", "none" or "" (denied before authentication)
+	Rule     string         // the matched route-table key, "" when none
+	Required []string       // the rule's required scopes
+	Matched  []MatchedScope // for each satisfied required scope, the caller scope that met it
+	Missing  []string       // required scopes the caller lacks
+	UserID   string         // the user id claim, "" when none
+	Auth     string         // "jwt", "security-key", "service-account", "none" or "" (denied before authentication)
 	// TokenProblem is why a token was refused (401 token denials), from a
 	// closed set; "" otherwise.
 	TokenProblem TokenProblem

@@ -137,9 +137,7 @@ func ExplainResponse(d *authz.Decision) *authzv1.ExplainResponse {
 	}
 	out.Shadow = d.Shadow
 	for _, m := range d.Matched {
-		// scopes.Result.Matched: "required=caller scope that met it".
-		req, by, _ := strings.Cut(m, "=")
-		out.MatchedScopes = append(out.MatchedScopes, &authzv1.MatchedScope{Required: req, By: by})
+		out.MatchedScopes = append(out.MatchedScopes, &authzv1.MatchedScope{Required: m.Required, By: m.By})
 	}
 	out.UpstreamHeaders = protoHeaders(d.Upstream)
 	out.ResponseHeaders = protoHeaders(d.Response)

@@ -211,11 +211,7 @@ func printDecision(w io.Writer, d *authz.Decision) {
 	line("required", list(d.Required))
 	matched := make([]string, len(d.Matched))
 	for i, m := range d.Matched {
-		// scopes.Result.Matched: "required=caller scope that met it".
-		if req, by, ok := strings.Cut(m, "="); ok {
-			m = req + " (by " + by + ")"
-		}
-		matched[i] = m
+		matched[i] = m.Required + " (by " + m.By + ")"
 	}
 	line("matched", list(matched))
 	line("missing", list(d.Missing))
