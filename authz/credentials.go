@@ -85,7 +85,9 @@ func bearer(v string) (string, bool) {
 			return "", false
 		}
 		if v[6] == ' ' {
-			v = strings.TrimLeft(v[7:], " ")
+			// After the separator, surrounding white space is no part of
+			// a token (a token never holds any).
+			v = trimSpace(v[7:])
 		}
 	}
 	return v, v != ""

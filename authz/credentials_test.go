@@ -19,7 +19,7 @@ func TestCredentialsToken(t *testing.T) {
 		{name: "bearer mixed", headers: map[string]string{"authorization": "bEaReR tok"}, want: "tok"},
 		// docs/CONTRACT.md §5: a tab is not a separator (RFC 6750), so the whole value is a bare token.
 		{name: "bearer tab", headers: map[string]string{"authorization": "Bearer\ttok"}, want: "Bearer\ttok"},
-		{name: "bearer spaces then tab", headers: map[string]string{"authorization": "Bearer  \ttok"}, want: "\ttok"},
+		{name: "bearer spaces then tab", headers: map[string]string{"authorization": "Bearer  \ttok"}, want: "tok"},
 		{name: "bearer extra spaces", headers: map[string]string{"authorization": "  Bearer   tok  "}, want: "tok"},
 		{name: "bare token", headers: map[string]string{"authorization": "a.b.c"}, want: "a.b.c"},
 		{name: "no space is bare", headers: map[string]string{"authorization": "Bearertok"}, want: "Bearertok"},
