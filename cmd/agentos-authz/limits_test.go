@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -15,21 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// httpListeningAddr finds the HTTP ext_authz address in the "listening" line.
-func httpListeningAddr(logs string) string {
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			HTTP string `json:"http_addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-			return line.HTTP
-		}
-	}
-	return ""
-}
 
 // TestServeLimits: the explicit server limits hold on the real listeners.
 // A CheckRequest over grpcMaxRecvMsgSize is refused with RESOURCE_EXHAUSTED
@@ -44,7 +28,7 @@ func TestServeLimits(t *testing.T) {
 	srv := newHarness(t)
 	r := startServe(t, srv, nil, 0, "--config", cfg, "--http-addr", "127.0.0.1:0")
 	r.waitServing(t)
-	httpAddr := httpListeningAddr(srv.stderr.String())
+	httpAddr := listeningHTTPAddr(srv.stderr.String())
 	if httpAddr == "" || httpAddr == "off" {
 		t.Fatalf("no http_addr in the listening line:\n%s", srv.stderr)
 	}
