@@ -81,7 +81,7 @@ func TestReadyzConditions(t *testing.T) {
 	if c, _ := conditionOf(body, condKeys); c.OK || !strings.Contains(c.Detail, "keys") {
 		t.Errorf("keys_loaded before ready = %+v, want false with a detail", c)
 	}
-	fake.ready.Store(true)
+	fake.setReady()
 	r.waitServing(t)
 	status, body := r.readyz(t)
 	if status != http.StatusOK || !body.Ready {
