@@ -130,6 +130,13 @@ func TestReadyConditionsRegistry(t *testing.T) {
 	if ok, _ := rc.evaluate(); !ok {
 		t.Error("every condition holds: not ready, want ready")
 	}
+	// A component turned off by a reload takes its condition away.
+	db = false
+	rc.remove("service_accounts_db")
+	rc.remove("never_registered")
+	if ok, conds := rc.evaluate(); !ok || len(conds) != 1 || conds[0].Name != "config_loaded" {
+		t.Errorf("after remove: evaluate = %v %+v, want ready with config_loaded alone", ok, conds)
+	}
 }
 
 // TestServeShutdownDelay runs the real service with --shutdown-delay and
