@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +29,8 @@ type Options struct {
 	Observer JWKSObserver
 	// ServiceAccounts verifies agno_pat_ tokens (docs/CONTRACT.md §8);
 	// required when service_accounts.db_url is set. The caller opened its
-	// store and closes it after the Authorizer's last use.
+	// store and closes it after the Authorizer's last use (or after the
+	// Reload that replaced it: ReloadOptions).
 	ServiceAccounts *serviceaccount.Authenticator
 }
 
@@ -45,6 +47,10 @@ type Authorizer struct {
 	allowed atomic.Uint64
 	// re is what Reload needs (reload.go).
 	re reloader
+	// ready is closed once a snapshot had its keys (ReadyC); readyOnce
+	// closes it.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // snapshot is everything a decision needs, compiled once by New and never
@@ -97,25 +103,23 @@ func New(cfg *Config, opts Options) (*Authorizer, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s, err := compile(cfg, opts, log)
+	a := &Authorizer{log: log, ready: make(chan struct{})}
+	s, err := compileWith(cfg, opts, log, nil, nil, a.noteReady)
 	if err != nil {
 		return nil, err
 	}
-	a := &Authorizer{log: log}
 	a.re.opts = opts
 	a.re.keysFP = keyFingerprint(cfg)
 	a.snap.Store(s)
+	a.noteReady()
 	return a, nil
-}
-
-func compile(cfg *Config, opts Options, log *zap.Logger) (*snapshot, error) {
-	return compileWith(cfg, opts, log, nil, nil)
 }
 
 // compileWith compiles cfg; a non-nil verifier (with its cache) is used
 // instead of building one from the jwt section (Reload: the keys did not
-// change).
-func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.Verifier, cache *tokenCache) (*snapshot, error) {
+// change). A verifier it builds calls onReady when its JWKS URL's first key
+// set is loaded.
+func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.Verifier, cache *tokenCache, onReady func()) (*snapshot, error) {
 	policy, err := scopes.ParsePolicy(cfg.UnmappedRoutes)
 	if err != nil {
 		return nil, &FieldError{Field: "unmapped_routes", Err: err}
@@ -172,7 +176,7 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 	case jwtSource:
 		aud := cfg.ExpectedAudience()
 		vc := cfg.JWT.verifierConfig()
-		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs})
+		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs, OnReady: onReady})
 		if err != nil {
 			return nil, err
 		}
@@ -186,15 +190,39 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 	return s, nil
 }
 
-// Ready reports whether checks can be served: a configuration is loaded
-// and, with a JWKS URL, its first key set is.
+// ReadyC returns a channel closed once the Authorizer is ready to serve
+// checks: a configuration is loaded and, with a JWKS URL (or OIDC
+// discovery), its first key set is. Readiness is about the service having
+// keys at all, so it is never withdrawn: a Reload to a new JWKS URL keeps a
+// ready Authorizer ready while the new URL's first fetch is pending (its
+// token checks answer 503 meanwhile, docs/CONTRACT.md §5), and a Reload
+// before readiness makes it wait for the new snapshot's keys instead of the
+// replaced ones. Nil (never ready) for an Authorizer not built by New.
+func (a *Authorizer) ReadyC() <-chan struct{} { return a.ready }
+
+// Ready reports whether ReadyC is closed.
 func (a *Authorizer) Ready() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// noteReady closes ready when the current snapshot has its keys. It is
+// called after every snapshot swap and by a JWKS URL's first load, so
+// whichever of the two comes last finds both done.
+func (a *Authorizer) noteReady() {
 	s := a.snap.Load()
-	return s != nil && (s.verifier == nil || s.verifier.Ready())
+	if s == nil || (s.verifier != nil && !s.verifier.Ready()) {
+		return
+	}
+	a.readyOnce.Do(func() { close(a.ready) })
 }
 
 // Start begins the background work of the current snapshot (fetching and
-// refreshing a JWKS URL) under ctx, and returns at once; Ready turns true
+// refreshing a JWKS URL) under ctx, and returns at once; ReadyC is closed
 // when the first key set is loaded. A second call does nothing.
 func (a *Authorizer) Start(ctx context.Context) {
 	a.re.mu.Lock()
@@ -244,7 +272,11 @@ func (a *Authorizer) Explain(ctx context.Context, r *Request) Decision {
 }
 
 func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decision {
-	s := a.snap.Load()
+	return a.decideOn(ctx, a.snap.Load(), r, explain)
+}
+
+// decideOn decides r on s, the snapshot the check loaded.
+func (a *Authorizer) decideOn(ctx context.Context, s *snapshot, r *Request, explain bool) Decision {
 	var d Decision
 	var path string
 	switch {
@@ -253,6 +285,16 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, explain bool) Decis
 		d = Decision{Status: 403, Reason: ReasonUnknown, Detail: "Authorization service not configured"}
 	default:
 		d, path = s.decide(ctx, r, explain, a.log)
+		if d.Reason == ReasonServiceAccountUnavailable {
+			if cur := a.snap.Load(); cur != s {
+				// A Reload replaced the service-account store after this
+				// check loaded its snapshot, and the old store is being
+				// closed (reload.go): the current snapshot answers, as it
+				// would have a moment later.
+				s = cur
+				d, path = s.decide(ctx, r, explain, a.log)
+			}
+		}
 	}
 	if d.Allowed() && ctx.Err() != nil {
 		// The caller gave up while we verified: fail closed rather than

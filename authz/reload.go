@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 )
 
 // reloader is the state Reload needs beyond the snapshot: the injected
@@ -25,6 +26,21 @@ type reloader struct {
 	stopped bool
 }
 
+// ReloadOptions are what Reload needs beyond the configuration: the
+// dependencies the caller opens from it.
+type ReloadOptions struct {
+	// ServiceAccounts verifies agno_pat_ tokens under cfg (docs/CONTRACT.md
+	// §8), as Options.ServiceAccounts does for New: required when
+	// cfg.ServiceAccounts.db_url is set, ignored otherwise. Pass the running
+	// authenticator when the service_accounts section did not change. On
+	// success it replaces the running one, whose store the caller may close
+	// once Reload has returned: a check already in flight on it finishes
+	// (the database drivers let an acquired connection end its query), and
+	// one that finds it closed is decided again on the new snapshot. On
+	// failure the caller closes what it opened for cfg.
+	ServiceAccounts *serviceaccount.Authenticator
+}
+
 // Reload compiles cfg into a new snapshot and swaps it in atomically
 // (docs/STYLE: build, validate, then store): a check in flight finishes on
 // the snapshot it loaded, the next one sees the new. When the JWT key
@@ -36,8 +52,8 @@ type reloader struct {
 // changes nothing and returns every problem, by field.
 //
 // Settings that cannot change live (listener addresses) are the caller's
-// to compare; Reload ignores them.
-func (a *Authorizer) Reload(cfg *Config) (keysChanged bool, err error) {
+// to compare; Reload ignores them. Readiness is never withdrawn (ReadyC).
+func (a *Authorizer) Reload(cfg *Config, ro ReloadOptions) (keysChanged bool, err error) {
 	if cfg == nil {
 		return false, fmt.Errorf("authz: nil configuration")
 	}
@@ -54,7 +70,9 @@ func (a *Authorizer) Reload(cfg *Config) (keysChanged bool, err error) {
 	if reuse {
 		keep, keepCache = old.verifier, old.cache
 	}
-	s, err := compileWith(cfg, a.re.opts, a.log, keep, keepCache)
+	opts := a.re.opts
+	opts.ServiceAccounts = ro.ServiceAccounts
+	s, err := compileWith(cfg, opts, a.log, keep, keepCache, a.noteReady)
 	if err != nil {
 		return false, err
 	}
@@ -69,6 +87,8 @@ func (a *Authorizer) Reload(cfg *Config) (keysChanged bool, err error) {
 		s.verifier.Start(a.re.bg)
 	}
 	a.snap.Store(s)
+	a.noteReady()
+	a.re.opts = opts
 	a.re.keysFP = fp
 	if !reuse && old != nil && old.verifier != nil {
 		// Checks still on the old snapshot keep answering with its last

@@ -52,7 +52,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// A mapping change: the keys are the same, the cache stays.
-	changed, err := a.Reload(loadFile(t, base+"scope_mappings:\n  \"GET /agents\": [agents:write]\n"))
+	changed, err := a.Reload(loadFile(t, base+"scope_mappings:\n  \"GET /agents\": [agents:write]\n"), ReloadOptions{})
 	if err != nil || changed {
 		t.Fatalf("Reload(mapping) = %v, %v; want keys unchanged", changed, err)
 	}
@@ -64,13 +64,13 @@ func TestReload(t *testing.T) {
 	}
 
 	// A broken file changes nothing.
-	if _, err := a.Reload(loadFile(t, base)); err != nil {
+	if _, err := a.Reload(loadFile(t, base), ReloadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	bad := &Config{}
 	*bad = *cfg
 	bad.UnmappedRoutes = "maybe"
-	if _, err := a.Reload(bad); err == nil || !strings.Contains(err.Error(), "unmapped_routes") {
+	if _, err := a.Reload(bad, ReloadOptions{}); err == nil || !strings.Contains(err.Error(), "unmapped_routes") {
 		t.Errorf("Reload(bad) = %v, want an unmapped_routes error", err)
 	}
 	if d := decide(tokA, "/agents"); d.Status != 200 {
@@ -81,7 +81,7 @@ func TestReload(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(secretB), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	changed, err = a.Reload(loadFile(t, base))
+	changed, err = a.Reload(loadFile(t, base), ReloadOptions{})
 	if err != nil || !changed {
 		t.Fatalf("Reload(rotated key) = %v, %v; want keys changed", changed, err)
 	}
@@ -120,7 +120,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}()
 	}
 	for i := range 200 {
-		if _, err := a.Reload(cfgs[i%2]); err != nil {
+		if _, err := a.Reload(cfgs[i%2], ReloadOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -594,7 +594,7 @@ func TestUpstreamReload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Reload(cfg); err != nil {
+		if _, err := a.Reload(cfg, ReloadOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

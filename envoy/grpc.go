@@ -28,9 +28,10 @@ type Server struct {
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
-// NewServer returns the Check service around d. It panics if d is nil:
-// that is a wiring bug, not an input.
-func NewServer(d Decider) authv3.AuthorizationServer {
+// NewServer returns the Check service around d (register it with
+// authv3.RegisterAuthorizationServer). It panics if d is nil: that is a
+// wiring bug, not an input.
+func NewServer(d Decider) *Server {
 	if d == nil {
 		panic("envoy: NewServer called with a nil Decider")
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentos-authz/agentos-authz/internal/conformance"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
@@ -109,6 +110,76 @@ func TestReload(t *testing.T) {
 	poll.For(t, "SIGHUP to reload (and refuse) the file again", func() bool { return failures() == 2 })
 	if cur, _ := value(scrape(t, srv), "agentos_authz_config_current", nil); cur != 0 {
 		t.Errorf("agentos_authz_config_current = %v with a broken file, want 0", cur)
+	}
+	noPanics(t, srv)
+}
+
+// TestReloadServiceAccounts: against the real binary, the service_accounts
+// section reloads live (README "Reload without restart"): service accounts
+// enabled by a file change, then switched from database A to B (B's token
+// accepted, A's refused, /readyz names B), and a db_url that cannot be
+// opened is refused while B keeps serving.
+func TestReloadServiceAccounts(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	database := func(name, token string) string {
+		u, err := conformance.WriteSQLiteAccounts(t.Context(), filepath.Join(dir, name+".db"),
+			[]conformance.ServiceAccount{{Name: name, Token: token, Scopes: []string{"config:read"}}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	tokA := "agno_pat_bbReloadA0000000000000000000000000000000001"
+	tokB := "agno_pat_bbReloadB0000000000000000000000000000000002"
+	urlA, urlB := database("bot-a", tokA), database("bot-b", tokB)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	base := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_keys: [\"" + randomSecret("reload-") + "\"]\n"
+	replace := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath+".new", []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cfgPath+".new", cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withSA := func(u string) string { return base + "service_accounts:\n  db_url: \"" + u + "\"\n" }
+	replace(base)
+	srv, err := harness.Start(t.Context(), harness.Options{Binary: bin, ConfigPath: cfgPath, Env: withQuickExit(nil)})
+	if err != nil {
+		t.Fatalf("the server did not start: %v", err)
+	}
+	t.Cleanup(srv.Kill)
+	status := func(tok string) int { return saCheck(t, srv, "grpc", tok, "/config", "10.0.0.7").status }
+
+	if s := status(tokA); s != 401 {
+		t.Fatalf("A's token with service accounts off = %d, want 401", s)
+	}
+	replace(withSA(urlA))
+	poll.For(t, "service accounts enabled live", func() bool { return status(tokA) == 200 })
+
+	replace(withSA(urlB))
+	poll.For(t, "database B to take over", func() bool { return status(tokB) == 200 })
+	if s := status(tokA); s != 401 {
+		t.Errorf("A's token after the switch to B = %d, want 401", s)
+	}
+	if _, body := readyz(t, srv); !strings.Contains(body, "bot-b.db") || strings.Contains(body, "bot-a.db") {
+		t.Errorf("/readyz after the switch to B does not name B alone: %s", body)
+	}
+
+	failures := func() float64 {
+		v, _ := value(scrape(t, srv), "agentos_authz_config_loads_total", map[string]string{"result": "failure"})
+		return v
+	}
+	// The URL parses, its port does not: opening the database fails.
+	replace(withSA("postgresql://authz:hunter2-pw@127.0.0.1:99999/agno"))
+	poll.For(t, "the unopenable db_url to be refused", func() bool { return failures() == 1 })
+	if s := status(tokB); s != 200 {
+		t.Errorf("B's token after a refused db_url = %d, want 200 (B keeps serving)", s)
+	}
+	if strings.Contains(srv.Output(), "hunter2-pw") {
+		t.Error("the logs hold the db_url's password")
 	}
 	noPanics(t, srv)
 }

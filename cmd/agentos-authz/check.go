@@ -126,7 +126,10 @@ func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok s
 		a.Start(ctx)
 		defer a.Close()
 		wait, cancel := context.WithTimeout(ctx, checkJWKSWait)
-		waitReady(wait, a, readyPollInterval, func() {})
+		select {
+		case <-a.ReadyC():
+		case <-wait.Done():
+		}
 		cancel()
 		if !a.Ready() {
 			fmt.Fprintf(s.stderr, "agentos-authz check: the JWKS was not loaded within %s; deciding with the static keys only\n", checkJWKSWait)

@@ -81,7 +81,7 @@ func TestReadyzConditions(t *testing.T) {
 	if c, _ := conditionOf(body, condKeys); c.OK || !strings.Contains(c.Detail, "keys") {
 		t.Errorf("keys_loaded before ready = %+v, want false with a detail", c)
 	}
-	fake.ready.Store(true)
+	fake.setReady()
 	r.waitServing(t)
 	status, body := r.readyz(t)
 	if status != http.StatusOK || !body.Ready {
@@ -129,6 +129,13 @@ func TestReadyConditionsRegistry(t *testing.T) {
 	db = true
 	if ok, _ := rc.evaluate(); !ok {
 		t.Error("every condition holds: not ready, want ready")
+	}
+	// A component turned off by a reload takes its condition away.
+	db = false
+	rc.remove("service_accounts_db")
+	rc.remove("never_registered")
+	if ok, conds := rc.evaluate(); !ok || len(conds) != 1 || conds[0].Name != "config_loaded" {
+		t.Errorf("after remove: evaluate = %v %+v, want ready with config_loaded alone", ok, conds)
 	}
 }
 

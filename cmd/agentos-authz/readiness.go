@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,16 @@ func (r *readyConditions) register(name string, check conditionFunc) {
 	defer r.mu.Unlock()
 	r.names = append(r.names, name)
 	r.checks = append(r.checks, check)
+}
+
+// remove drops the condition name (a component turned off by a reload).
+func (r *readyConditions) remove(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i := slices.Index(r.names, name); i >= 0 {
+		r.names = slices.Delete(r.names, i, i+1)
+		r.checks = slices.Delete(r.checks, i, i+1)
+	}
 }
 
 // evaluate returns every condition and whether all hold (false with none

@@ -23,7 +23,7 @@ import (
 // reloadable is what live reload needs of the authorizer
 // (*authz.Authorizer).
 type reloadable interface {
-	Reload(cfg *authz.Config) (keysChanged bool, err error)
+	Reload(cfg *authz.Config, ro authz.ReloadOptions) (keysChanged bool, err error)
 }
 
 // liveReload reloads the configuration when one of its files changes
@@ -34,13 +34,15 @@ type reloadable interface {
 // change is a change of the files' content as read through the links. A
 // reload that fails keeps the running snapshot and logs every problem by
 // field; settings that cannot change live (listener addresses) are logged
-// as needing a restart.
+// as needing a restart. The service-account database follows its settings
+// (serviceaccounts.go).
 type liveReload struct {
 	log  *zap.Logger
 	load func() (*authz.Config, configSource, error)
 	// applied is told of each configuration put in service.
 	onApplied func(*authz.Config, configSource)
 	target    reloadable
+	sa        *liveServiceAccounts
 	running   *authz.Config
 	loads     interface{ ConfigLoaded(error) }
 	gauges    *envoy.ReloadMetrics
@@ -139,11 +141,11 @@ func (l *liveReload) run(ctx context.Context, configPath string) {
 				if d := digest(files); d == l.applied || d == l.failed {
 					break // another file of the directory, or no change
 				}
-				files = l.reload(configPath, files, "file changed")
+				files = l.reload(ctx, configPath, files, "file changed")
 			}
 			watch()
 		case <-l.hup:
-			files = l.reload(configPath, files, "SIGHUP")
+			files = l.reload(ctx, configPath, files, "SIGHUP")
 			watch()
 		}
 	}
@@ -151,11 +153,11 @@ func (l *liveReload) run(ctx context.Context, configPath string) {
 
 // reload loads and applies the configuration; it returns the files to
 // watch from now on.
-func (l *liveReload) reload(configPath string, files []string, why string) []string {
+func (l *liveReload) reload(ctx context.Context, configPath string, files []string, why string) []string {
 	sum := digest(files)
 	cfg, src, err := l.load()
 	if err == nil {
-		_, err = l.target.Reload(cfg)
+		err = l.apply(ctx, cfg)
 	}
 	l.loads.ConfigLoaded(err)
 	now := float64(l.now().UnixNano()) / 1e9
@@ -190,9 +192,25 @@ func (l *liveReload) reload(configPath string, files []string, why string) []str
 	return files
 }
 
+// apply puts cfg in service: the service-account database it names is
+// readied (opened when its settings changed), then the authorizer swaps
+// its snapshot; a replaced database is closed only after the swap, and one
+// opened for a reload that fails is closed again, the running one kept.
+func (l *liveReload) apply(ctx context.Context, cfg *authz.Config) error {
+	change, err := l.sa.prepare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := l.target.Reload(cfg, authz.ReloadOptions{ServiceAccounts: change.next.authn}); err != nil {
+		l.sa.abort(change)
+		return err
+	}
+	l.sa.commit(cfg, change)
+	return nil
+}
+
 // restartNeeded names the settings of next that differ from running and
-// only take effect at start: the listeners and the service-account
-// database.
+// only take effect at start: the listeners, TLS files and tracing.
 func restartNeeded(running, next *authz.Config) []string {
 	var out []string
 	for _, s := range []struct {
@@ -215,13 +233,6 @@ func restartNeeded(running, next *authz.Config) []string {
 		if s.was != s.isNow {
 			out = append(out, s.field)
 		}
-	}
-	// docs/CONTRACT.md §8: serve opens the service-account database and its
-	// authenticator once; a reload keeps them (a new db_url where there was
-	// none is refused by authz, which has no authenticator for it).
-	ra, na := &running.ServiceAccounts, &next.ServiceAccounts
-	if ra.StoreConfig() != na.StoreConfig() || ra.Options() != na.Options() {
-		out = append(out, "service_accounts")
 	}
 	return out
 }
@@ -246,18 +257,25 @@ func notifyHUP(ctx context.Context) <-chan os.Signal {
 }
 
 // startLiveReload registers the reload gauges and starts watching under
-// ctx; cfg is the running configuration.
-func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *authz.Config, opts serveOptions, s sys, onApplied func(*authz.Config, configSource)) {
+// ctx; cfg is the running configuration, sa its service-account database.
+// The channel returned is closed when the watching has ended (ctx done).
+func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *authz.Config, opts serveOptions, s sys, sa *liveServiceAccounts, onApplied func(*authz.Config, configSource)) <-chan struct{} {
+	stopped := make(chan struct{})
 	gauges, err := envoy.NewReloadMetrics(reg)
 	if err != nil {
 		log.Warn("reload metrics not registered", zap.Error(err))
-		return
+		close(stopped)
+		return stopped
 	}
 	gauges.Loaded(true, float64(s.now().UnixNano())/1e9)
 	hup := opts.hup
 	if hup == nil {
 		hup = notifyHUP(ctx)
 	}
-	l := &liveReload{log: log.Named("reload"), load: opts.reload, onApplied: onApplied, target: r, running: cfg, loads: loads, gauges: gauges, now: s.now, hup: hup}
-	go l.run(ctx, opts.configPath)
+	l := &liveReload{log: log.Named("reload"), load: opts.reload, onApplied: onApplied, target: r, sa: sa, running: cfg, loads: loads, gauges: gauges, now: s.now, hup: hup}
+	go func() {
+		defer close(stopped)
+		l.run(ctx, opts.configPath)
+	}()
+	return stopped
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
@@ -154,4 +155,110 @@ func (r *running) metrics(t *testing.T) string {
 		t.Fatalf("GET /metrics = %d", status)
 	}
 	return text
+}
+
+// saDatabase provisions AgentOS's service-account table in a new SQLite
+// file with one account (agents:read) and returns its db_url and token.
+func saDatabase(t *testing.T, name string) (url, token string) {
+	t.Helper()
+	url = "sqlite:///" + filepath.Join(t.TempDir(), name+".db")
+	token, err := serviceaccount.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serviceaccount.Provision(t.Context(), serviceaccount.Config{URL: url},
+		serviceaccount.Seed{Name: name, Token: token, Scopes: []string{"agents:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	return url, token
+}
+
+// TestServeReloadsServiceAccounts: the service_accounts section reloads
+// live (docs/CONTRACT.md §8, README "Operating in production"): enabled
+// where it was off, switched from database A to B (B's tokens accepted,
+// A's refused), a db_url that cannot be opened keeps B (and never logs
+// its password), and disabled again; /readyz's
+// service_accounts_database condition follows.
+func TestServeReloadsServiceAccounts(t *testing.T) {
+	h := newHarness(t)
+	urlA, tokA := saDatabase(t, "bot-a")
+	urlB, tokB := saDatabase(t, "bot-b")
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "hs.secret")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("k", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	base := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_key_files: [" + keyFile + "]\n"
+	withSA := func(url string) string { return base + "service_accounts:\n  db_url: \"" + url + "\"\n" }
+	writeAtomic(t, cfgPath, base)
+	r := startServe(t, h, nil, waitTimeout, "--config", cfgPath)
+	logs := h.stderr
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	r.waitServing(t)
+	ok := func(tok string) bool {
+		resp, err := r.check(t.Context(), "GET", "/agents", "Bearer "+tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus().GetCode() == 0
+	}
+	condition := func() (string, bool) {
+		_, body := r.readyz(t)
+		c, found := conditionOf(body, condServiceAccounts)
+		return c.Detail, found
+	}
+	if ok(tokA) {
+		t.Fatal("A's token accepted with service accounts off")
+	}
+	if _, found := condition(); found {
+		t.Error("/readyz has the service-account condition with service accounts off")
+	}
+
+	writeAtomic(t, cfgPath, withSA(urlA))
+	poll.For(t, "service accounts enabled live (A)", func() bool { return ok(tokA) })
+	if d, found := condition(); !found || !strings.Contains(d, "bot-a.db") {
+		t.Errorf("/readyz service-account condition after enabling = %q (present %v), want database A", d, found)
+	}
+
+	writeAtomic(t, cfgPath, withSA(urlB))
+	poll.For(t, "database B in service", func() bool { return ok(tokB) })
+	if ok(tokA) {
+		t.Error("A's token still accepted after the switch to B")
+	}
+	if d, _ := condition(); !strings.Contains(d, "bot-b.db") {
+		t.Errorf("/readyz service-account condition after the switch = %q, want database B", d)
+	}
+	if !strings.Contains(logs.String(), "service-account database reopened") {
+		t.Error(`no "service-account database reopened" log line`)
+	}
+
+	// The URL parses, but its port does not: opening it fails.
+	failures := strings.Count(logs.String(), "configuration reload failed")
+	writeAtomic(t, cfgPath, withSA("postgresql://authz:hunter2-pw@127.0.0.1:99999/agno"))
+	poll.For(t, "the failed reload", func() bool {
+		return strings.Count(logs.String(), "configuration reload failed") > failures
+	})
+	if !ok(tokB) || ok(tokA) {
+		t.Error("a db_url that cannot be opened replaced database B")
+	}
+	if strings.Contains(logs.String(), "hunter2-pw") {
+		t.Error("the logs hold the db_url's password")
+	}
+	if !strings.Contains(logs.String(), "service_accounts.db_url") {
+		t.Error("the failed reload does not name service_accounts.db_url")
+	}
+
+	writeAtomic(t, cfgPath, base)
+	poll.For(t, "service accounts disabled live", func() bool { return !ok(tokB) })
+	if _, found := condition(); found {
+		t.Error("/readyz still has the service-account condition once disabled")
+	}
+	if restart := grepLines(logs.String(), "needs a restart"); restart != "" {
+		t.Errorf("a service-account change was logged as needing a restart:\n%s", restart)
+	}
 }

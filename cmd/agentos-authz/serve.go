@@ -14,6 +14,8 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
@@ -47,10 +49,11 @@ type serveOptions struct {
 	source configSource
 }
 
-// authorizer is what serve needs of *authz.Authorizer.
+// authorizer is what serve needs of *authz.Authorizer: a Decider, and
+// ReadyC closed once it has its keys (never reopened).
 type authorizer interface {
 	envoy.Decider
-	Ready() bool
+	ReadyC() <-chan struct{}
 }
 
 // cacheSizer is the authorizer's verified-token cache size
@@ -79,7 +82,6 @@ func newAuthorizer(cfg *authz.Config, opts authz.Options) (authorizer, error) {
 const (
 	defaultDrainTimeout = 20 * time.Second
 	adminShutdownWait   = 5 * time.Second
-	readyPollInterval   = 100 * time.Millisecond
 )
 
 // Server limits (README, Security). Every one is explicit, so a client
@@ -240,7 +242,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 // not a client-caused outcome, hence a gRPC error rather than a denial.
 type checkGate struct {
 	authv3.UnimplementedAuthorizationServer
-	srv atomic.Pointer[authv3.AuthorizationServer]
+	srv atomic.Pointer[envoy.Server]
 }
 
 var _ authv3.AuthorizationServer = (*checkGate)(nil)
@@ -250,7 +252,7 @@ func (g *checkGate) Check(ctx context.Context, req *authv3.CheckRequest) (*authv
 	if s == nil {
 		return nil, status.Error(codes.Unavailable, "agentos-authz is starting: configuration and keys not loaded yet")
 	}
-	return (*s).Check(ctx, req)
+	return s.Check(ctx, req)
 }
 
 // serviceNames are the grpc.health.v1 services reported: the server as a
@@ -261,245 +263,390 @@ func serviceNames() []string {
 
 // serve runs the listeners until ctx is done or one fails.
 func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) int {
-	// tls.go, tracing.go: nil when the tls: / tracing: section is empty.
-	secure, err := newListenerTLS(cfg.TLS, log)
-	if err != nil {
-		printConfigError(s.stderr, err)
-		return exitUsage
-	}
-	tracer, err := newTracing(cfg.Tracing, log)
-	if err != nil {
-		printConfigError(s.stderr, err)
-		return exitUsage
-	}
-	defer closeTracing(ctx, tracer, log)
+	return newServer(cfg, log, opts, s).run(ctx)
+}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for gRPC on %s: %v\n", cfg.GRPCAddr, err)
+// server is one run of serve. run takes its steps in order (set up TLS and
+// tracing, listen, build the servers, open the service-account database,
+// register the readiness conditions, serve, build the authorizer, wait,
+// drain); the fields carry what a step hands to the next. A server runs
+// once.
+type server struct {
+	cfg  *authz.Config
+	log  *zap.Logger
+	opts serveOptions
+	sys  sys
+
+	// closers undo the steps taken, run in reverse order when run returns.
+	closers []func()
+
+	secure *listenerTLS             // nil without a tls: section
+	tracer *sdktrace.TracerProvider // nil without a tracing: section
+
+	grpcLis, adminLis net.Listener
+	httpLis           net.Listener // nil with http_addr: off
+	reg               *prometheus.Registry
+	metrics           *envoy.Metrics
+
+	hs         *health.Server
+	gs         *grpc.Server
+	gate       *checkGate
+	admin      *http.Server
+	checkHTTP  *http.Server // nil with http_addr: off
+	gateHTTP   *httpGate
+	jwks       *jwksHandler
+	policy     *envoy.PolicyServer
+	policyGRPC *grpc.Server
+	// checkHandler is the HTTP ext_authz handler, put behind gateHTTP once
+	// the authorizer is ready.
+	checkHandler http.Handler
+
+	sa    *liveServiceAccounts
+	life  lifecycle
+	ready readyConditions
+	// configLoaded and keysLoaded are the conditions of the same names on
+	// /readyz.
+	configLoaded, keysLoaded atomic.Bool
+}
+
+// newServer prepares a run of serve with the configuration cfg; run does
+// the work.
+func newServer(cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) *server {
+	return &server{cfg: cfg, log: log, opts: opts, sys: s}
+}
+
+// listened is the end of one listener's Serve.
+type listened struct {
+	name string
+	err  error
+}
+
+// run serves until ctx is done (exit 0 after the drain) or a listener
+// fails (exit 1); a configuration error is exit 2.
+func (s *server) run(ctx context.Context) int {
+	defer s.close()
+	if err := s.setUp(ctx); err != nil {
+		printConfigError(s.sys.stderr, err)
+		return exitUsage
+	}
+	if err := s.listen(); err != nil {
+		fmt.Fprintf(s.sys.stderr, "agentos-authz serve: %v\n", err)
 		return exitFault
 	}
-	adminLis, err := listenAdmin(cfg.AdminAddr)
+	s.reportSuppressed(ctx)
+	s.buildServers()
+	saErr := s.openServiceAccounts(ctx)
+	s.registerReadiness()
+	done := s.startServing()
+
+	code := exitOK
+	a, err := s.buildAuthorizer(ctx, saErr)
 	if err != nil {
-		grpcLis.Close()
-		fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for admin HTTP on %s: %v\n", cfg.AdminAddr, err)
-		return exitFault
+		printConfigError(s.sys.stderr, err)
+		code = exitUsage
+	} else {
+		code = s.wait(ctx, done, a.ReadyC())
+	}
+	s.drain(ctx, code)
+	s.log.Info("stopped", zap.Int("exit_code", code))
+	return code
+}
+
+// onClose adds f to what close undoes.
+func (s *server) onClose(f func()) { s.closers = append(s.closers, f) }
+
+// close undoes the steps taken, the last one first.
+func (s *server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// setUp builds the listeners' TLS and the tracing exporter (tls.go,
+// tracing.go); an error is a configuration problem.
+func (s *server) setUp(ctx context.Context) error {
+	var err error
+	if s.secure, err = newListenerTLS(s.cfg.TLS, s.log); err != nil {
+		return err
+	}
+	if s.tracer, err = newTracing(s.cfg.Tracing, s.log); err != nil {
+		return err
+	}
+	s.onClose(func() { closeTracing(ctx, s.tracer, s.log) })
+	return nil
+}
+
+// listen opens the gRPC, admin and (unless http_addr is off) HTTP
+// ext_authz listeners and the metrics registry; on failure it closes what
+// it opened.
+func (s *server) listen() error {
+	var err error
+	fail := func(format string, args ...any) error {
+		for _, l := range []net.Listener{s.grpcLis, s.adminLis, s.httpLis} {
+			if l != nil {
+				_ = l.Close()
+			}
+		}
+		return fmt.Errorf(format, args...)
+	}
+	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
+		return fail("cannot listen for gRPC on %s: %w", s.cfg.GRPCAddr, err)
+	}
+	if s.adminLis, err = listenAdmin(s.cfg.AdminAddr); err != nil {
+		return fail("cannot listen for admin HTTP on %s: %w", s.cfg.AdminAddr, err)
 	}
 	// docs/CONTRACT.md §6: the HTTP ext_authz listener, unless http_addr is off.
-	var httpLis net.Listener
-	if cfg.HTTPAddr != authz.HTTPAddrOff {
-		httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			grpcLis.Close()
-			adminLis.Close()
-			fmt.Fprintf(s.stderr, "agentos-authz serve: cannot listen for HTTP ext_authz on %s: %v\n", cfg.HTTPAddr, err)
-			return exitFault
+	if s.cfg.HTTPAddr != authz.HTTPAddrOff {
+		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+			return fail("cannot listen for HTTP ext_authz on %s: %w", s.cfg.HTTPAddr, err)
 		}
 	}
-	reg, metrics, err := newMetrics()
-	if err != nil {
-		grpcLis.Close()
-		adminLis.Close()
-		if httpLis != nil {
-			httpLis.Close()
-		}
-		fmt.Fprintf(s.stderr, "agentos-authz serve: %v\n", err)
-		return exitFault
+	if s.reg, s.metrics, err = newMetrics(); err != nil {
+		return fail("%w", err)
 	}
-	if err := secure.registerMetrics(reg); err != nil {
-		log.Warn("TLS certificate metric not registered", zap.Error(err))
+	if err := s.secure.registerMetrics(s.reg); err != nil {
+		s.log.Warn("TLS certificate metric not registered", zap.Error(err))
 	}
+	return nil
+}
 
-	// Counts of suppressed denial lines, until every check is answered.
-	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+// reportSuppressed logs the counts of suppressed denial lines until every
+// check is answered.
+func (s *server) reportSuppressed(ctx context.Context) {
+	reportCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
-		reportSuppressed(reportCtx, log, suppressedReportInterval)
+		reportSuppressed(reportCtx, s.log, suppressedReportInterval)
 	}()
-	defer func() {
-		stopReport()
+	s.onClose(func() {
+		stop()
 		<-reported
-	}()
-
-	hs := health.NewServer()
-	for _, name := range serviceNames() {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
-	}
-	gate := &checkGate{}
-	gs := grpc.NewServer(append(grpcServerOptions(), secure.grpcOptions()...)...)
-	authv3.RegisterAuthorizationServer(gs, gate)
-	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
-
-	// docs/CONTRACT.md §8: the service-account database is opened, not
-	// required: the service starts and stays ready while it is down.
-	sa, saErr := openServiceAccountsLogged(ctx, cfg, metrics, log)
-	defer sa.close()
-
-	life := &lifecycle{}
-	// /readyz: every condition registered here must hold.
-	var configLoaded, keysLoaded atomic.Bool
-	ready := &readyConditions{}
-	ready.register(condConfig, flagCondition(&configLoaded, "loading the configuration"))
-	ready.register(condKeys, flagCondition(&keysLoaded, "waiting for the verification keys (the JWKS URL's first fetch)"))
-	ready.register(condDraining, func() (bool, string) {
-		if life.isDraining() {
-			return false, "shutting down: health is NOT_SERVING; checks are answered until the drain ends"
-		}
-		return true, ""
 	})
-	if cfg.Shadow() {
-		ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
+}
+
+// buildServers builds the gRPC server (Check behind its gate, health
+// NOT_SERVING, reflection), the admin server (health, readiness, metrics,
+// JWKS, profiles, the policy API) and the HTTP ext_authz server behind its
+// gate.
+func (s *server) buildServers() {
+	s.hs = health.NewServer()
+	for _, name := range serviceNames() {
+		s.hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
-	if sa.store != nil {
-		// docs/CONTRACT.md §8: information only, always holds (JWT traffic
-		// never depends on the service-account database).
-		ready.register(condServiceAccounts, sa.readyzCondition)
-	}
+	s.gate = &checkGate{}
+	s.gs = grpc.NewServer(append(grpcServerOptions(), s.secure.grpcOptions()...)...)
+	authv3.RegisterAuthorizationServer(s.gs, s.gate)
+	healthpb.RegisterHealthServer(s.gs, s.hs)
+	reflection.Register(s.gs)
+
 	// docs/CONTRACT.md §9: the identity-token keys, once the authorizer is built.
-	jwks := &jwksHandler{next: adminHandler(ready.serveReadyz, metricsHandler(reg, log), opts.pprof)}
-	admin := &http.Server{
-		Handler:           jwks,
+	s.jwks = &jwksHandler{next: adminHandler(s.ready.serveReadyz, metricsHandler(s.reg, s.log), s.opts.pprof)}
+	s.admin = &http.Server{
+		Handler:           s.jwks,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		IdleTimeout:       httpIdleTimeout,
-		ErrorLog:          zap.NewStdLog(log.Named("admin")),
+		ErrorLog:          zap.NewStdLog(s.log.Named("admin")),
 	}
 	// The policy API shares the admin listener (admin_api.go).
-	policy := envoy.NewPolicyServer()
-	policyGRPC := newPolicyGRPC(policy)
-	defer policyGRPC.Stop()
-	admin.Handler, admin.Protocols = withPolicyAPI(admin.Handler, policyGRPC), secure.protocols(adminProtocols())
-	gateHTTP := &httpGate{}
-	var checkHTTP *http.Server
-	if httpLis != nil {
-		checkHTTP = &http.Server{
-			Handler: gateHTTP,
+	s.policy = envoy.NewPolicyServer()
+	s.policyGRPC = newPolicyGRPC(s.policy)
+	s.onClose(s.policyGRPC.Stop)
+	s.admin.Handler, s.admin.Protocols = withPolicyAPI(s.admin.Handler, s.policyGRPC), s.secure.protocols(adminProtocols())
+
+	s.gateHTTP = &httpGate{}
+	if s.httpLis != nil {
+		s.checkHTTP = &http.Server{
+			Handler: s.gateHTTP,
 			// "OPTIONS *" is a check like any other (the pipeline answers
 			// 400 Malformed request path), not net/http's own 200.
 			DisableGeneralOptionsHandler: true,
 			ReadHeaderTimeout:            httpReadHeaderTimeout,
 			MaxHeaderBytes:               httpMaxHeaderBytes,
 			IdleTimeout:                  httpIdleTimeout,
-			ErrorLog:                     zap.NewStdLog(log.Named("http")),
+			ErrorLog:                     zap.NewStdLog(s.log.Named("http")),
 		}
 	}
+}
 
-	type served struct {
-		name string
-		err  error
+// openServiceAccounts opens the service-account database when one is
+// configured (serviceaccounts.go); it is closed when run returns. The
+// error is a configuration problem. docs/CONTRACT.md §8: the database is
+// opened, not required: the service starts and stays ready while it is
+// down.
+func (s *server) openServiceAccounts(ctx context.Context) error {
+	s.sa = newLiveServiceAccounts(s.metrics, s.log, &s.ready)
+	s.onClose(s.sa.close)
+	return s.sa.open(ctx, s.cfg)
+}
+
+// registerReadiness registers the conditions of /readyz; every one must
+// hold.
+func (s *server) registerReadiness() {
+	s.ready.register(condConfig, flagCondition(&s.configLoaded, "loading the configuration"))
+	s.ready.register(condKeys, flagCondition(&s.keysLoaded, "waiting for the verification keys (the JWKS URL's first fetch)"))
+	s.ready.register(condDraining, func() (bool, string) {
+		if s.life.isDraining() {
+			return false, "shutting down: health is NOT_SERVING; checks are answered until the drain ends"
+		}
+		return true, ""
+	})
+	if s.cfg.Shadow() {
+		s.ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
 	}
-	done := make(chan served, 3)
-	go func() { done <- served{"grpc", gs.Serve(grpcLis)} }()
-	go func() { done <- served{"admin", admin.Serve(secure.wrap(adminLis))} }()
+	// Present while service accounts are configured (serviceaccounts.go).
+	s.sa.registerCondition()
+}
+
+// startServing serves every listener, each on its own goroutine, and logs
+// their addresses; each Serve's end arrives on the channel returned.
+func (s *server) startServing() <-chan listened {
+	done := make(chan listened, 3)
+	go func() { done <- listened{"grpc", s.gs.Serve(s.grpcLis)} }()
+	go func() { done <- listened{"admin", s.admin.Serve(s.secure.wrap(s.adminLis))} }()
 	httpAddr := authz.HTTPAddrOff
-	if checkHTTP != nil {
-		httpAddr = httpLis.Addr().String()
-		go func() { done <- served{"http", checkHTTP.Serve(secure.wrap(httpLis))} }()
+	if s.checkHTTP != nil {
+		httpAddr = s.httpLis.Addr().String()
+		go func() { done <- listened{"http", s.checkHTTP.Serve(s.secure.wrap(s.httpLis))} }()
 	}
-	log.Info("listening",
-		zap.String("grpc_addr", grpcLis.Addr().String()),
+	s.log.Info("listening",
+		zap.String("grpc_addr", s.grpcLis.Addr().String()),
 		zap.String("http_addr", httpAddr),
-		zap.String("admin_addr", adminLis.Addr().String()))
+		zap.String("admin_addr", s.adminLis.Addr().String()))
+	return done
+}
 
-	code := exitOK
-	stopping := false
-	var checkHandler http.Handler
-	a, err := opts.newAuthz(cfg, authz.Options{Logger: log, Clock: s.now, Observer: metrics, ServiceAccounts: sa.authn})
+// buildAuthorizer builds the authorizer of the configuration (saErr: the
+// service-account database could not be opened) and puts it to work:
+// background work, live reload, both transports and the policy API. An
+// error is a configuration problem.
+func (s *server) buildAuthorizer(ctx context.Context, saErr error) (authorizer, error) {
+	a, err := s.opts.newAuthz(s.cfg, authz.Options{Logger: s.log, Clock: s.sys.now, Observer: s.metrics, ServiceAccounts: s.sa.authn()})
 	if saErr != nil {
 		err = saErr
 	}
-	metrics.ConfigLoaded(err)
+	s.metrics.ConfigLoaded(err)
 	if err != nil {
-		printConfigError(s.stderr, err)
-		code, stopping = exitUsage, true
-	} else {
-		configLoaded.Store(true)
-		// The JWKS URL fetch and refresh run under ctx until serve
-		// returns; readiness (below) waits for the first key set.
-		if bg, ok := a.(background); ok {
-			bg.Start(ctx)
-			defer bg.Close()
-		}
-		if src, ok := a.(jwksSource); ok {
-			jwks.set(src)
-		}
-		if cs, ok := a.(cacheSizer); ok {
-			if err := metrics.TrackCacheSize(cs.CacheLen); err != nil {
-				log.Warn("cache size metric not registered", zap.Error(err))
-			}
-		}
-		if r, ok := a.(reloadable); ok && opts.reload != nil {
-			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *authz.Config, src configSource) {
-				if st := policyState(a, cfg, src); st != nil {
-					policy.Set(st)
-				}
-			})
-		}
-		// One Decider for both transports, measured once (/metrics).
-		dec := metrics.Decider(a)
-		if tracer != nil {
-			dec = envoy.TraceDecider(dec, tracer) // one span per check (tracing.go)
-		}
-		srv := envoy.NewServer(dec)
-		gate.srv.Store(&srv)
-		checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: cfg.HTTP.PathPrefix, Logger: log.Named("http"),
-			// docs/CONTRACT.md §9: with identity tokens, every 200 names the
-			// Authorization AgentOS must receive (Traefik's middleware).
-			EchoAuthorization: cfg.Upstream.IdentityToken})
-		if st := policyState(a, cfg, opts.source); st != nil {
-			policy.Set(st)
+		return nil, err
+	}
+	s.configLoaded.Store(true)
+	s.startBackground(ctx, a)
+	s.startLiveReload(ctx, a)
+	s.serveChecks(a)
+	return a, nil
+}
+
+// startBackground starts what the authorizer does on its own (the JWKS URL
+// fetch and refresh, under ctx until run returns) and exports its JWK Set
+// and cache size.
+func (s *server) startBackground(ctx context.Context, a authorizer) {
+	if bg, ok := a.(background); ok {
+		bg.Start(ctx)
+		s.onClose(bg.Close)
+	}
+	if src, ok := a.(jwksSource); ok {
+		s.jwks.set(src)
+	}
+	if cs, ok := a.(cacheSizer); ok {
+		if err := s.metrics.TrackCacheSize(cs.CacheLen); err != nil {
+			s.log.Warn("cache size metric not registered", zap.Error(err))
 		}
 	}
+}
 
-	if !stopping {
-		// waitReady ends with ctx, or with this function (listener failure).
-		readyCtx, cancelReady := context.WithCancel(ctx)
-		defer cancelReady()
-		go waitReady(readyCtx, a, readyPollInterval, func() {
-			// HTTP checks are answered from here on: proxies do not
-			// consult health first, so 503 (an error, a denial) until
-			// the keys are loaded.
-			gateHTTP.set(checkHandler)
-			keysLoaded.Store(true)
-			if !life.serving(hs) {
-				return // already draining
-			}
-			log.Info("serving")
-			if opts.dev != nil {
-				var httpNetAddr net.Addr
-				if httpLis != nil {
-					httpNetAddr = httpLis.Addr()
-				}
-				printDevBanner(s.stdout, opts.dev, grpcLis.Addr(), httpNetAddr, adminLis.Addr())
-			}
-		})
+// startLiveReload watches the configuration (reload.go) until run returns;
+// nothing with --dev.
+func (s *server) startLiveReload(ctx context.Context, a authorizer) {
+	r, ok := a.(reloadable)
+	if !ok || s.opts.reload == nil {
+		return
 	}
+	reloadCtx, stop := context.WithCancel(ctx)
+	stopped := startLiveReload(reloadCtx, s.log, s.reg, s.metrics, r, s.cfg, s.opts, s.sys, s.sa, func(cfg *authz.Config, src configSource) {
+		if st := policyState(a, cfg, src); st != nil {
+			s.policy.Set(st)
+		}
+	})
+	// Before the service-account database is closed: a reload may be
+	// replacing it.
+	s.onClose(func() {
+		stop()
+		<-stopped
+	})
+}
 
-	for !stopping {
+// serveChecks puts the authorizer behind the Check gate and builds the
+// HTTP ext_authz handler (served once ready) and the policy API's state.
+func (s *server) serveChecks(a authorizer) {
+	// One Decider for both transports, measured once (/metrics).
+	dec := s.metrics.Decider(a)
+	if s.tracer != nil {
+		dec = envoy.TraceDecider(dec, s.tracer) // one span per check (tracing.go)
+	}
+	s.gate.srv.Store(envoy.NewServer(dec))
+	s.checkHandler = envoy.NewHTTPHandler(dec, envoy.HTTPOptions{PathPrefix: s.cfg.HTTP.PathPrefix, Logger: s.log.Named("http"),
+		// docs/CONTRACT.md §9: with identity tokens, every 200 names the
+		// Authorization AgentOS must receive (Traefik's middleware).
+		EchoAuthorization: s.cfg.Upstream.IdentityToken})
+	if st := policyState(a, s.cfg, s.opts.source); st != nil {
+		s.policy.Set(st)
+	}
+}
+
+// wait serves until ctx is done (exitOK) or a listener fails (exitFault);
+// when ready is closed (the authorizer has its keys) it turns to serving.
+func (s *server) wait(ctx context.Context, done <-chan listened, ready <-chan struct{}) int {
+	for {
 		select {
 		case <-ctx.Done():
-			stopping = true
+			return exitOK
+		case <-ready:
+			ready = nil // once
+			s.serving()
 		case r := <-done:
 			if r.name != "grpc" && errors.Is(r.err, http.ErrServerClosed) {
 				continue
 			}
-			fmt.Fprintf(s.stderr, "agentos-authz serve: %s listener failed: %v\n", r.name, r.err)
-			log.Error("listener failed", zap.String("listener", r.name), zap.Error(r.err))
-			code, stopping = exitFault, true
+			fmt.Fprintf(s.sys.stderr, "agentos-authz serve: %s listener failed: %v\n", r.name, r.err)
+			s.log.Error("listener failed", zap.String("listener", r.name), zap.Error(r.err))
+			return exitFault
 		}
 	}
+}
 
-	if delay := cfg.ShutdownDelay.Duration; code == exitOK && delay > 0 && keysLoaded.Load() {
+// serving opens the HTTP ext_authz gate and reports SERVING (unless the
+// drain began), then prints the --dev banner.
+func (s *server) serving() {
+	// HTTP checks are answered from here on: proxies do not consult health
+	// first, so 503 (an error, a denial) until the keys are loaded.
+	s.gateHTTP.set(s.checkHandler)
+	s.keysLoaded.Store(true)
+	if !s.life.serving(s.hs) {
+		return // already draining
+	}
+	s.log.Info("serving")
+	if s.opts.dev != nil {
+		var httpAddr net.Addr
+		if s.httpLis != nil {
+			httpAddr = s.httpLis.Addr()
+		}
+		printDevBanner(s.sys.stdout, s.opts.dev, s.grpcLis.Addr(), httpAddr, s.adminLis.Addr())
+	}
+}
+
+// drain stops serving: after SIGTERM (code exitOK), a service that was
+// serving first waits the shutdown delay, NOT_SERVING but still answering;
+// then the listeners drain (shutdown).
+func (s *server) drain(ctx context.Context, code int) {
+	if delay := s.cfg.ShutdownDelay.Duration; code == exitOK && delay > 0 && s.keysLoaded.Load() {
 		// Only a service that was serving can have proxies still sending
 		// it checks; a failed listener stops at once.
-		life.drain(hs)
-		waitShutdownDelay(log, delay)
+		s.life.drain(s.hs)
+		waitShutdownDelay(s.log, delay)
 	}
-	shutdown(ctx, log, gs, checkHTTP, admin, func() { life.drain(hs) }, opts.drainTimeout)
-	log.Info("stopped", zap.Int("exit_code", code))
-	return code
+	shutdown(ctx, s.log, s.gs, s.checkHTTP, s.admin, func() { s.life.drain(s.hs) }, s.opts.drainTimeout)
 }
 
 // shutdown drains: readiness off and health NOT_SERVING (notServing), then
@@ -578,31 +725,6 @@ func (l *lifecycle) drain(hs *health.Server) {
 	defer l.mu.Unlock()
 	l.draining = true
 	hs.Shutdown()
-}
-
-// readiness is what waitReady needs of the authorizer.
-type readiness interface{ Ready() bool }
-
-// waitReady calls onReady once r is ready (at once when it already is),
-// polling every interval; it gives up when ctx is done.
-func waitReady(ctx context.Context, r readiness, interval time.Duration, onReady func()) {
-	if r.Ready() {
-		onReady()
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if r.Ready() {
-				onReady()
-				return
-			}
-		}
-	}
 }
 
 // adminHandler serves /healthz (200 while the process lives), /readyz

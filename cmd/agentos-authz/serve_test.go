@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,21 +286,26 @@ func reflectedServices(t *testing.T, conn *grpc.ClientConn) []string {
 	return names
 }
 
-// blockingAuthz is a fake authorizer: Ready when ready is set; Decide
-// signals entered and waits for release (or ctx) before allowing.
+// blockingAuthz is a fake authorizer: ready once setReady is called;
+// Decide signals entered and waits for release (or ctx) before allowing.
 type blockingAuthz struct {
-	ready   atomic.Bool
+	ready   chan struct{}
 	entered chan struct{}
 	release chan struct{}
 }
 
 func newBlockingAuthz(ready bool) *blockingAuthz {
-	b := &blockingAuthz{entered: make(chan struct{}, 16), release: make(chan struct{})}
-	b.ready.Store(ready)
+	b := &blockingAuthz{ready: make(chan struct{}), entered: make(chan struct{}, 16), release: make(chan struct{})}
+	if ready {
+		b.setReady()
+	}
 	return b
 }
 
-func (b *blockingAuthz) Ready() bool { return b.ready.Load() }
+// setReady closes ReadyC, as the real authorizer does on its first keys.
+func (b *blockingAuthz) setReady() { close(b.ready) }
+
+func (b *blockingAuthz) ReadyC() <-chan struct{} { return b.ready }
 
 func (b *blockingAuthz) Decide(ctx context.Context, _ *authz.Request) authz.Decision {
 	b.entered <- struct{}{}
@@ -398,7 +402,7 @@ func TestServeNotServingUntilReady(t *testing.T) {
 	if got := r.get(t, "/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz before ready = %d, want 503", got)
 	}
-	fake.ready.Store(true)
+	fake.setReady()
 	r.waitServing(t)
 	if got := r.get(t, "/readyz"); got != http.StatusOK {
 		t.Errorf("GET /readyz when ready = %d, want 200", got)

@@ -189,7 +189,7 @@ func TestServeHTTPNotReady(t *testing.T) {
 	if status != http.StatusServiceUnavailable || header.Get("Content-Type") != "application/json" || !strings.Contains(body, `"detail"`) {
 		t.Errorf("HTTP check before ready = %d %q %s, want 503 with a JSON detail", status, header.Get("Content-Type"), body)
 	}
-	fake.ready.Store(true)
+	fake.setReady()
 	poll.For(t, "HTTP checks once ready", func() bool {
 		status, _, _ = httpDo(t, "GET", "http://"+addr+"/agents", nil)
 		return status == http.StatusOK

@@ -132,6 +132,9 @@ type remoteJWKSOptions struct {
 	Logger *zap.Logger
 	// Observer counts the fetches; nil: nopObserver.
 	Observer FetchObserver
+	// OnFirstLoad, when set, is called once, outside any lock, after the
+	// first key set is stored (Ready is true by then).
+	OnFirstLoad func()
 }
 
 // remoteJWKS is a jwksSource that fetches a JWKS URL and keeps it fresh:
@@ -154,6 +157,7 @@ type remoteJWKS struct {
 	after         func(time.Duration) <-chan time.Time
 	log           *zap.Logger
 	obs           FetchObserver
+	onFirstLoad   func() // nil: nobody to tell
 
 	set atomic.Pointer[keySet]   // the last good key set; nil until loaded
 	url atomic.Pointer[string]   // the JWKS URL; nil until discovered
@@ -190,6 +194,7 @@ func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
 		after:         o.After,
 		log:           o.Logger,
 		obs:           o.Observer,
+		onFirstLoad:   o.OnFirstLoad,
 	}
 	switch {
 	case o.URL != "":
@@ -430,21 +435,32 @@ func (r *remoteJWKS) failed(u string, err error) {
 
 // accept makes ks the key set if its keys differ from the current ones, so
 // that an unchanged document keeps the generation (and the token cache).
+// The first key set is announced to onFirstLoad, after the lock is released
+// (the callback may read Ready, or anything else of r).
 func (r *remoteJWKS) accept(u string, ks *keySet) {
+	if r.store(u, ks) && r.onFirstLoad != nil {
+		r.onFirstLoad()
+	}
+}
+
+// store is accept under the lock; it reports whether ks is the first key
+// set.
+func (r *remoteJWKS) store(u string, ks *keySet) (first bool) {
 	fp := keySetFingerprint(ks)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.fp.Load(); old != nil && *old == fp {
 		r.log.Debug("JWKS refreshed, keys unchanged", zap.String("url", redact(u)))
-		return
+		return false
 	}
-	first := r.set.Load() == nil
+	first = r.set.Load() == nil
 	r.fp.Store(&fp)
 	r.set.Store(ks)
 	gen := r.gen.Add(1)
 	r.log.Info("JWKS key set loaded",
 		zap.String("url", redact(u)), zap.Bool("first", first), zap.Uint64("generation", gen),
 		zap.Int("keys", ks.Len()), zap.Int("skipped", ks.Skipped()), zap.Strings("kids", ks.kids()))
+	return first
 }
 
 // get fetches u within the timeout and the size limit.

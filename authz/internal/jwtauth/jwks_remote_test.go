@@ -445,3 +445,45 @@ func TestCheckFetchURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteJWKSOnFirstLoad: the first key set is announced once, when
+// Ready has turned true; neither a failed fetch before it nor a later key
+// change announces anything.
+func TestRemoteJWKSOnFirstLoad(t *testing.T) {
+	keys := jwttest.NewRotation(t, jwttest.LoadKeys(t))
+	srv := jwttest.NewJWKSServer(t, keys.Only1)
+	srv.Set("down", nil)
+	clock := jwttest.NewFakeClock(jwttest.Now)
+	loaded := make(chan bool, 4) // Ready as the callback saw it
+	var src *remoteJWKS
+	var mu sync.Mutex // src is set after newRemoteJWKS, read by the callback
+	mu.Lock()
+	src = startRemote(t, remoteJWKSOptions{URL: srv.URL, Refresh: time.Second, Clock: clock.Now, After: clock.After, Logger: zap.NewNop(),
+		OnFirstLoad: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			loaded <- src.Ready()
+		}})
+	mu.Unlock()
+	poll.For(t, "the failed first fetch's retry to wait", func() bool { return clock.Waiting() == 1 })
+	select {
+	case <-loaded:
+		t.Fatal("OnFirstLoad called after a failed fetch")
+	default:
+	}
+	srv.Set("ok", nil)
+	clock.Advance(time.Second)
+	if ready := <-loaded; !ready {
+		t.Error("OnFirstLoad called while Ready() = false")
+	}
+	// A new key set (the next refresh) is no first load.
+	srv.Set("ok", keys.Only2)
+	poll.For(t, "the refresh to wait", func() bool { return clock.Waiting() == 1 })
+	clock.Advance(time.Second)
+	poll.For(t, "the new key set", func() bool { return src.Generation() == 2 })
+	select {
+	case <-loaded:
+		t.Error("OnFirstLoad called again for a later key set")
+	default:
+	}
+}

@@ -23,6 +23,12 @@ type Options struct {
 	Logger *zap.Logger
 	// Observer counts the fetches of a JWKS URL; nil counts nothing.
 	Observer FetchObserver
+	// OnReady, when set, is called once, when the JWKS source loads its
+	// first key set (from the fetching goroutine, after Ready turned
+	// true): the way to be told rather than poll Ready. It must not
+	// block. Never called for a Verifier that is ready from New (no JWKS
+	// URL).
+	OnReady func()
 
 	// jwks, when set, is the JWKS source and replaces jwt.jwks_file and
 	// jwt.jwks_url (the package's tests). Nil: jwt.jwks_file, read once
@@ -83,7 +89,9 @@ func New(c *Config, o Options) (*Verifier, error) {
 	var remoteErr error
 	if jwks == nil && c.RemoteJWKS() {
 		// Checked by compile below; a failure here repeats its message.
-		remote, err := newRemoteJWKS(c.remoteOptions(clock, log, o.Observer))
+		ro := c.remoteOptions(clock, log, o.Observer)
+		ro.OnFirstLoad = o.OnReady
+		remote, err := newRemoteJWKS(ro)
 		if err != nil {
 			remoteErr = err
 		} else {
