@@ -262,3 +262,44 @@ func TestServeReloadsServiceAccounts(t *testing.T) {
 		t.Errorf("a service-account change was logged as needing a restart:\n%s", restart)
 	}
 }
+
+// TestServeReloadsShadowMode: switching mode: shadow on and off by a
+// reload shows on /readyz and in the decisions, without a restart.
+func TestServeReloadsShadowMode(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "hs.secret")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("k", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	base := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_key_files: [" + keyFile + "]\n"
+	writeAtomic(t, cfgPath, base)
+	r := startServe(t, h, nil, waitTimeout, "--config", cfgPath)
+	r.waitServing(t)
+	allowed := func() bool { // no credential: 401 unless shadowed
+		resp, err := r.check(t.Context(), "GET", "/agents", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus().GetCode() == 0
+	}
+	shadowShown := func() bool {
+		_, body := r.readyz(t)
+		_, found := conditionOf(body, condShadow)
+		return found
+	}
+	if allowed() || shadowShown() {
+		t.Fatal("enforce mode: a request without a credential allowed, or /readyz shows shadow mode")
+	}
+	writeAtomic(t, cfgPath, base+"mode: shadow\n")
+	poll.For(t, "shadow mode on after a reload", allowed)
+	// /readyz follows once the reload is applied, just after the swap.
+	poll.For(t, "/readyz shows shadow mode after a reload turned it on", shadowShown)
+	if !strings.Contains(h.stderr.String(), "SHADOW MODE") {
+		t.Error("no shadow-mode warning logged by the reload")
+	}
+	writeAtomic(t, cfgPath, base+"mode: enforce\n")
+	poll.For(t, "shadow mode off after a reload", func() bool { return !allowed() })
+	poll.For(t, "/readyz drops shadow mode after a reload turned it off", func() bool { return !shadowShown() })
+}

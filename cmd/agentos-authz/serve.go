@@ -301,9 +301,12 @@ type server struct {
 	// the authorizer is ready.
 	checkHandler http.Handler
 
-	sa    *liveServiceAccounts
-	life  lifecycle
-	ready readyConditions
+	sa *liveServiceAccounts
+	// shadow is shadow mode as /readyz shows it: set before serving, then
+	// only by the reload goroutine.
+	shadow bool
+	life   lifecycle
+	ready  readyConditions
 	// configLoaded and keysLoaded are the conditions of the same names on
 	// /readyz.
 	configLoaded, keysLoaded atomic.Bool
@@ -493,11 +496,20 @@ func (s *server) registerReadiness() {
 		}
 		return true, ""
 	})
-	if s.cfg.Shadow() {
-		s.ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
-	}
+	s.setShadow(s.cfg.Shadow())
 	// Present while service accounts are configured (serviceaccounts.go).
 	s.sa.registerCondition()
+}
+
+// setShadow shows shadow mode on /readyz while it is on (docs/CONTRACT.md
+// §4 mode: shadow): at start, and after a reload that switches it.
+func (s *server) setShadow(on bool) {
+	s.shadow = on
+	if on {
+		s.ready.register(condShadow, func() (bool, string) { return true, shadowWarning })
+		return
+	}
+	s.ready.remove(condShadow)
 }
 
 // startServing serves every listener, each on its own goroutine, and logs
@@ -567,6 +579,14 @@ func (s *server) startLiveReload(ctx context.Context, a authorizer) {
 	stopped := startLiveReload(reloadCtx, s.log, s.reg, s.metrics, r, s.cfg, s.opts, s.sys, s.sa, func(cfg *authz.Config, src configSource) {
 		if st := policyState(a, cfg, src); st != nil {
 			s.policy.Set(st)
+		}
+		if cfg.Shadow() != s.shadow {
+			if cfg.Shadow() {
+				s.log.Warn(shadowWarning)
+			} else {
+				s.log.Info("shadow mode off: denials are enforced")
+			}
+			s.setShadow(cfg.Shadow())
 		}
 	})
 	// Before the service-account database is closed: a reload may be
