@@ -13,10 +13,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/agentos-authz/agentos-authz/envoy"
 )
 
 // TestServeLimits: the explicit server limits hold on the real listeners.
-// A CheckRequest over grpcMaxRecvMsgSize is refused with RESOURCE_EXHAUSTED
+// A CheckRequest over envoy.MaxCheckRequestBytes is refused with RESOURCE_EXHAUSTED
 // before it is decoded or decided; a header block over httpMaxHeaderBytes
 // gets 431 from both HTTP listeners; requests within the limits are
 // answered as before.
@@ -43,13 +45,13 @@ func TestServeLimits(t *testing.T) {
 				}},
 			}}, grpc.MaxCallSendMsgSize(8<<20))
 		}
-		_, err := check(grpcMaxRecvMsgSize + 1)
+		_, err := check(envoy.MaxCheckRequestBytes + 1)
 		if status.Code(err) != codes.ResourceExhausted {
-			t.Errorf("Check(%d-byte header) error = %v, want ResourceExhausted", grpcMaxRecvMsgSize+1, err)
+			t.Errorf("Check(%d-byte header) error = %v, want ResourceExhausted", envoy.MaxCheckRequestBytes+1, err)
 		}
-		resp, err := check(grpcMaxRecvMsgSize / 2)
+		resp, err := check(envoy.MaxCheckRequestBytes / 2)
 		if err != nil || resp.GetStatus().GetCode() != int32(codes.OK) {
-			t.Errorf("Check(%d-byte header) = %v, %v; want allowed (within the limit)", grpcMaxRecvMsgSize/2, resp.GetStatus(), err)
+			t.Errorf("Check(%d-byte header) = %v, %v; want allowed (within the limit)", envoy.MaxCheckRequestBytes/2, resp.GetStatus(), err)
 		}
 	})
 

@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -84,31 +83,11 @@ const (
 	adminShutdownWait   = 5 * time.Second
 )
 
-// Server limits (README, Security). Every one is explicit, so a client
-// (or anyone who reaches the port) cannot make a check cost more than its
-// size, hold connections open for nothing, or queue unbounded work.
+// HTTP server limits (README, Security); the gRPC listener's are
+// envoy.ServerOptions. Every one is explicit, so a client (or anyone who
+// reaches the port) cannot make a check cost more than its size, hold
+// connections open for nothing, or queue unbounded work.
 const (
-	// grpcMaxRecvMsgSize bounds one CheckRequest. Envoy's request headers
-	// are at most 96 KiB (max_request_headers_kb), plus the body when
-	// with_request_body is set (max_request_bytes); a larger message is
-	// refused with RESOURCE_EXHAUSTED before it is decoded.
-	grpcMaxRecvMsgSize = 1 << 20
-	// grpcMaxConcurrentStreams bounds the checks in flight on one
-	// connection (Envoy multiplexes its checks over a few).
-	grpcMaxConcurrentStreams = 1024
-	// grpcKeepaliveMinTime: a client may ping at most this often, even
-	// with no check in flight (Envoy's connection_keepalive); more often
-	// and the connection is closed (GOAWAY too_many_pings).
-	grpcKeepaliveMinTime = 10 * time.Second
-	// grpcMaxConnectionIdle closes a connection with no check for this long.
-	grpcMaxConnectionIdle = 5 * time.Minute
-	// grpcKeepaliveTime / grpcKeepaliveTimeout: an idle connection is
-	// pinged after this long and closed if the ping is not answered.
-	grpcKeepaliveTime    = 2 * time.Minute
-	grpcKeepaliveTimeout = 20 * time.Second
-	// grpcConnectionTimeout bounds a new connection's HTTP/2 handshake.
-	grpcConnectionTimeout = 10 * time.Second
-
 	// httpMaxHeaderBytes bounds a check's request line and headers on the
 	// HTTP ext_authz and admin listeners (net/http answers 431 beyond it).
 	// nginx sends the client's headers (at most 4 x 8 KiB by default,
@@ -122,24 +101,6 @@ const (
 	// pools open).
 	httpIdleTimeout = 2 * time.Minute
 )
-
-// grpcServerOptions are the gRPC listener's limits.
-func grpcServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
-		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             grpcKeepaliveMinTime,
-			PermitWithoutStream: true,
-		}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{
-			MaxConnectionIdle: grpcMaxConnectionIdle,
-			Time:              grpcKeepaliveTime,
-			Timeout:           grpcKeepaliveTimeout,
-		}),
-		grpc.ConnectionTimeout(grpcConnectionTimeout),
-	}
-}
 
 // runServe parses the serve flags, loads the configuration (or builds the
 // --dev one) and serves until ctx is cancelled (SIGTERM/SIGINT): exit 0
@@ -439,7 +400,7 @@ func (s *server) buildServers() {
 		s.hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	s.gate = &checkGate{}
-	s.gs = grpc.NewServer(append(grpcServerOptions(), s.secure.grpcOptions()...)...)
+	s.gs = grpc.NewServer(append(envoy.ServerOptions(), s.secure.grpcOptions()...)...)
 	authv3.RegisterAuthorizationServer(s.gs, s.gate)
 	healthpb.RegisterHealthServer(s.gs, s.hs)
 	reflection.Register(s.gs)

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/agentos-authz/agentos-authz/envoy"
 )
 
 // noopCheck answers every Check with OK at once: the cost of the gRPC path
@@ -31,11 +33,10 @@ func (noopCheck) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResp
 	}, nil
 }
 
-// serverOptions are the gRPC server options of the no-op server. They
-// must stay those of the service's ext_authz listener
-// (cmd/agentos-authz), so that the baseline differs from it by the
-// decision alone.
-func serverOptions() []grpc.ServerOption { return nil }
+// serverOptions are the gRPC server options of the no-op server: those of
+// the service's ext_authz listener, so that the baseline differs from it by
+// the decision alone.
+func serverOptions() []grpc.ServerOption { return envoy.ServerOptions() }
 
 // noopServer is a running no-op Check server.
 type noopServer struct {
