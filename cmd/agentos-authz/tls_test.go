@@ -359,6 +359,27 @@ func TestServeMutualTLSAdminHealthAndMetricsOpen(t *testing.T) {
 		}
 	})
 
+	t.Run("check --server on the admin listener with a certificate", func(t *testing.T) {
+		// README.md's command: the policy API's Explain through mutual TLS.
+		dir := t.TempDir()
+		clientCert := testpki.WriteFile(t, dir, "client.crt", client.CertPEM)
+		clientKey := testpki.WriteFile(t, dir, "client.key", client.KeyPEM)
+		for _, tc := range []struct {
+			name string
+			args []string
+			want int
+		}{
+			{name: "with a certificate", args: []string{"--tls-cert", clientCert, "--tls-key", clientKey}, want: exitOK},
+			{name: "without a certificate", want: exitUsage},
+		} {
+			h := newHarness(t)
+			args := append([]string{"check", "--server", s.adminAddr, "--tls-ca", caFile, "--token", s.token, "--path", "/agents"}, tc.args...)
+			if got := h.run(args...); got != tc.want {
+				t.Errorf("%s (%s) = %d, want %d\nstdout: %s\nstderr: %s", call(args), tc.name, got, tc.want, h.stdout, h.stderr)
+			}
+		}
+	})
+
 	t.Run("ext_authz listeners still require a certificate", func(t *testing.T) {
 		errs := s.checkAll(t, nil)
 		for _, name := range []string{"grpc", "http"} {
