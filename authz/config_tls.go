@@ -25,13 +25,40 @@ type TLSConfig struct {
 	// present a certificate that chains to one of these PEM CA
 	// certificates, or the handshake fails.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// AdminClientAuth is how the admin listener treats clients without a
+	// certificate under mutual TLS: AdminClientAuthRequire (the default,
+	// also when empty) or AdminClientAuthExceptHealthAndMetrics. It needs
+	// ClientCAFile (README.md, "Operating in production").
+	AdminClientAuth string `yaml:"admin_client_auth"`
 }
+
+// The values of tls.admin_client_auth.
+const (
+	// AdminClientAuthRequire: the admin listener, like the others, refuses
+	// a handshake without a verified client certificate.
+	AdminClientAuthRequire = "require"
+	// AdminClientAuthExceptHealthAndMetrics: the admin listener completes
+	// a handshake without a client certificate (one that is presented must
+	// still verify), and then answers only GET /healthz, /readyz and
+	// /metrics to such a client, for kubelet's HTTPS probes and a
+	// Prometheus without a client certificate; the policy API and
+	// /debug/pprof/ keep requiring one. The name says what is let through,
+	// so a reader of the configuration sees the exception without the docs.
+	AdminClientAuthExceptHealthAndMetrics = "except_health_and_metrics"
+)
 
 // Enabled reports whether the listeners serve TLS.
 func (t *TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // MutualTLS reports whether client certificates are required.
 func (t *TLSConfig) MutualTLS() bool { return t.ClientCAFile != "" }
+
+// AdminHealthAndMetricsOpen reports whether the admin listener answers
+// GET /healthz, /readyz and /metrics to a client without a certificate
+// under mutual TLS (tls.admin_client_auth: except_health_and_metrics).
+func (t *TLSConfig) AdminHealthAndMetricsOpen() bool {
+	return t.MutualTLS() && t.AdminClientAuth == AdminClientAuthExceptHealthAndMetrics
+}
 
 // check validates the section and reads its files, so that `validate` and
 // a start with a missing, unreadable or mismatched file fail with the field
@@ -56,6 +83,16 @@ func (t *TLSConfig) check() []error {
 		if _, err := t.LoadClientCAs(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	switch t.AdminClientAuth {
+	case "", AdminClientAuthRequire, AdminClientAuthExceptHealthAndMetrics:
+		if t.AdminClientAuth != "" && t.ClientCAFile == "" {
+			errs = append(errs, &FieldError{Field: "tls.admin_client_auth",
+				Err: fmt.Errorf("%q needs tls.client_ca_file: it says how the admin listener treats clients without a certificate under mutual TLS", t.AdminClientAuth)})
+		}
+	default:
+		errs = append(errs, &FieldError{Field: "tls.admin_client_auth",
+			Err: fmt.Errorf("%q must be %s or %s", t.AdminClientAuth, AdminClientAuthRequire, AdminClientAuthExceptHealthAndMetrics)})
 	}
 	return errs
 }

@@ -39,14 +39,19 @@ func TestTLSSection(t *testing.T) {
 	}
 
 	ok := []struct {
-		name       string
-		yaml       string
-		wantTLS    bool
-		wantMutual bool
+		name          string
+		yaml          string
+		wantTLS       bool
+		wantMutual    bool
+		wantAdminOpen bool
 	}{
 		{name: "no section", yaml: base},
 		{name: "tls", yaml: section("cert_file", cert, "key_file", key), wantTLS: true},
 		{name: "mutual tls", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile), wantTLS: true, wantMutual: true},
+		{name: "admin requires client certificates", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile, "admin_client_auth", "require"),
+			wantTLS: true, wantMutual: true},
+		{name: "admin health and metrics open", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile, "admin_client_auth", "except_health_and_metrics"),
+			wantTLS: true, wantMutual: true, wantAdminOpen: true},
 	}
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,8 +59,9 @@ func TestTLSSection(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			if c.TLS.Enabled() != tc.wantTLS || c.TLS.MutualTLS() != tc.wantMutual {
-				t.Errorf("Enabled, MutualTLS = %v, %v; want %v, %v", c.TLS.Enabled(), c.TLS.MutualTLS(), tc.wantTLS, tc.wantMutual)
+			if c.TLS.Enabled() != tc.wantTLS || c.TLS.MutualTLS() != tc.wantMutual || c.TLS.AdminHealthAndMetricsOpen() != tc.wantAdminOpen {
+				t.Errorf("Enabled, MutualTLS, AdminHealthAndMetricsOpen = %v, %v, %v; want %v, %v, %v",
+					c.TLS.Enabled(), c.TLS.MutualTLS(), c.TLS.AdminHealthAndMetricsOpen(), tc.wantTLS, tc.wantMutual, tc.wantAdminOpen)
 			}
 		})
 	}
@@ -78,6 +84,14 @@ func TestTLSSection(t *testing.T) {
 		{name: "client ca missing", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", missing), want: []string{"tls.client_ca_file: cannot read"}},
 		{name: "client ca not PEM", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", garbage), want: []string{"tls.client_ca_file:", "no PEM certificate"}},
 		{name: "unknown field", yaml: base + "tls:\n  ca_file: x\n", want: []string{"tls.ca_file: unknown field"}},
+		{name: "admin setting without mutual tls", yaml: section("cert_file", cert, "key_file", key, "admin_client_auth", "except_health_and_metrics"),
+			want: []string{`tls.admin_client_auth: "except_health_and_metrics" needs tls.client_ca_file`}},
+		{name: "admin require without mutual tls", yaml: section("cert_file", cert, "key_file", key, "admin_client_auth", "require"),
+			want: []string{`tls.admin_client_auth: "require" needs tls.client_ca_file`}},
+		{name: "admin setting unknown", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile, "admin_client_auth", "optional"),
+			want: []string{`tls.admin_client_auth: "optional" must be require or except_health_and_metrics`}},
+		{name: "admin setting misspelt", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile, "admin_client_auth", "Require"),
+			want: []string{`tls.admin_client_auth: "Require" must be require or except_health_and_metrics`}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,13 @@ type hsServer struct {
 
 func startHS256(t *testing.T, args ...string) hsServer {
 	t.Helper()
+	return startHS256With(t, `{}`, args...)
+}
+
+// startHS256With is startHS256 with more configuration: extra is a JSON
+// object of top-level fields (`{"mode": "shadow"}`) added to the HS256 one.
+func startHS256With(t *testing.T, extra string, args ...string) hsServer {
+	t.Helper()
 	bin := binary(t)
 	var raw [24]byte
 	_, _ = rand.Read(raw[:])
@@ -32,7 +39,15 @@ func startHS256(t *testing.T, args ...string) hsServer {
 	keys := conformance.NewKeys(map[string][]byte{"hs.secret": []byte(secret)})
 	dir := t.TempDir()
 	sub := &conformance.Substituter{Keys: keys, Dir: dir}
-	cfg, err := sub.Config(json.RawMessage(`{"os_id": "test-os", "jwt": {"algorithms": ["HS256"], "verification_keys": ["@secret:hs"]}}`))
+	fields := map[string]any{"os_id": "test-os", "jwt": map[string]any{"algorithms": []string{"HS256"}, "verification_keys": []string{"@secret:hs"}}}
+	if err := json.Unmarshal([]byte(extra), &fields); err != nil {
+		t.Fatalf("configuration fields %s: %v", extra, err)
+	}
+	text, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := sub.Config(text)
 	if err != nil {
 		t.Fatal(err)
 	}

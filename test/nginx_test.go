@@ -415,6 +415,94 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 }
 
+// TestNginxShadowDecision: in mode: shadow (README.md, "Shadow mode"), the
+// shipped nginx.conf lets every would-be denial through to the upstream
+// with x-agentos-shadow-decision: <status> <reason>, an allowed request with
+// "200 allowed" and its identity; the header a client sends under that name
+// never reaches the upstream; a malformed path is still refused.
+func TestNginxShadowDecision(t *testing.T) {
+	bin := nginxBinary(t)
+	h := startHS256With(t, `{"mode": "shadow"}`, "--http-addr", "127.0.0.1:0")
+	httpAddr := listeningAddr(t, h.srv, "http_addr")
+	up := newEchoUpstream(t)
+	ngx := startNginx(t, bin, func(listen string) string {
+		return nginxConf(t, listen, httpAddr, strings.TrimPrefix(up.URL, "http://"))
+	})
+	reader, err := h.minter.Mint(tokenSpec("reader-1", "agents:read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header = "X-Agentos-Shadow-Decision"
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		token  string
+		// forged is a client-sent X-Agentos-Shadow-Decision, "" for none.
+		forged string
+		// wantStatus is the status at the client; wantShadow the header at the
+		// upstream (the request must reach it when wantStatus is 200).
+		wantStatus int
+		wantShadow string
+		wantUser   string // X-Agentos-User-Id at the upstream, "" = absent
+	}{
+		{name: "no token", method: "GET", path: "/agents", wantStatus: 200, wantShadow: "401 missing_credential"},
+		{name: "wrong scope", method: "POST", path: "/agents/web/runs", token: reader, wantStatus: 200, wantShadow: "403 insufficient_scopes"},
+		{name: "allowed", method: "GET", path: "/agents", token: reader, wantStatus: 200, wantShadow: "200 allowed", wantUser: "reader-1"},
+		{name: "no token, the client claims an allow", method: "GET", path: "/agents", forged: "200 allowed",
+			wantStatus: 200, wantShadow: "401 missing_credential"},
+		{name: "allowed, the client claims a denial", method: "GET", path: "/agents", token: reader, forged: "401 missing_credential",
+			wantStatus: 200, wantShadow: "200 allowed", wantUser: "reader-1"},
+		{name: "malformed path still refused", method: "GET", path: "/agents/a%2Fb", token: reader, forged: "200 allowed", wantStatus: 400},
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hitsBefore := up.count()
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, "http://"+ngx.addr+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			if tt.forged != "" {
+				req.Header.Set(header, tt.forged)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s through nginx: %v\n%s", tt.method, tt.path, err, ngx.logs())
+			}
+			body, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("%s %s through nginx in shadow mode = %d %s, want %d\n%s", tt.method, tt.path, resp.StatusCode, body, tt.wantStatus, ngx.logs())
+			}
+			if tt.wantStatus != http.StatusOK {
+				if n := up.count(); n != hitsBefore {
+					t.Errorf("a refused request reached the upstream (%d requests)", n-hitsBefore)
+				}
+				return
+			}
+			var got echoed
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("upstream echo %s: %v", body, err)
+			}
+			if vals := got.Header.Values(header); len(vals) != 1 || vals[0] != tt.wantShadow {
+				t.Errorf("%s %s: upstream %s = %q, want exactly [%q]", tt.method, tt.path, header, vals, tt.wantShadow)
+			}
+			if vals := got.Header.Values("X-Agentos-User-Id"); (tt.wantUser == "" && len(vals) > 0) ||
+				(tt.wantUser != "" && (len(vals) != 1 || vals[0] != tt.wantUser)) {
+				t.Errorf("%s %s: upstream X-Agentos-User-Id = %q, want %q", tt.method, tt.path, vals, tt.wantUser)
+			}
+		})
+	}
+	noPanics(t, h.srv)
+}
+
 // checkDenial checks a denial at the client: the JSON body with the
 // detail, its content type and the wanted headers ("" = absent).
 func checkDenial(t *testing.T, resp *http.Response, body []byte, wantDetail string, wantHeader map[string]string) {

@@ -61,12 +61,17 @@ func newPolicyGRPC(ps *envoy.PolicyServer) *grpc.Server {
 // to gs and everything else to h.
 func withPolicyAPI(h http.Handler, gs *grpc.Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		if isGRPC(r) {
 			gs.ServeHTTP(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// isGRPC reports whether r is a gRPC call: HTTP/2 with a gRPC content type.
+func isGRPC(r *http.Request) bool {
+	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 }
 
 // adminProtocols are HTTP/1.1 for the health and metrics endpoints and

@@ -226,6 +226,7 @@ func restartNeeded(running, next *authz.Config) []string {
 		{"tls.cert_file", running.TLS.CertFile, next.TLS.CertFile},
 		{"tls.key_file", running.TLS.KeyFile, next.TLS.KeyFile},
 		{"tls.client_ca_file", running.TLS.ClientCAFile, next.TLS.ClientCAFile},
+		{"tls.admin_client_auth", running.TLS.AdminClientAuth, next.TLS.AdminClientAuth},
 		{"tracing.otlp_endpoint", running.Tracing.OTLPEndpoint, next.Tracing.OTLPEndpoint},
 		{"tracing.sample_ratio", strconv.FormatFloat(running.Tracing.Ratio(), 'g', -1, 64), strconv.FormatFloat(next.Tracing.Ratio(), 'g', -1, 64)},
 		{"tracing.insecure", strconv.FormatBool(running.Tracing.Insecure), strconv.FormatBool(next.Tracing.Insecure)},

@@ -418,7 +418,11 @@ func (s *server) buildServers() {
 	s.policy = envoy.NewPolicyServer()
 	s.policyGRPC = newPolicyGRPC(s.policy)
 	s.onClose(s.policyGRPC.Stop)
-	s.admin.Handler, s.admin.Protocols = withPolicyAPI(s.admin.Handler, s.policyGRPC), s.secure.protocols(adminProtocols())
+	// guardAdmin: under mutual TLS with tls.admin_client_auth:
+	// except_health_and_metrics, the policy API and pprof need a client
+	// certificate that the handshake no longer demands (tls.go).
+	s.admin.Handler = s.secure.guardAdmin(withPolicyAPI(s.admin.Handler, s.policyGRPC))
+	s.admin.Protocols = s.secure.protocols(adminProtocols())
 
 	s.gateHTTP = &httpGate{}
 	if s.httpLis != nil {
@@ -478,11 +482,11 @@ func (s *server) setShadow(on bool) {
 func (s *server) startServing() <-chan listened {
 	done := make(chan listened, 3)
 	go func() { done <- listened{"grpc", s.gs.Serve(s.grpcLis)} }()
-	go func() { done <- listened{"admin", s.admin.Serve(s.secure.wrap(s.adminLis))} }()
+	go func() { done <- listened{"admin", s.admin.Serve(s.secure.wrap(s.adminLis, true))} }()
 	httpAddr := authz.HTTPAddrOff
 	if s.checkHTTP != nil {
 		httpAddr = s.httpLis.Addr().String()
-		go func() { done <- listened{"http", s.checkHTTP.Serve(s.secure.wrap(s.httpLis))} }()
+		go func() { done <- listened{"http", s.checkHTTP.Serve(s.secure.wrap(s.httpLis, false))} }()
 	}
 	s.log.Info("listening",
 		zap.String("grpc_addr", s.grpcLis.Addr().String()),
@@ -708,6 +712,15 @@ func (l *lifecycle) drain(hs *health.Server) {
 	hs.Shutdown()
 }
 
+// The admin listener's probe and metrics paths (docs/CONTRACT.md §2),
+// also the only ones open without a client certificate under
+// tls.admin_client_auth: except_health_and_metrics (tls.go).
+const (
+	pathHealthz = "/healthz"
+	pathReadyz  = "/readyz"
+	pathMetrics = "/metrics"
+)
+
 // adminHandler serves /healthz (200 while the process lives), /readyz
 // (readyz: 200 only while serving checks, 503 before and while draining,
 // with the readiness conditions as JSON), when
@@ -718,13 +731,13 @@ func (l *lifecycle) drain(hs *health.Server) {
 // must stay private when they are on.
 func adminHandler(readyz http.HandlerFunc, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+pathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", readyz)
+	mux.HandleFunc("GET "+pathReadyz, readyz)
 	if metrics != nil {
-		mux.Handle("GET /metrics", metrics)
+		mux.Handle("GET "+pathMetrics, metrics)
 	}
 	if profiling {
 		// Registered on our mux, never on http.DefaultServeMux.

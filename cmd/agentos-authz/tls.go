@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/agentos-authz/agentos-authz/authz"
@@ -20,7 +22,10 @@ import (
 
 // listenerTLS serves the tls: section (docs/CONTRACT.md §4) on the gRPC,
 // HTTP ext_authz and admin listeners: TLS 1.2 at least and, with
-// tls.client_ca_file, client certificates required and verified.
+// tls.client_ca_file, client certificates required and verified; on the
+// admin listener, tls.admin_client_auth: except_health_and_metrics lets
+// clients without one reach the probe and metrics endpoints only
+// (guardAdmin).
 //
 // Certificates are reloaded without a restart: every handshake stats the
 // files (os.Stat follows symlinks, so a Kubernetes Secret volume's "..data"
@@ -91,6 +96,7 @@ func newListenerTLS(c authz.TLSConfig, log *zap.Logger) (*listenerTLS, error) {
 	l.cur.Store(m)
 	log.Info("TLS on every listener",
 		zap.Bool("mutual_tls", c.MutualTLS()),
+		zap.Bool("admin_health_and_metrics_open", c.AdminHealthAndMetricsOpen()),
 		zap.String("cert_file", c.CertFile),
 		zap.Time("cert_not_after", m.cert.Leaf.NotAfter))
 	return l, nil
@@ -155,14 +161,30 @@ func (l *listenerTLS) current() *tlsMaterial {
 	return next
 }
 
-// config is the tls.Config of one listener offering nextProtos (ALPN).
-func (l *listenerTLS) config(nextProtos []string) *tls.Config {
+// clientAuth is the client-certificate policy of the admin listener
+// (admin) or of an ext_authz one. Only the admin listener may accept a
+// handshake without a certificate, and only with
+// tls.admin_client_auth: except_health_and_metrics; a certificate that is
+// presented must verify all the same (VerifyClientCertIfGiven), so a bad
+// one is refused at the handshake everywhere.
+func (l *listenerTLS) clientAuth(admin bool) tls.ClientAuthType {
+	switch {
+	case !l.cfg.MutualTLS():
+		return tls.NoClientCert
+	case admin && l.cfg.AdminHealthAndMetricsOpen():
+		return tls.VerifyClientCertIfGiven
+	default:
+		return tls.RequireAndVerifyClientCert
+	}
+}
+
+// config is the tls.Config of one listener offering nextProtos (ALPN),
+// with the client-certificate policy auth.
+func (l *listenerTLS) config(nextProtos []string, auth tls.ClientAuthType) *tls.Config {
 	base := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: nextProtos,
-	}
-	if l.cfg.MutualTLS() {
-		base.ClientAuth = tls.RequireAndVerifyClientCert
+		ClientAuth: auth,
 	}
 	tmpl := base.Clone()
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -181,7 +203,7 @@ func (l *listenerTLS) grpcOptions() []grpc.ServerOption {
 	if l == nil {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(l.config(nil)))}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(l.config(nil, l.clientAuth(false))))}
 }
 
 // MetricTLSExpiry is the expiry of the certificate the listeners serve.
@@ -217,11 +239,77 @@ func (l *listenerTLS) protocols(p *http.Protocols) *http.Protocols {
 }
 
 // wrap returns lis serving TLS for an http.Server (HTTP/2 and HTTP/1.1),
-// or lis itself without TLS. net/http bounds the handshake with the
-// server's ReadHeaderTimeout.
-func (l *listenerTLS) wrap(lis net.Listener) net.Listener {
+// or lis itself without TLS; admin selects the admin listener's
+// client-certificate policy (clientAuth). net/http bounds the handshake
+// with the server's ReadHeaderTimeout.
+func (l *listenerTLS) wrap(lis net.Listener, admin bool) net.Listener {
 	if l == nil || lis == nil {
 		return lis
 	}
-	return tls.NewListener(lis, l.config([]string{"h2", "http/1.1"}))
+	return tls.NewListener(lis, l.config([]string{"h2", "http/1.1"}, l.clientAuth(admin)))
+}
+
+// errNoClientCert is the answer of guardAdmin to a client without a
+// verified certificate.
+const errNoClientCert = "a client certificate is required here (tls.client_ca_file); " +
+	"without one, only GET /healthz, /readyz and /metrics answer (tls.admin_client_auth: except_health_and_metrics)"
+
+// guardAdmin returns h, the admin listener's handler, refusing clients
+// without a verified certificate everything but GET (and HEAD) of
+// /healthz, /readyz and /metrics when tls.admin_client_auth is
+// except_health_and_metrics: kubelet's HTTPS probes present no client
+// certificate, while the policy API (the running policy, for whoever asks)
+// and /debug/pprof/ (goroutine stacks, heap sites) must stay behind mutual
+// TLS. A plain HTTP request is answered 403, a gRPC call UNAUTHENTICATED.
+// In every other case the handshake has decided already and h is returned.
+func (l *listenerTLS) guardAdmin(h http.Handler) http.Handler {
+	if l == nil || !l.cfg.AdminHealthAndMetricsOpen() {
+		return h
+	}
+	log := l.log
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if verifiedClient(r.TLS) || openWithoutClientCert(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		log.Info("admin request without a client certificate refused",
+			zap.String("method", r.Method), zap.String("path", r.URL.Path))
+		if isGRPC(r) {
+			refuseGRPC(w, codes.Unauthenticated, errNoClientCert)
+			return
+		}
+		http.Error(w, errNoClientCert, http.StatusForbidden)
+	})
+}
+
+// verifiedClient reports whether the connection's client presented a
+// certificate that verified against tls.client_ca_file; false without TLS
+// (fail closed: guardAdmin only runs on a TLS listener).
+func verifiedClient(cs *tls.ConnectionState) bool {
+	return cs != nil && len(cs.VerifiedChains) > 0
+}
+
+// openWithoutClientCert reports whether r is one of the requests the admin
+// listener answers without a client certificate: GET (or HEAD, which
+// net/http serves as GET) of the probe and metrics paths, exactly.
+func openWithoutClientCert(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	switch r.URL.Path {
+	case pathHealthz, pathReadyz, pathMetrics:
+		return true
+	}
+	return false
+}
+
+// refuseGRPC answers a gRPC call with code and msg and no message: a
+// "trailers-only" response, the status in the headers of an otherwise
+// empty HTTP/2 response (msg is printable ASCII without '%', so it needs
+// no percent-encoding).
+func refuseGRPC(w http.ResponseWriter, code codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/grpc")
+	w.Header().Set("Grpc-Status", strconv.Itoa(int(code)))
+	w.Header().Set("Grpc-Message", msg)
+	w.WriteHeader(http.StatusOK)
 }

@@ -20,10 +20,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
+	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
 
 // tlsServer is a serve running with a tls: section, and what its clients
@@ -53,7 +56,7 @@ func httpListenAddr(logs string) string {
 // startTLSServe runs serve with tls (the tls: section) on all three
 // listeners; ca signed its certificate. The returned server's conn is a
 // gRPC client presenting client (nil: no certificate).
-func startTLSServe(t *testing.T, ca *testpki.CA, tlsSection map[string]string, client *testpki.Pair) *tlsServer {
+func startTLSServe(t *testing.T, ca *testpki.CA, tlsSection map[string]string, client *testpki.Pair, args ...string) *tlsServer {
 	t.Helper()
 	h := newHarness(t)
 	prefix, pub := keyPair(t, h)
@@ -61,19 +64,22 @@ func startTLSServe(t *testing.T, ca *testpki.CA, tlsSection map[string]string, c
 	cfg := keyConfig(pub, "ES256")
 	cfg["tls"] = tlsSection
 	path := writeConfig(t, cfg)
-	r := startServe(t, newHarness(t), nil, 0, "--config", path, "--http-addr", "127.0.0.1:0")
+	r := startServe(t, newHarness(t), nil, 0, append([]string{"--config", path, "--http-addr", "127.0.0.1:0"}, args...)...)
 	s := &tlsServer{running: r, httpAddr: httpListenAddr(r.h.stderr.String()), ca: ca, token: tok}
 	r.conn = s.grpcConn(t, client)
 	r.waitServing(t)
 	return s
 }
 
-// clientConfig trusts the server's CA and presents client, if any.
+// clientConfig trusts the server's CA and presents client, if any,
+// whichever CAs the server asks for: crypto/tls would otherwise withhold a
+// certificate of another CA, and the test would not see it refused.
 func (s *tlsServer) clientConfig(t *testing.T, client *testpki.Pair) *tls.Config {
 	t.Helper()
 	c := &tls.Config{RootCAs: s.ca.Pool()}
 	if client != nil {
-		c.Certificates = []tls.Certificate{client.TLSCertificate(t)}
+		cert := client.TLSCertificate(t)
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return c
 }
@@ -92,24 +98,36 @@ func (s *tlsServer) grpcConn(t *testing.T, client *testpki.Pair) *grpc.ClientCon
 // listener) over TLS presenting client; it returns the status or the error.
 func (s *tlsServer) httpsGet(t *testing.T, url string, client *testpki.Pair) (int, error) {
 	t.Helper()
+	code, _, err := s.httpsDo(t, http.MethodGet, url, client)
+	return code, err
+}
+
+// httpsDo sends method url with the allowed token over TLS presenting
+// client (nil: none), by HTTP/2 as a proxy or Prometheus would; it returns
+// the status and body, or the error.
+func (s *tlsServer) httpsDo(t *testing.T, method, url string, client *testpki.Pair) (int, string, error) {
+	t.Helper()
 	tr := &http.Transport{TLSClientConfig: s.clientConfig(t, client), ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		return 0, "", err
+	}
 	if resp.ProtoMajor != 2 {
 		// HTTP/2 by ALPN: the admin listener's policy API is gRPC.
-		t.Errorf("GET %s over TLS spoke %s, want HTTP/2", url, resp.Proto)
+		t.Errorf("%s %s over TLS spoke %s, want HTTP/2", method, url, resp.Proto)
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, string(body), nil
 }
 
 // checkAll runs the three listeners' calls with client (nil: no client
@@ -251,6 +269,150 @@ func TestServeMutualTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeMutualTLSAdminHealthAndMetricsOpen: with
+// tls.admin_client_auth: except_health_and_metrics, a client without a
+// certificate (kubelet's probes, a Prometheus without one) gets the admin
+// listener's GET /healthz, /readyz and /metrics and nothing else: the
+// policy API and pprof refuse it and answer a client with a certificate;
+// a certificate of another CA is still refused at the handshake, and the
+// ext_authz listeners still require a certificate.
+func TestServeMutualTLSAdminHealthAndMetricsOpen(t *testing.T) {
+	ca, _, cert, key, caFile := pkiFiles(t)
+	client := ca.Client(t, "envoy")
+	stranger := testpki.NewCA(t, "another CA").Client(t, "envoy")
+	s := startTLSServe(t, ca, map[string]string{
+		"cert_file": cert, "key_file": key, "client_ca_file": caFile,
+		"admin_client_auth": authz.AdminClientAuthExceptHealthAndMetrics,
+	}, &client, "--pprof")
+	admin := "https://" + s.adminAddr
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		client     *testpki.Pair
+		wantStatus int
+	}{
+		{name: "liveness probe", method: http.MethodGet, path: "/healthz", wantStatus: http.StatusOK},
+		{name: "readiness probe", method: http.MethodGet, path: "/readyz", wantStatus: http.StatusOK},
+		{name: "metrics scrape", method: http.MethodGet, path: "/metrics", wantStatus: http.StatusOK},
+		{name: "HEAD probe", method: http.MethodHead, path: "/healthz", wantStatus: http.StatusOK},
+		{name: "pprof", method: http.MethodGet, path: "/debug/pprof/", wantStatus: http.StatusForbidden},
+		{name: "pprof heap", method: http.MethodGet, path: "/debug/pprof/heap?debug=1", wantStatus: http.StatusForbidden},
+		{name: "identity-token keys", method: http.MethodGet, path: jwksPath, wantStatus: http.StatusForbidden},
+		{name: "probe path, other method", method: http.MethodPost, path: "/readyz", wantStatus: http.StatusForbidden},
+		{name: "probe path, trailing slash", method: http.MethodGet, path: "/healthz/", wantStatus: http.StatusForbidden},
+		{name: "unknown path", method: http.MethodGet, path: "/nope", wantStatus: http.StatusForbidden},
+		{name: "pprof with a certificate", method: http.MethodGet, path: "/debug/pprof/", client: &client, wantStatus: http.StatusOK},
+		{name: "probe with a certificate", method: http.MethodGet, path: "/readyz", client: &client, wantStatus: http.StatusOK},
+		{name: "unknown path with a certificate", method: http.MethodGet, path: "/nope", client: &client, wantStatus: http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, err := s.httpsDo(t, tc.method, admin+tc.path, tc.client)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+			}
+			if code != tc.wantStatus {
+				t.Errorf("%s %s (client certificate: %v) = %d, want %d; body %q", tc.method, tc.path, tc.client != nil, code, tc.wantStatus, body)
+			}
+			if code == http.StatusForbidden && !strings.Contains(body, "client certificate is required") {
+				t.Errorf("%s %s: 403 body %q does not say a client certificate is required", tc.method, tc.path, body)
+			}
+		})
+	}
+
+	t.Run("policy API", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			client *testpki.Pair
+			want   codes.Code
+		}{
+			{name: "without a certificate", client: nil, want: codes.Unauthenticated},
+			{name: "with a certificate", client: &client, want: codes.OK},
+		} {
+			conn, err := grpc.NewClient(s.adminAddr, grpc.WithTransportCredentials(credentials.NewTLS(s.clientConfig(t, tc.client))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			api := authzv1.NewPolicyServiceClient(conn)
+			_, err = api.ListRoutes(t.Context(), &authzv1.ListRoutesRequest{})
+			if got := status.Code(err); got != tc.want {
+				t.Errorf("ListRoutes %s = %v (%v), want %v", tc.name, got, err, tc.want)
+			}
+			if tc.want != codes.OK && !strings.Contains(status.Convert(err).Message(), "client certificate is required") {
+				t.Errorf("ListRoutes %s: message %q does not say a client certificate is required", tc.name, status.Convert(err).Message())
+			}
+			// Reflection, a streaming service, is behind the same rule.
+			stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(t.Context())
+			if err == nil {
+				// Send reports io.EOF when the call has ended; Recv its status.
+				_ = stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+				_, err = stream.Recv()
+			}
+			if got := status.Code(err); got != tc.want {
+				t.Errorf("reflection %s = %v (%v), want %v", tc.name, got, err, tc.want)
+			}
+			conn.Close()
+		}
+	})
+
+	t.Run("check --server on the admin listener with a certificate", func(t *testing.T) {
+		// README.md's command: the policy API's Explain through mutual TLS.
+		dir := t.TempDir()
+		clientCert := testpki.WriteFile(t, dir, "client.crt", client.CertPEM)
+		clientKey := testpki.WriteFile(t, dir, "client.key", client.KeyPEM)
+		for _, tc := range []struct {
+			name string
+			args []string
+			want int
+		}{
+			{name: "with a certificate", args: []string{"--tls-cert", clientCert, "--tls-key", clientKey}, want: exitOK},
+			{name: "without a certificate", want: exitUsage},
+		} {
+			h := newHarness(t)
+			args := append([]string{"check", "--server", s.adminAddr, "--tls-ca", caFile, "--token", s.token, "--path", "/agents"}, tc.args...)
+			if got := h.run(args...); got != tc.want {
+				t.Errorf("%s (%s) = %d, want %d\nstdout: %s\nstderr: %s", call(args), tc.name, got, tc.want, h.stdout, h.stderr)
+			}
+		}
+	})
+
+	t.Run("ext_authz listeners still require a certificate", func(t *testing.T) {
+		errs := s.checkAll(t, nil)
+		for _, name := range []string{"grpc", "http"} {
+			if errs[name] == nil {
+				t.Errorf("%s without a client certificate: accepted, want the handshake refused", name)
+			}
+		}
+		if errs["admin"] != nil {
+			t.Errorf("admin /readyz without a client certificate: %v, want 200", errs["admin"])
+		}
+		for name, err := range s.checkAll(t, &client) {
+			t.Errorf("%s with a client certificate: %v", name, err)
+		}
+	})
+
+	t.Run("certificate of another CA refused at the handshake", func(t *testing.T) {
+		errs := s.checkAll(t, &stranger)
+		for _, name := range []string{"grpc", "http", "admin"} {
+			if errs[name] == nil {
+				t.Errorf("%s: a certificate of another CA was accepted, want the handshake refused", name)
+			}
+		}
+	})
+
+	t.Run("refusals logged without secrets", func(t *testing.T) {
+		logs := s.h.stderr.String()
+		if !strings.Contains(logs, "admin request without a client certificate refused") {
+			t.Error("no log line for the refused admin requests")
+		}
+		if strings.Contains(logs, s.token) {
+			t.Error("the log holds the bearer token")
+		}
+	})
 }
 
 // atomicWriter lays files out as Kubernetes does for a Secret volume:
@@ -418,11 +580,11 @@ func TestRestartNeededTLSAndTracing(t *testing.T) {
 	half := 0.5
 	running := &authz.Config{TLS: authz.TLSConfig{CertFile: "a.crt", KeyFile: "a.key"}}
 	next := &authz.Config{
-		TLS:     authz.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt"},
+		TLS:     authz.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt", AdminClientAuth: authz.AdminClientAuthExceptHealthAndMetrics},
 		Tracing: authz.TracingConfig{OTLPEndpoint: "c:4317", SampleRatio: &half, Insecure: true},
 	}
 	got := restartNeeded(running, next)
-	want := []string{"tls.cert_file", "tls.client_ca_file", "tracing.otlp_endpoint", "tracing.sample_ratio", "tracing.insecure"}
+	want := []string{"tls.cert_file", "tls.client_ca_file", "tls.admin_client_auth", "tracing.otlp_endpoint", "tracing.sample_ratio", "tracing.insecure"}
 	if !slices.Equal(got, want) {
 		t.Errorf("restartNeeded = %q, want %q", got, want)
 	}

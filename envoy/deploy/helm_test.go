@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/testpki"
 )
 
 // The Helm chart (envoy/deploy/helm/agentos-authz) rendered with Helm's own Go SDK — the
@@ -274,8 +275,9 @@ func chartEnv(values map[string]any, kinds ...string) kubeEnv {
 		s, _ := cur.(string)
 		return s
 	}
-	for _, name := range []string{get("tls", "secretName"), get("keys", "existingSecret"), get("serviceAccounts", "existingSecret")} {
-		if name != "" {
+	for _, name := range []string{get("tls", "secretName"), get("tls", "clientCA", "secretName"), get("keys", "existingSecret"),
+		get("serviceAccounts", "existingSecret"), get("serviceMonitor", "clientCertSecret")} {
+		if name != "" && !slices.Contains(env.secrets, releaseNamespace+"/"+name) {
 			env.secrets = append(env.secrets, releaseNamespace+"/"+name)
 		}
 	}
@@ -727,6 +729,110 @@ keys: {files: null, existingSecret: issuer-keys, existingSecretFiles: [public.pe
 	})
 }
 
+// TestHelmChartMutualTLS: with tls.clientCA.enabled the chart mounts the client CA, sets
+// tls.client_ca_file and tls.admin_client_auth: except_health_and_metrics (kubelet's HTTPS
+// probes present no client certificate: README.md, "Operating in production"), keeps the
+// probes on HTTPS paths that answer without one, and gives the ServiceMonitor the CA and,
+// when asked, a client certificate. The rendered configuration is loaded by the service's
+// own loader against real certificate files, as the pod would.
+func TestHelmChartMutualTLS(t *testing.T) {
+	ch := loadChart(t)
+	ca := testpki.NewCA(t, "agentos-authz CA")
+	server := ca.Server(t, "agentos-authz.agentos-authz.svc")
+	clientCA := testpki.NewCA(t, "Envoy client CA")
+	prometheus := ca.Client(t, "prometheus")
+	pemKey := testPublicKeyPEM(t)
+	kinds := []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
+		"PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor"}
+
+	tests := []struct {
+		name   string
+		values string
+		// external are the Secrets made outside the chart, "name/key" -> content.
+		external map[string]string
+		// wantCA is the CA certificate the service must load as tls.client_ca_file.
+		wantCA []byte
+		// wantClientCert is the Secret of the ServiceMonitor's client certificate, "" for none.
+		wantClientCert string
+	}{
+		{
+			name:   "client CA in the TLS Secret, Prometheus without a client certificate",
+			values: "tls: {enabled: true, secretName: agentos-authz-tls, clientCA: {enabled: true}}\n",
+			external: map[string]string{
+				"agentos-authz-tls/tls.crt": string(server.CertPEM), "agentos-authz-tls/tls.key": string(server.KeyPEM),
+				"agentos-authz-tls/ca.crt": string(ca.PEM),
+			},
+			wantCA: ca.PEM,
+		},
+		{
+			name: "client CA in its own Secret, Prometheus with a client certificate",
+			values: "tls: {enabled: true, secretName: agentos-authz-tls, clientCA: {enabled: true, secretName: envoy-client-ca, key: envoy-ca.pem}}\n" +
+				"serviceMonitor: {clientCertSecret: prometheus-client}\n",
+			external: map[string]string{
+				"agentos-authz-tls/tls.crt": string(server.CertPEM), "agentos-authz-tls/tls.key": string(server.KeyPEM),
+				"agentos-authz-tls/ca.crt": string(ca.PEM), "envoy-client-ca/envoy-ca.pem": string(clientCA.PEM),
+				"prometheus-client/tls.crt": string(prometheus.CertPEM), "prometheus-client/tls.key": string(prometheus.KeyPEM),
+			},
+			wantCA:         clientCA.PEM,
+			wantClientCert: "prometheus-client",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			values := valuesOf(t, togglesOnValues(false))
+			chartutil.CoalesceTables(values, valuesOf(t, tc.values))
+			values["keys"] = map[string]any{"files": nil, "existingSecret": "issuer-keys", "existingSecretFiles": []any{"public.pem"}}
+			r, err := renderChart(ch, values)
+			if err != nil {
+				t.Fatalf("helm template with mutual TLS: %v", err)
+			}
+			checkRendering(t, r, chartEnv(values, kinds...), kinds)
+			external := map[string]string{"issuer-keys/public.pem": pemKey}
+			maps.Copy(external, tc.external)
+			cfg := checkLoads(t, r, external, 6432)
+			if !cfg.TLS.MutualTLS() || !cfg.TLS.AdminHealthAndMetricsOpen() {
+				t.Errorf("tls = %+v: want mutual TLS with admin_client_auth %s", cfg.TLS, authz.AdminClientAuthExceptHealthAndMetrics)
+			}
+			if !strings.HasSuffix(cfg.TLS.ClientCAFile, "/var/run/secrets/agentos-authz/client-ca/"+path.Base(cfg.TLS.ClientCAFile)) {
+				t.Errorf("tls.client_ca_file %q: want the client-ca volume's file", cfg.TLS.ClientCAFile)
+			}
+			if got, err := os.ReadFile(cfg.TLS.ClientCAFile); err != nil || string(got) != string(tc.wantCA) {
+				t.Errorf("tls.client_ca_file holds %q (%v), want the client CA", got, err)
+			}
+			if _, err := cfg.TLS.LoadKeyPair(); err != nil {
+				t.Errorf("the mounted certificate does not load: %v", err)
+			}
+
+			ctr := deploymentOf(t, r.objs).Spec.Template.Spec.Containers[0]
+			for name, p := range map[string]*corev1.Probe{"liveness": ctr.LivenessProbe, "readiness": ctr.ReadinessProbe, "startup": ctr.StartupProbe} {
+				// The paths the admin listener answers without a client certificate
+				// (README.md, tls.admin_client_auth).
+				if p.HTTPGet == nil || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || (p.HTTPGet.Path != "/healthz" && p.HTTPGet.Path != "/readyz") {
+					t.Errorf("%s probe %s: want HTTPS GET of /healthz or /readyz", name, jsonOf(p.ProbeHandler))
+				}
+			}
+
+			sm, ok := find[*monitoringv1.ServiceMonitor](r.objs, releaseNamespace, releaseName)
+			if !ok {
+				t.Fatal("no ServiceMonitor")
+			}
+			ep := sm.Spec.Endpoints[0]
+			if ep.Scheme == nil || *ep.Scheme != "https" || ep.TLSConfig == nil || ep.TLSConfig.CA.Secret == nil ||
+				ep.TLSConfig.CA.Secret.Name != "agentos-authz-tls" || ep.TLSConfig.CA.Secret.Key != "ca.crt" {
+				t.Fatalf("ServiceMonitor endpoint %s: want https verified against the TLS Secret's ca.crt", jsonOf(ep))
+			}
+			cert, key := ep.TLSConfig.Cert.Secret, ep.TLSConfig.KeySecret
+			switch {
+			case tc.wantClientCert == "" && (cert != nil || key != nil):
+				t.Errorf("ServiceMonitor tlsConfig %s: a client certificate although none was asked for", jsonOf(ep.TLSConfig))
+			case tc.wantClientCert != "" && (cert == nil || key == nil || cert.Name != tc.wantClientCert || cert.Key != "tls.crt" ||
+				key.Name != tc.wantClientCert || key.Key != "tls.key"):
+				t.Errorf("ServiceMonitor tlsConfig %s: want the client certificate of Secret %s (tls.crt, tls.key)", jsonOf(ep.TLSConfig), tc.wantClientCert)
+			}
+		})
+	}
+}
+
 func TestHelmChartTogglesOff(t *testing.T) {
 	ch := loadChart(t)
 	values := valuesOf(t, `
@@ -778,7 +884,10 @@ func TestHelmChartRejects(t *testing.T) {
 		{name: "key files in config", values: "config: {jwt: {verification_key_files: [/k.pem]}}", wantErr: []string{"config.jwt.verification_key_files is set by the chart"}},
 		{name: "grace period too short", values: "shutdownDelaySeconds: 15", wantErr: []string{"terminationGracePeriodSeconds 30 must cover shutdownDelaySeconds 15 + drainTimeoutSeconds 20 + 3s margin = 38"}},
 		{name: "tls without a Secret", values: "tls: {enabled: true}", wantErr: []string{"tls.enabled needs tls.secretName"}},
-		{name: "mutual TLS", values: "tls: {enabled: true, secretName: t, clientCA: {enabled: true}}", wantErr: []string{"tls.clientCA.enabled: mutual TLS applies to the admin listener too"}},
+		{name: "mutual TLS without TLS", values: "tls: {clientCA: {enabled: true}}", wantErr: []string{"tls.clientCA.enabled needs tls.enabled"}},
+		{name: "client CA Secret name", values: "tls: {enabled: true, secretName: t, clientCA: {enabled: true, secretName: Client_CA}}", wantErr: []string{"/tls/clientCA/secretName"}},
+		{name: "ServiceMonitor client certificate without mutual TLS", values: "tls: {enabled: true, secretName: t}\nserviceMonitor: {enabled: true, clientCertSecret: prometheus-client}",
+			wantErr: []string{"serviceMonitor.clientCertSecret needs tls.clientCA.enabled"}},
 		{name: "keys twice", values: "keys: {existingSecret: issuer-keys, existingSecretFiles: [a.pem]}", wantErr: []string{"keys.files and keys.existingSecret are both set", "keys.files=null"}},
 		{name: "existing keys without file names", values: "keys: {files: null, existingSecret: issuer-keys}", wantErr: []string{"keys.existingSecret needs keys.existingSecretFiles"}},
 		{name: "two JWK Sets", values: "keys: {files: null, existingSecret: k, existingSecretFiles: [jwks.json], jwksFile: jwks.json}\nconfig: {jwt: {jwks_url: 'https://idp.example.com/jwks'}}", wantErr: []string{"keys.jwksFile and config.jwt.jwks_url are both set"}},

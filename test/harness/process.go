@@ -17,6 +17,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -80,6 +82,10 @@ type Options struct {
 	Env          map[string]string // added to the environment, after ClearedEnv is removed
 	Args         []string          // extra serve flags
 	StartTimeout time.Duration     // DefaultStartTimeout when 0
+	// TLS is the client side of the gRPC listener's TLS (README.md, tls:
+	// section): the CA to trust and, for mutual TLS, the client
+	// certificate Start and Conn present. nil dials plaintext.
+	TLS *tls.Config
 }
 
 // Server is a running `agentos-authz serve` on loopback. Its addresses are
@@ -94,6 +100,7 @@ type Server struct {
 	out  *LockedBuffer
 	done chan struct{} // closed when the process has exited
 	conn *grpc.ClientConn
+	tls  *tls.Config // Options.TLS
 }
 
 // Start runs `serve --config FILE --grpc-addr 127.0.0.1:0 --http-addr off
@@ -157,7 +164,7 @@ func spawn(opts Options) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", opts.Binary, err)
 	}
-	s := &Server{cmd: cmd, out: out, done: make(chan struct{})}
+	s := &Server{cmd: cmd, out: out, done: make(chan struct{}), tls: opts.TLS}
 	go func() {
 		_ = cmd.Wait() // the exit status is read from cmd.ProcessState
 		close(s.done)
@@ -233,11 +240,19 @@ type exitedError struct {
 
 func (e *exitedError) Error() string { return "the process exited: " + e.state }
 
-// Dial opens a client connection to addr that reconnects quickly, for a
-// server that is still starting.
-func Dial(addr string) (*grpc.ClientConn, error) {
+// Dial opens a plaintext client connection to addr that reconnects
+// quickly, for a server that is still starting.
+func Dial(addr string) (*grpc.ClientConn, error) { return DialTLS(addr, nil) }
+
+// DialTLS is Dial over TLS with the client configuration c (nil:
+// plaintext). Each handshake uses a clone of c.
+func DialTLS(addr string, c *tls.Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if c != nil {
+		creds = credentials.NewTLS(c)
+	}
 	return grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.5, Jitter: 0.1, MaxDelay: 250 * time.Millisecond},
 			MinConnectTimeout: 2 * time.Second,
@@ -299,7 +314,7 @@ func (s *Server) waitServing(ctx context.Context, timeout time.Duration) error {
 		}
 		return fmt.Errorf("waiting for the listening log line: %w\n%s", err, s.Tail(40))
 	}
-	conn, err := Dial(s.GRPCAddr)
+	conn, err := DialTLS(s.GRPCAddr, s.tls)
 	if err != nil {
 		return err
 	}

@@ -122,11 +122,11 @@ Quantities: a plain byte count or a Ki/Mi/Gi/Ti or k/M/G/T suffix (values.schema
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName: the Secret holding the certificate and its key (e.g. a cert-manager Certificate's)" }}
 {{- end }}
-{{- if .Values.tls.clientCA.enabled }}
-{{- if not .Values.tls.enabled }}
+{{- if and .Values.tls.clientCA.enabled (not .Values.tls.enabled) }}
 {{- fail "tls.clientCA.enabled needs tls.enabled: mutual TLS is TLS with client certificates" }}
 {{- end }}
-{{- fail "tls.clientCA.enabled: mutual TLS applies to the admin listener too, where kubelet's probes present no client certificate and would fail; terminate mTLS in a mesh, or use tls.enabled alone" }}
+{{- if and .Values.serviceMonitor.clientCertSecret (not .Values.tls.clientCA.enabled) }}
+{{- fail "serviceMonitor.clientCertSecret needs tls.clientCA.enabled: without mutual TLS no listener asks for a client certificate" }}
 {{- end }}
 {{- $need := add .Values.shutdownDelaySeconds .Values.drainTimeoutSeconds 3 }}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (int $need) }}
@@ -165,6 +165,11 @@ Quantities: a plain byte count or a Ki/Mi/Gi/Ti or k/M/G/T suffix (values.schema
 {{- $_ := set $cfg "shutdown_delay" (printf "%ds" (int .Values.shutdownDelaySeconds)) }}
 {{- if .Values.tls.enabled }}
 {{- $tls := dict "cert_file" (printf "/var/run/secrets/agentos-authz/tls/%s" .Values.tls.certKey) "key_file" (printf "/var/run/secrets/agentos-authz/tls/%s" .Values.tls.keyKey) }}
+{{- if .Values.tls.clientCA.enabled }}
+{{- $_ := set $tls "client_ca_file" (printf "/var/run/secrets/agentos-authz/client-ca/%s" .Values.tls.clientCA.key) }}
+{{- /* kubelet's HTTPS probes present no client certificate (README.md, "Operating in production"). */}}
+{{- $_ := set $tls "admin_client_auth" "except_health_and_metrics" }}
+{{- end }}
 {{- $_ := set $cfg "tls" $tls }}
 {{- end }}
 {{- toYaml $cfg }}
