@@ -258,4 +258,13 @@ func TestNewCheckRequest(t *testing.T) {
 	}
 }
 
+// envoyRequest is the CheckRequest Envoy sends for method and path with
+// these client headers: the envoy tests of Server, metrics, tracing and the
+// HTTP mode's agreement build ordinary requests this way, the one way
+// (NewCheckRequest); hand-built ones remain only where a test needs a shape
+// Envoy never sends (partial, upper-case keys, no pseudo-headers).
+func envoyRequest(method, path string, headers map[string]string) *authv3.CheckRequest {
+	return NewCheckRequest(RequestSpec{Method: method, Path: path, Headers: headerLines(headers), RequestID: "test-request"})
+}
+
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
