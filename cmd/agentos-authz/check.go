@@ -56,7 +56,7 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
 	server := fset.String("server", "", "ask the service at this address (admin: full explanation; ext_authz gRPC: Check) instead of deciding offline")
 	token := fset.String("token", "", "the token, sent as the configured credential; - reads it from stdin")
-	method := fset.String("method", "GET", "HTTP method")
+	method := fset.String("method", "GET", "HTTP method as the client sends it (case kept: only OPTIONS is a preflight)")
 	path := fset.String("path", "/", "request path as the proxy sends it, query included")
 	var extra headerFlags
 	fset.Var(&extra, "header", "extra request header \"name: value\" (repeatable), e.g. \"origin: https://app\"")
