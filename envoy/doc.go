@@ -8,6 +8,10 @@
 // around a Decider. The HTTP ext_authz mode (docs/CONTRACT.md §6) does the same
 // for an http.Request (FromHTTPRequest, WriteDecision, NewHTTPHandler):
 // Envoy's HTTP service mode, nginx auth_request and Traefik ForwardAuth.
+// NewCheckRequest is the one builder of the CheckRequest Envoy would send,
+// for every caller without an Envoy in front of it (the check command, the
+// policy API's Explain, authz-bench), so that each of them reaches the
+// decision through the same FromCheckRequest as a served request.
 // Metrics wraps a Decider to count every decision of both transports in
 // one place, and counts JWKS fetches and token-cache lookups, on a
 // Prometheus registry it is given.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"go.uber.org/zap"
@@ -373,11 +372,7 @@ func TestHTTPMatchesGRPC(t *testing.T) {
 			}
 			hr := serveCheck(t, hh, r)
 
-			headers := map[string]string{":method": tt.method, ":path": tt.path}
-			for k, v := range tt.header {
-				headers[k] = v
-			}
-			resp, err := gs.Check(t.Context(), httpRequest(&authv3.AttributeContext_HttpRequest{Method: tt.method, Path: tt.path, Headers: headers}))
+			resp, err := gs.Check(t.Context(), envoyRequest(tt.method, tt.path, tt.header))
 			if err != nil {
 				t.Fatal(err)
 			}

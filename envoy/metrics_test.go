@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -134,7 +133,7 @@ func TestMetricsBothTransports(t *testing.T) {
 		if c.auth != "" {
 			headers["authorization"] = c.auth
 		}
-		if _, err := gs.Check(t.Context(), httpRequest(&authv3.AttributeContext_HttpRequest{Method: c.method, Path: c.path, Headers: headers})); err != nil {
+		if _, err := gs.Check(t.Context(), envoyRequest(c.method, c.path, headers)); err != nil {
 			t.Fatal(err)
 		}
 		r := httptest.NewRequestWithContext(t.Context(), c.method, "http://authz.test/", nil)

@@ -74,46 +74,18 @@ func (p *PolicyServer) Explain(ctx context.Context, req *authzv1.ExplainRequest)
 	return ExplainResponse(&d), nil
 }
 
-// ExplainCheckRequest builds the CheckRequest Envoy would send for req:
-// the pseudo-headers, the headers (names lower-cased, repeats joined with
-// ","), and the token where cfg looks for a credential.
+// ExplainCheckRequest builds the CheckRequest Envoy would send for req,
+// through NewCheckRequest like every other caller without an Envoy: the
+// headers as given (names lower-cased, repeats joined), and the token
+// where cfg looks for a credential.
 func ExplainCheckRequest(cfg *authz.Config, req *authzv1.ExplainRequest) *authv3.CheckRequest {
-	method := req.GetMethod()
-	if method == "" {
-		method = "GET"
-	}
-	path := req.GetPath()
-	if path == "" {
-		path = "/"
-	}
-	h := make(map[string]string, len(req.GetHeaders())+4)
-	for name, v := range req.GetHeaders() {
-		name = strings.ToLower(name)
-		if prev, ok := h[name]; ok {
-			h[name] = prev + "," + v
-			continue
-		}
-		h[name] = v
-	}
-	host := h[":authority"]
-	if host == "" {
-		host = h["host"]
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	h[":method"], h[":path"], h[":authority"] = method, path, host
-	if h[":scheme"] == "" {
-		h[":scheme"] = "http"
-	}
-	if tok := req.GetToken(); tok != "" {
-		cfg.CredentialHeaders(h, tok)
-	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{
-			Method: method, Path: path, Host: host, Scheme: h[":scheme"], Protocol: "HTTP/1.1", Headers: h,
-		},
-	}}}
+	return NewCheckRequest(RequestSpec{
+		Method:  req.GetMethod(),
+		Path:    req.GetPath(),
+		Headers: headerLines(req.GetHeaders()),
+		Token:   req.GetToken(),
+		Config:  cfg,
+	})
 }
 
 // ExplainResponse renders a decision (from Authorizer.Explain) as the API's

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -59,7 +58,7 @@ func TestShadowMode(t *testing.T) {
 			headers["authorization"] = tc.auth
 		}
 		t.Run(tc.name+"/grpc", func(t *testing.T) {
-			resp, err := gs.Check(t.Context(), httpRequest(&authv3.AttributeContext_HttpRequest{Method: tc.method, Path: tc.path, Headers: headers}))
+			resp, err := gs.Check(t.Context(), envoyRequest(tc.method, tc.path, headers))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -63,10 +62,7 @@ func newTestTracer(t *testing.T, sampler sdktrace.Sampler) (*tracetest.InMemoryE
 // checkOverGRPC sends one check with headers through the gRPC adapter.
 func checkOverGRPC(t *testing.T, d Decider, headers map[string]string) {
 	t.Helper()
-	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Path: tracePath, Headers: headers},
-	}}}
-	if _, err := NewServer(d).Check(t.Context(), cr); err != nil {
+	if _, err := NewServer(d).Check(t.Context(), envoyRequest("POST", tracePath, headers)); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 }

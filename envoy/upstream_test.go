@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
@@ -70,9 +69,7 @@ func TestIdentityTokenGRPC(t *testing.T) {
 	a := newIdentityAuthorizer(t)
 	caller := mintHS(t, "alice", "agents:read")
 	in := map[string]string{"authorization": "Bearer " + caller, "x-agentos-user-id": "mallory"}
-	resp, err := NewServer(a).Check(context.Background(), httpRequest(&authv3.AttributeContext_HttpRequest{
-		Method: "GET", Path: "/agents", Headers: in,
-	}))
+	resp, err := NewServer(a).Check(context.Background(), envoyRequest("GET", "/agents", in))
 	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 		t.Fatalf("Check = %v, %v; want OK", resp.GetStatus(), err)
 	}

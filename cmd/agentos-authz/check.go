@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/envoy"
 )
 
 // headerFlags collects repeated --header "name: value" flags.
@@ -55,7 +56,7 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
 	server := fset.String("server", "", "ask the service at this address (admin: full explanation; ext_authz gRPC: Check) instead of deciding offline")
 	token := fset.String("token", "", "the token, sent as the configured credential; - reads it from stdin")
-	method := fset.String("method", "GET", "HTTP method")
+	method := fset.String("method", "GET", "HTTP method as the client sends it (case kept: only OPTIONS is a preflight)")
 	path := fset.String("path", "/", "request path as the proxy sends it, query included")
 	var extra headerFlags
 	fset.Var(&extra, "header", "extra request header \"name: value\" (repeatable), e.g. \"origin: https://app\"")
@@ -78,11 +79,19 @@ func runCheck(ctx context.Context, args []string, s sys) int {
 			return exitUsage
 		}
 	}
-	req := &authz.Request{Method: strings.ToUpper(*method), Path: *path}
-	if *server != "" {
-		return checkRemote(ctx, *server, &ct, req, tok, extra, s)
+	// The request as a client would send it through Envoy, method case
+	// included: "options" is no preflight for the service (docs/CONTRACT.md
+	// §5 step 3), so it is none here either. Offline and --server build the
+	// same CheckRequest from it (envoy.NewCheckRequest).
+	spec := envoy.RequestSpec{
+		Method: *method, Path: *path, Headers: extra, Token: tok,
+		// Envoy always sends one; it ties the service's log line to this run.
+		RequestID: "agentos-authz-check-" + randomHex(8),
 	}
-	return checkOffline(ctx, configPath(*cfgPath, s.lookupEnv), req, tok, extra, s)
+	if *server != "" {
+		return checkRemote(ctx, *server, &ct, spec, s)
+	}
+	return checkOffline(ctx, configPath(*cfgPath, s.lookupEnv), spec, s)
 }
 
 // readToken reads the first line of r, trimmed.
@@ -102,7 +111,7 @@ func readToken(r io.Reader) (string, error) {
 // times out after 5 s; discovery adds one more).
 const checkJWKSWait = 12 * time.Second
 
-func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok string, extra headerFlags, s sys) int {
+func checkOffline(ctx context.Context, cfgPath string, spec envoy.RequestSpec, s sys) int {
 	cfg, err := loadConfig(cfgPath, s.lookupEnv, authz.Flags{})
 	if err != nil {
 		printConfigError(s.stderr, err)
@@ -135,50 +144,16 @@ func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok s
 			fmt.Fprintf(s.stderr, "agentos-authz check: the JWKS was not loaded within %s; deciding with the static keys only\n", checkJWKSWait)
 		}
 	}
-	req.Headers = requestHeaders(req, "localhost", extra)
-	if tok != "" {
-		// The token goes where the configuration looks for it: the header
-		// and the cookie (token_source header, cookie or both all find it).
-		header := strings.ToLower(cfg.JWT.Header)
-		if header == "" {
-			header = "authorization"
-		}
-		req.Headers[header] = "Bearer " + tok
-		cookie := cfg.JWT.Cookie
-		if cookie == "" {
-			cookie = "access_token"
-		}
-		if c := req.Headers["cookie"]; c != "" {
-			req.Headers["cookie"] = c + "; " + cookie + "=" + tok
-		} else {
-			req.Headers["cookie"] = cookie + "=" + tok
-		}
-	}
-	d := a.Explain(ctx, req)
+	// The path a served request takes: the CheckRequest Envoy would send,
+	// its translation, then the decision (explained).
+	spec.Config = cfg
+	r := envoy.FromCheckRequest(envoy.NewCheckRequest(spec))
+	d := a.Explain(ctx, &r)
 	printDecision(s.stdout, &d)
 	if d.Allowed() {
 		return exitOK
 	}
 	return exitDenied
-}
-
-// requestHeaders builds the headers Envoy would send: the pseudo-headers
-// and the extra ones (repeats joined with "," as Envoy does).
-func requestHeaders(req *authz.Request, host string, extra headerFlags) map[string]string {
-	h := map[string]string{
-		":method":    req.Method,
-		":path":      req.Path,
-		":authority": host,
-		":scheme":    "http",
-	}
-	for _, x := range extra {
-		if prev, ok := h[x.Name]; ok && !strings.HasPrefix(x.Name, ":") {
-			h[x.Name] = prev + "," + x.Value
-			continue
-		}
-		h[x.Name] = x.Value
-	}
-	return h
 }
 
 // printDecision writes the decision and its explanation, one "key: value"
@@ -240,21 +215,7 @@ func printDecision(w io.Writer, d *authz.Decision) {
 
 // checkRemote sends the request as an Envoy CheckRequest to a running
 // service and prints its answer.
-func checkRemote(ctx context.Context, addr string, ct *clientTLS, req *authz.Request, tok string, extra headerFlags, s sys) int {
-	headers := requestHeaders(req, "localhost", extra)
-	if tok != "" {
-		headers["authorization"] = "Bearer " + tok
-	}
-	if _, ok := headers["x-request-id"]; !ok {
-		// Envoy always sends one; it ties the service's log line to this run.
-		headers["x-request-id"] = "agentos-authz-check-" + randomHex(8)
-	}
-	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{
-			Method: req.Method, Path: req.Path, Host: "localhost", Scheme: "http", Protocol: "HTTP/1.1",
-			Headers: headers,
-		},
-	}}}
+func checkRemote(ctx context.Context, addr string, ct *clientTLS, spec envoy.RequestSpec, s sys) int {
 	creds, err := ct.credentials()
 	if err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz check: %v\n", err)
@@ -271,10 +232,13 @@ func checkRemote(ctx context.Context, addr string, ct *clientTLS, req *authz.Req
 	// The admin listener serves the policy API: its Explain gives the full
 	// explanation. The ext_authz listener does not (Unimplemented): ask
 	// its Check, which says only what Envoy would do.
-	if code, ok := explainRemote(ctx, conn, addr, req, tok, extra, s); ok {
+	if code, ok := explainRemote(ctx, conn, addr, spec, s); ok {
 		return code
 	}
-	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, cr)
+	// The service's configuration is unknown here: spec.Config stays nil and
+	// the token goes where the defaults look, the authorization header and
+	// the access_token cookie.
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, envoy.NewCheckRequest(spec))
 	if err != nil {
 		fmt.Fprintf(s.stderr, "agentos-authz check: ask %s: %v\n", addr, err)
 		return exitUsage

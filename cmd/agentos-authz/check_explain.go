@@ -10,24 +10,22 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/envoy"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
 
 // explainRemote asks the policy API's Explain (the admin listener) to
-// decide req; ok is false when the address does not serve the policy API,
-// so the caller asks Check instead.
-func explainRemote(ctx context.Context, conn *grpc.ClientConn, addr string, req *authz.Request, tok string, extra headerFlags, s sys) (int, bool) {
-	headers := make(map[string]string, len(extra))
-	for _, x := range extra {
-		if prev, ok := headers[x.Name]; ok {
-			headers[x.Name] = prev + "," + x.Value
-			continue
-		}
-		headers[x.Name] = x.Value
-	}
+// decide the request of spec; ok is false when the address does not serve
+// the policy API, so the caller asks Check instead. The headers sent are
+// those of envoy.NewCheckRequest, and the service places the token by its
+// own configuration through the same function (envoy.ExplainCheckRequest),
+// so the request decided is the one check --config decides.
+func explainRemote(ctx context.Context, conn *grpc.ClientConn, addr string, spec envoy.RequestSpec, s sys) (int, bool) {
+	bare := spec
+	bare.Token = ""
+	h := envoy.NewCheckRequest(bare).GetAttributes().GetRequest().GetHttp()
 	resp, err := authzv1.NewPolicyServiceClient(conn).Explain(ctx, &authzv1.ExplainRequest{
-		Method: req.Method, Path: req.Path, Headers: headers, Token: tok,
+		Method: h.GetMethod(), Path: h.GetPath(), Headers: h.GetHeaders(), Token: spec.Token,
 	})
 	switch status.Code(err) {
 	case codes.OK:

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
 )
 
@@ -38,12 +39,9 @@ func TestServeLimits(t *testing.T) {
 	t.Run("gRPC message over the limit", func(t *testing.T) {
 		client := authv3.NewAuthorizationClient(r.conn)
 		check := func(padding int) (*authv3.CheckResponse, error) {
-			return client.Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-					Method: "GET", Path: "/agents",
-					Headers: map[string]string{"authorization": "Bearer " + tok, "x-pad": strings.Repeat("p", padding)},
-				}},
-			}}, grpc.MaxCallSendMsgSize(8<<20))
+			return client.Check(t.Context(), envoy.NewCheckRequest(envoy.RequestSpec{
+				Path: "/agents", Token: tok, Headers: []authz.Header{{Name: "x-pad", Value: strings.Repeat("p", padding)}},
+			}), grpc.MaxCallSendMsgSize(8<<20))
 		}
 		_, err := check(envoy.MaxCheckRequestBytes + 1)
 		if status.Code(err) != codes.ResourceExhausted {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/agentos-authz/agentos-authz/envoy"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
@@ -164,9 +165,7 @@ func TestServeShutdownDelay(t *testing.T) {
 	checkOnce := func(c authv3.AuthorizationClient) record {
 		start := time.Now()
 		// An excluded route: allowed without a token, a full decision.
-		resp, err := c.Check(context.WithoutCancel(t.Context()), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/health"}},
-		}})
+		resp, err := c.Check(context.WithoutCancel(t.Context()), envoy.NewCheckRequest(envoy.RequestSpec{Path: "/health"}))
 		return record{start: start, end: time.Now(), err: err, code: codes.Code(resp.GetStatus().GetCode())}
 	}
 	stop := make(chan struct{})

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/envoy"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
 )
 
@@ -146,16 +147,14 @@ func (r *running) get(t *testing.T, path string) int {
 	return resp.StatusCode
 }
 
+// check sends the CheckRequest Envoy would send (envoy.NewCheckRequest)
+// for method and path with this authorization header ("" for none).
 func (r *running) check(ctx context.Context, method, path, authorization string) (*authv3.CheckResponse, error) {
-	headers := map[string]string{":method": method, ":path": path, "x-request-id": "test-1"}
+	spec := envoy.RequestSpec{Method: method, Path: path, RequestID: "test-1"}
 	if authorization != "" {
-		headers["authorization"] = authorization
+		spec.Headers = []authz.Header{{Name: "authorization", Value: authorization}}
 	}
-	return authv3.NewAuthorizationClient(r.conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: method, Path: path, Headers: headers,
-		}},
-	}})
+	return authv3.NewAuthorizationClient(r.conn).Check(ctx, envoy.NewCheckRequest(spec))
 }
 
 // keyPair writes an ES256 key pair (fast to generate) with keygen and

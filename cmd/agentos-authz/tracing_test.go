@@ -132,7 +132,7 @@ func TestServeTracingOTLP(t *testing.T) {
 	r := startServe(t, newHarness(t), nil, 0, "--config", writeConfig(t, cfg))
 	r.waitServing(t)
 
-	headers := map[string]string{":method": "GET", ":path": "/agents", "authorization": "Bearer " + tok, "traceparent": testTraceparent}
+	headers := []authz.Header{{Name: "authorization", Value: "Bearer " + tok}, {Name: "traceparent", Value: testTraceparent}}
 	resp, err := r.checkHeaders(t.Context(), "GET", "/agents", headers)
 	if err != nil || resp.GetStatus().GetCode() != 0 {
 		t.Fatalf("Check = %v, %v; want OK", resp.GetStatus(), err)
@@ -176,11 +176,8 @@ func TestServeTracingOTLP(t *testing.T) {
 	}
 }
 
-// checkHeaders sends a check with exactly these request headers.
-func (r *running) checkHeaders(ctx context.Context, method, path string, headers map[string]string) (*authv3.CheckResponse, error) {
-	return authv3.NewAuthorizationClient(r.conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: method, Path: path, Headers: headers,
-		}},
-	}})
+// checkHeaders sends the CheckRequest Envoy would send
+// (envoy.NewCheckRequest) for method and path with these header lines.
+func (r *running) checkHeaders(ctx context.Context, method, path string, headers []authz.Header) (*authv3.CheckResponse, error) {
+	return authv3.NewAuthorizationClient(r.conn).Check(ctx, envoy.NewCheckRequest(envoy.RequestSpec{Method: method, Path: path, Headers: headers}))
 }

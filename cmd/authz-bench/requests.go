@@ -25,6 +25,13 @@ import (
 // agents:run (POST /agents/research-bot/runs), teams:run (POST
 // /teams/support/runs), workflows:read (GET /workflows, a listing) and
 // teams:read (GET /teams, raw header map and joined repeated headers).
+//
+// They are replayed as recorded, not rebuilt with envoy.NewCheckRequest
+// (which the soak's garbage requests use): the load is meant to cost the
+// service what real proxies cost it, and a recording keeps what the
+// builder does not make, the encode_raw_headers shape, a buffered body, an
+// Istio peer's principal and TLS session. The builder is tested against the
+// same recordings (envoy/checkrequest_test.go), so the two cannot drift.
 func benchFixtures() []string {
 	return []string{
 		"http1-get-query",

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,7 +19,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/agentos-authz/agentos-authz/proto/envoyfixtures"
+	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/envoy"
 )
 
 // soak runs the service for a long time at a fixed rate (open loop) with
@@ -177,21 +179,25 @@ func splitmix(x uint64) uint64 {
 // correct service gives it: ambiguous paths (400), undecodable or
 // truncated tokens (401), and oversized header blocks without a
 // credential (401: about 90 KiB, as much as Envoy sends, with 2 000
-// x-agentos-* headers for the service to remove).
+// x-agentos-* headers for the service to remove). They are built with
+// envoy.NewCheckRequest, the one builder of what Envoy sends, from the
+// request of proto/envoy-fixtures/http1-get-query.json (curl through a
+// front proxy) with the path, token or headers changed.
 func garbageRequests() ([]wireRequest, error) {
-	tmpl, err := envoyfixtures.Load("http1-get-query")
-	if err != nil {
-		return nil, err
+	base := envoy.RequestSpec{
+		Method: "GET", Path: "/agents/research-bot?include=tools&limit=5", Host: "agentos.example.com",
+		ClientAddr: "203.0.113.7",
+		Headers: []authz.Header{
+			{Name: "accept", Value: "application/json"},
+			{Name: "user-agent", Value: "curl/8.5.0"},
+			{Name: "x-forwarded-for", Value: "203.0.113.7"},
+			{Name: "x-envoy-external-address", Value: "203.0.113.7"},
+		},
+		Token: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
 	}
 	var out []wireRequest
-	add := func(status int32, edit func(h map[string]string, path *string)) error {
-		req := proto.CloneOf(tmpl)
-		envoyfixtures.SetToken(req, "eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
-		h := req.GetAttributes().GetRequest().GetHttp()
-		path := h.GetPath()
-		edit(h.Headers, &path)
-		h.Path = path
-		body, err := proto.Marshal(req)
+	add := func(status int32, spec envoy.RequestSpec) error {
+		body, err := proto.Marshal(envoy.NewCheckRequest(spec))
 		if err != nil {
 			return err
 		}
@@ -200,18 +206,22 @@ func garbageRequests() ([]wireRequest, error) {
 	}
 	var errs []error
 	for _, p := range []string{"/agents/../admin", "/agents//research-bot", "/agents/%2e%2e/x", "/agents/a%2Fb", "/agents/%zz", "agents", "/agents\\x"} {
-		errs = append(errs, add(400, func(_ map[string]string, path *string) { *path = p }))
+		spec := base
+		spec.Path = p
+		errs = append(errs, add(400, spec))
 	}
 	for _, tok := range []string{"!!!not-a-token!!!", "eyJhbGciOiJSUzI1NiJ9", "a.b", "eyJ%%%.e30.x", strings.Repeat("A", 9000)} {
-		errs = append(errs, add(401, func(h map[string]string, _ *string) { h["authorization"] = "Bearer " + tok }))
+		spec := base
+		spec.Token = tok
+		errs = append(errs, add(401, spec))
 	}
-	errs = append(errs, add(401, func(h map[string]string, _ *string) {
-		delete(h, "authorization")
-		h["x-padding"] = strings.Repeat("p", 60<<10)
-		for i := range 2000 {
-			h["x-agentos-foo-"+strconv.Itoa(i)] = "spoofed"
-		}
-	}))
+	oversized := base
+	oversized.Token = ""
+	oversized.Headers = append(slices.Clip(base.Headers), authz.Header{Name: "x-padding", Value: strings.Repeat("p", 60<<10)})
+	for i := range 2000 {
+		oversized.Headers = append(oversized.Headers, authz.Header{Name: "x-agentos-foo-" + strconv.Itoa(i), Value: "spoofed"})
+	}
+	errs = append(errs, add(401, oversized))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

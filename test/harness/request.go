@@ -42,7 +42,14 @@ func (b Built) Describe() string {
 }
 
 // BuildRequest shapes req as Envoy's ext_authz filter would (README
-// "Request", ENVOY-NOTES §1). tokens maps "token"/"token2" to the minted
+// "Request", ENVOY-NOTES §1).
+//
+// It is this package's own model of Envoy, written from those documents,
+// and deliberately not envoy.NewCheckRequest, which the check command, the
+// policy API and authz-bench share: the black-box suite must not share the
+// code under test (package doc; TestHarnessImportsNoServicePackage), or a
+// wrong idea of what Envoy sends, built into both, would pass unseen. The
+// two models meet only at the fixtures both are checked against. tokens maps "token"/"token2" to the minted
 // tokens for the {token}/{token2} placeholders; when tokens["token"] is set
 // and no header mentions {token}, "authorization: Bearer <token>" is added.
 func BuildRequest(req conformance.Request, tokens map[string]string) (Built, error) {
