@@ -211,9 +211,10 @@ type ExplainRequest struct {
 	// Request headers; names are lower-cased. Repeated headers are joined
 	// with "," as Envoy does.
 	Headers map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// A credential (a JWT, or the security key) sent as
-	// "authorization: Bearer <token>"; empty sends none. Never logged or
-	// echoed.
+	// A credential (a JWT, a service-account token, or the security key),
+	// placed where the running configuration reads it (jwt.token_source:
+	// "authorization: Bearer <token>" and/or the jwt.cookie cookie); empty
+	// sends none. Never logged or echoed.
 	Token         string `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
