@@ -32,7 +32,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		_, err := Load([]byte(text), nil, Flags{})
+		_, err := Load([]byte(text), nil, LoadOptions{})
 		if err == nil {
 			return
 		}

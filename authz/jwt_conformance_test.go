@@ -225,7 +225,7 @@ func runJWTStartup(t *testing.T, vec *conformance.Vector, cfg *JWTConfig, decode
 	if decodeErr != nil {
 		return true // the YAML decoder refuses it (it names the field, see config_decode.go)
 	}
-	errs := cfg.problems()
+	errs := problemsOf(t, cfg)
 	if len(errs) == 0 {
 		t.Fatal("problems() = no error, want a startup error")
 	}

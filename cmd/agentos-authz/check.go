@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // headerFlags collects repeated --header "name: value" flags.
@@ -103,7 +104,7 @@ func readToken(r io.Reader) (string, error) {
 const checkJWKSWait = 12 * time.Second
 
 func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok string, extra headerFlags, s sys) int {
-	cfg, err := loadConfig(cfgPath, s.lookupEnv, authz.Flags{})
+	cfg, err := loadConfig(cfgPath, s.lookupEnv, serveconfig.Flags{})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
@@ -116,7 +117,7 @@ func checkOffline(ctx context.Context, cfgPath string, req *authz.Request, tok s
 		return exitUsage
 	}
 	defer sa.close()
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now, ServiceAccounts: sa.authn})
+	a, err := authz.New(cfg.Config, authz.Options{Logger: zap.NewNop(), Clock: s.now, ServiceAccounts: sa.authn})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage

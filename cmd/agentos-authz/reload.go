@@ -37,11 +37,11 @@ type reloadable interface {
 // as needing a restart.
 type liveReload struct {
 	log  *zap.Logger
-	load func() (*authz.Config, configSource, error)
+	load func() (*config, configSource, error)
 	// applied is told of each configuration put in service.
-	onApplied func(*authz.Config, configSource)
+	onApplied func(*config, configSource)
 	target    reloadable
-	running   *authz.Config
+	running   *config
 	loads     interface{ ConfigLoaded(error) }
 	gauges    *envoy.ReloadMetrics
 	now       func() time.Time
@@ -55,7 +55,7 @@ type liveReload struct {
 
 // watchedFiles are the files whose content makes the configuration: the
 // configuration file and the files it names.
-func watchedFiles(configPath string, cfg *authz.Config) []string {
+func watchedFiles(configPath string, cfg *config) []string {
 	files := []string{configPath}
 	files = append(files, cfg.JWT.VerificationKeyFiles...)
 	files = append(files, cfg.JWT.JWKSFile, cfg.JWT.JWKSCAFile)
@@ -155,7 +155,7 @@ func (l *liveReload) reload(configPath string, files []string, why string) []str
 	sum := digest(files)
 	cfg, src, err := l.load()
 	if err == nil {
-		_, err = l.target.Reload(cfg)
+		_, err = l.target.Reload(cfg.Config)
 	}
 	l.loads.ConfigLoaded(err)
 	now := float64(l.now().UnixNano()) / 1e9
@@ -193,7 +193,7 @@ func (l *liveReload) reload(configPath string, files []string, why string) []str
 // restartNeeded names the settings of next that differ from running and
 // only take effect at start: the listeners and the service-account
 // database.
-func restartNeeded(running, next *authz.Config) []string {
+func restartNeeded(running, next *config) []string {
 	var out []string
 	for _, s := range []struct {
 		field      string
@@ -247,7 +247,7 @@ func notifyHUP(ctx context.Context) <-chan os.Signal {
 
 // startLiveReload registers the reload gauges and starts watching under
 // ctx; cfg is the running configuration.
-func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *authz.Config, opts serveOptions, s sys, onApplied func(*authz.Config, configSource)) {
+func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *config, opts serveOptions, s sys, onApplied func(*config, configSource)) {
 	gauges, err := envoy.NewReloadMetrics(reg)
 	if err != nil {
 		log.Warn("reload metrics not registered", zap.Error(err))

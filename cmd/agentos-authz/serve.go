@@ -26,6 +26,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // serveOptions are the serve flags that are not configuration, and the
@@ -36,10 +37,10 @@ type serveOptions struct {
 	// pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener (--pprof; off by default).
 	pprof    bool
-	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+	newAuthz func(cfg *config, opts authz.Options) (authorizer, error)
 	// reload loads the configuration again from its sources (nil with
 	// --dev: nothing to reload); configPath is its file ("" for none).
-	reload     func() (*authz.Config, configSource, error)
+	reload     func() (*config, configSource, error)
 	configPath string
 	// hup delivers reload requests; nil means SIGHUP.
 	hup <-chan os.Signal
@@ -67,8 +68,8 @@ type background interface {
 }
 
 // newAuthorizer is authz.New behind the authorizer interface.
-func newAuthorizer(cfg *authz.Config, opts authz.Options) (authorizer, error) {
-	a, err := authz.New(cfg, opts)
+func newAuthorizer(cfg *config, opts authz.Options) (authorizer, error) {
+	a, err := authz.New(cfg.Config, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +155,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
 		s.stderr)
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
-	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
-	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
-	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
+	grpcAddr := fset.String("grpc-addr", serveconfig.DefaultGRPCAddr, "ext_authz gRPC listener")
+	httpAddr := fset.String("http-addr", serveconfig.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
+	adminAddr := fset.String("admin-addr", serveconfig.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
@@ -176,7 +177,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		return usageError(fset, "--drain-timeout must be positive")
 	}
 	// Only the flags given override the file and the environment.
-	var flags authz.Flags
+	var flags serveconfig.Flags
 	if isSet(fset, "grpc-addr") {
 		flags.GRPCAddr = grpcAddr
 	}
@@ -190,7 +191,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		flags.ShutdownDelay = shutdownDelay
 	}
 
-	var cfg *authz.Config
+	var cfg *config
 	var kit *devKit
 	src := configSource{loadedAt: s.now()}
 	if *dev {
@@ -227,7 +228,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
 	if !*dev {
 		opts.configPath = configPath(*cfgPath, s.lookupEnv)
-		opts.reload = func() (*authz.Config, configSource, error) {
+		opts.reload = func() (*config, configSource, error) {
 			return loadConfigSource(opts.configPath, s.lookupEnv, flags, s.now())
 		}
 	}
@@ -260,7 +261,7 @@ func serviceNames() []string {
 }
 
 // serve runs the listeners until ctx is done or one fails.
-func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) int {
+func serve(ctx context.Context, cfg *config, log *zap.Logger, opts serveOptions, s sys) int {
 	// tls.go, tracing.go: nil when the tls: / tracing: section is empty.
 	secure, err := newListenerTLS(cfg.TLS, log)
 	if err != nil {
@@ -287,7 +288,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	}
 	// docs/CONTRACT.md §6: the HTTP ext_authz listener, unless http_addr is off.
 	var httpLis net.Listener
-	if cfg.HTTPAddr != authz.HTTPAddrOff {
+	if cfg.HTTPAddr != serveconfig.HTTPAddrOff {
 		httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			grpcLis.Close()
@@ -393,7 +394,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 	done := make(chan served, 3)
 	go func() { done <- served{"grpc", gs.Serve(grpcLis)} }()
 	go func() { done <- served{"admin", admin.Serve(secure.wrap(adminLis))} }()
-	httpAddr := authz.HTTPAddrOff
+	httpAddr := serveconfig.HTTPAddrOff
 	if checkHTTP != nil {
 		httpAddr = httpLis.Addr().String()
 		go func() { done <- served{"http", checkHTTP.Serve(secure.wrap(httpLis))} }()
@@ -431,7 +432,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 			}
 		}
 		if r, ok := a.(reloadable); ok && opts.reload != nil {
-			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *authz.Config, src configSource) {
+			startLiveReload(ctx, log, reg, metrics, r, cfg, opts, s, func(cfg *config, src configSource) {
 				if st := policyState(a, cfg, src); st != nil {
 					policy.Set(st)
 				}

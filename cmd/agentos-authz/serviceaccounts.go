@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 	"github.com/agentos-authz/agentos-authz/envoy"
 )
@@ -26,7 +25,7 @@ type serviceAccounts struct {
 // service_accounts.db_url. It does not need the database to be up (the
 // service starts, and serves JWTs, while it is down). observer may be nil.
 // Errors name the field and never hold the URL's password.
-func openServiceAccounts(ctx context.Context, cfg *authz.Config, observer serviceaccount.Observer) (serviceAccounts, error) {
+func openServiceAccounts(ctx context.Context, cfg *config, observer serviceaccount.Observer) (serviceAccounts, error) {
 	c := &cfg.ServiceAccounts
 	if !c.Enabled() {
 		return serviceAccounts{}, nil
@@ -80,7 +79,7 @@ const saPingTimeout = 5 * time.Second
 // observe the store, and a ping at start logs the database state (never
 // fatal: service-account tokens get 503 until the database answers). The
 // error is a configuration problem.
-func openServiceAccountsLogged(ctx context.Context, cfg *authz.Config, metrics *envoy.Metrics, log *zap.Logger) (serviceAccounts, error) {
+func openServiceAccountsLogged(ctx context.Context, cfg *config, metrics *envoy.Metrics, log *zap.Logger) (serviceAccounts, error) {
 	if !cfg.ServiceAccounts.Enabled() {
 		return serviceAccounts{}, nil
 	}

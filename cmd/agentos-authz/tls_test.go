@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
 )
 
@@ -416,11 +417,11 @@ func TestServeTLSConfigErrors(t *testing.T) {
 // (the files' contents reload by themselves).
 func TestRestartNeededTLSAndTracing(t *testing.T) {
 	half := 0.5
-	running := &authz.Config{TLS: authz.TLSConfig{CertFile: "a.crt", KeyFile: "a.key"}}
-	next := &authz.Config{
-		TLS:     authz.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt"},
-		Tracing: authz.TracingConfig{OTLPEndpoint: "c:4317", SampleRatio: &half, Insecure: true},
-	}
+	running := &config{Config: &authz.Config{}, Settings: &serveconfig.Settings{TLS: serveconfig.TLSConfig{CertFile: "a.crt", KeyFile: "a.key"}}}
+	next := &config{Config: &authz.Config{}, Settings: &serveconfig.Settings{
+		TLS:     serveconfig.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt"},
+		Tracing: serveconfig.TracingConfig{OTLPEndpoint: "c:4317", SampleRatio: &half, Insecure: true},
+	}}
 	got := restartNeeded(running, next)
 	want := []string{"tls.cert_file", "tls.client_ca_file", "tracing.otlp_endpoint", "tracing.sample_ratio", "tracing.insecure"}
 	if !slices.Equal(got, want) {

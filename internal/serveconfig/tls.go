@@ -1,4 +1,4 @@
-package authz
+package serveconfig
 
 import (
 	"crypto/tls"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
 
 // TLSConfig is the tls: section (docs/CONTRACT.md §4): TLS, and mutual TLS
@@ -40,9 +42,9 @@ func (t *TLSConfig) check() []error {
 	var errs []error
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		errs = append(errs, &FieldError{Field: "tls.key_file", Err: errors.New("is required with tls.cert_file")})
+		errs = append(errs, &authz.FieldError{Field: "tls.key_file", Err: errors.New("is required with tls.cert_file")})
 	case t.KeyFile != "" && t.CertFile == "":
-		errs = append(errs, &FieldError{Field: "tls.cert_file", Err: errors.New("is required with tls.key_file")})
+		errs = append(errs, &authz.FieldError{Field: "tls.cert_file", Err: errors.New("is required with tls.key_file")})
 	case t.Enabled():
 		if _, err := t.LoadKeyPair(); err != nil {
 			errs = append(errs, err)
@@ -50,7 +52,7 @@ func (t *TLSConfig) check() []error {
 	}
 	if t.ClientCAFile != "" {
 		if !t.Enabled() {
-			errs = append(errs, &FieldError{Field: "tls.client_ca_file",
+			errs = append(errs, &authz.FieldError{Field: "tls.client_ca_file",
 				Err: errors.New("needs tls.cert_file and tls.key_file: mutual TLS is TLS with client certificates")})
 		}
 		if _, err := t.LoadClientCAs(); err != nil {
@@ -67,14 +69,14 @@ func (t *TLSConfig) check() []error {
 func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(t.CertFile)
 	if err != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.cert_file", Err: fileError(err)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.cert_file", Err: fileError(err)}
 	}
 	if err := checkCertificates(certPEM); err != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.cert_file", Err: fmt.Errorf("%s: %w", t.CertFile, err)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.cert_file", Err: fmt.Errorf("%s: %w", t.CertFile, err)}
 	}
 	keyPEM, err := os.ReadFile(t.KeyFile)
 	if err != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.key_file", Err: fileError(err)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file", Err: fileError(err)}
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err == nil {
@@ -83,9 +85,9 @@ func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 	// X509KeyPair's error does not say which file is at fault: the key
 	// either does not parse or is not the certificate's.
 	if kerr := checkPrivateKey(keyPEM); kerr != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.key_file", Err: fmt.Errorf("%s: %w", t.KeyFile, kerr)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file", Err: fmt.Errorf("%s: %w", t.KeyFile, kerr)}
 	}
-	return tls.Certificate{}, &FieldError{Field: "tls.key_file",
+	return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file",
 		Err: fmt.Errorf("%s does not match the certificate of tls.cert_file (%s)", t.KeyFile, t.CertFile)}
 }
 
@@ -93,10 +95,10 @@ func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 func (t *TLSConfig) LoadClientCAs() (*x509.CertPool, error) {
 	b, err := os.ReadFile(t.ClientCAFile)
 	if err != nil {
-		return nil, &FieldError{Field: "tls.client_ca_file", Err: fileError(err)}
+		return nil, &authz.FieldError{Field: "tls.client_ca_file", Err: fileError(err)}
 	}
 	if err := checkCertificates(b); err != nil {
-		return nil, &FieldError{Field: "tls.client_ca_file", Err: fmt.Errorf("%s: %w", t.ClientCAFile, err)}
+		return nil, &authz.FieldError{Field: "tls.client_ca_file", Err: fmt.Errorf("%s: %w", t.ClientCAFile, err)}
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(b)
