@@ -141,8 +141,12 @@ func Load(yamlText []byte, lookupEnv func(string) (string, bool), opts LoadOptio
 	// Report the file's field problems and the compilation's together, so
 	// one run names every mistake.
 	cc, cerr := c.compile()
-	if err := errors.Join(errors.Join(fieldErrs...), cerr, errors.Join(extraErrs...)); err != nil {
-		return nil, err
+	var problems []error
+	for _, e := range append(append(fieldErrs, cerr), extraErrs...) {
+		problems = appendProblems(problems, e)
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	if cc.settings, err = yaml.Marshal(&c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -153,7 +157,7 @@ func Load(yamlText []byte, lookupEnv func(string) (string, bool), opts LoadOptio
 
 // decodeYAML fills c, and extra (LoadOptions.Extra, when non-nil), from
 // text. err is a document-level failure (syntax, several documents, not a
-// mapping); fieldErrs are the problems of individual fields, the rest of
+// mapping: a *FieldError for "config"); fieldErrs are the problems of individual fields, the rest of
 // the document decoded regardless.
 func (c *Config) decodeYAML(text []byte, extra any) (fieldErrs []error, err error) {
 	targets := []reflect.Value{reflect.ValueOf(c).Elem()}
@@ -170,11 +174,11 @@ func (c *Config) decodeYAML(text []byte, extra any) (fieldErrs []error, err erro
 		if errors.Is(err, io.EOF) {
 			return nil, nil // an empty file: every field optional
 		}
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, &FieldError{Field: "config", Err: err}
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: more than one YAML document")
+		return nil, &FieldError{Field: "config", Err: errors.New("more than one YAML document")}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -187,7 +191,7 @@ func (c *Config) decodeYAML(text []byte, extra any) (fieldErrs []error, err erro
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("config: the document must be a mapping (line %d)", root.Line)
+		return nil, &FieldError{Field: "config", Line: root.Line, Err: errors.New("the document must be a mapping")}
 	}
 	var d decoder
 	if err := d.root(root, targets); err != nil {
@@ -357,6 +361,22 @@ func (c *Config) compile() (*compiled, error) {
 	}
 	out.keysFP = keyFingerprint(c, out)
 	return out, nil
+}
+
+// appendProblems appends the problems err joins (errors.Join trees
+// flattened, in order) to out, so that Load's error joins each problem
+// once, at one level.
+func appendProblems(out []error, err error) []error {
+	if err == nil {
+		return out
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = appendProblems(out, e)
+		}
+		return out
+	}
+	return append(out, err)
 }
 
 // compileTable compiles the route table; its errors name scope_mappings
