@@ -85,7 +85,7 @@ func defaultConfig() Config {
 		Mode:           ModeEnforce,
 		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: defaultExcludedRoutes(),
-		Upstream:       DefaultUpstreamConfig(),
+		Upstream:       defaultUpstreamConfig(),
 	}
 }
 
@@ -223,7 +223,7 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
 	if v, ok := get(envOSID); ok {
 		c.OSID = v
 	}
-	if v, ok := get(EnvServiceAccountsDBURL); ok {
+	if v, ok := get(envServiceAccountsDBURL); ok {
 		c.ServiceAccounts.DBURL = v
 	}
 }
@@ -314,7 +314,7 @@ func (c *Config) compile() (*compiled, error) {
 	if !jwtSource && !key && !c.ServiceAccounts.Enabled() {
 		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
 			"(or %s, %s, %s), service_accounts.db_url (%s), or the deprecated security_key (%s)",
-			envVerificationKey, envJWKSFile, envJWKSURL, EnvServiceAccountsDBURL, envSecurityKey)
+			envVerificationKey, envJWKSFile, envJWKSURL, envServiceAccountsDBURL, envSecurityKey)
 	}
 	if c.Authorization != nil && *c.Authorization && !jwtSource {
 		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+

@@ -35,18 +35,18 @@ type UpstreamConfig struct {
 
 // Defaults of the upstream: section (docs/CONTRACT.md §4).
 const (
-	DefaultUpstreamIssuer = "agentos-authz"
-	DefaultUpstreamTTL    = 60 * time.Second
-	ListingFilterUpstream = "upstream"
-	ListingFilterDeny     = "deny"
+	defaultUpstreamIssuer = "agentos-authz"
+	defaultUpstreamTTL    = 60 * time.Second
+	listingFilterUpstream = "upstream"
+	listingFilterDeny     = "deny"
 )
 
-// DefaultUpstreamConfig returns the upstream: section with nothing set.
-func DefaultUpstreamConfig() UpstreamConfig {
+// defaultUpstreamConfig returns the upstream: section with nothing set.
+func defaultUpstreamConfig() UpstreamConfig {
 	return UpstreamConfig{
-		Issuer:        DefaultUpstreamIssuer,
-		TokenTTL:      Duration{DefaultUpstreamTTL},
-		ListingFilter: ListingFilterUpstream,
+		Issuer:        defaultUpstreamIssuer,
+		TokenTTL:      Duration{defaultUpstreamTTL},
+		ListingFilter: listingFilterUpstream,
 	}
 }
 
@@ -60,7 +60,7 @@ func (c *Config) compileUpstreamSection() (*idtoken.Key, []error) {
 		errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
 	switch u.ListingFilter {
-	case ListingFilterUpstream, ListingFilterDeny:
+	case listingFilterUpstream, listingFilterDeny:
 	default:
 		add("upstream.listing_filter", "%q must be upstream (AgentOS filters listings itself) or deny (a listing that needs filtering is a 403)", u.ListingFilter)
 	}
@@ -68,7 +68,7 @@ func (c *Config) compileUpstreamSection() (*idtoken.Key, []error) {
 		add("upstream.token_ttl", "%v must be at least 1s", u.TokenTTL.Duration)
 	}
 	if u.Issuer == "" {
-		add("upstream.issuer", "must not be empty: it is the iss of the identity tokens (default %s)", DefaultUpstreamIssuer)
+		add("upstream.issuer", "must not be empty: it is the iss of the identity tokens (default %s)", defaultUpstreamIssuer)
 	}
 	if u.IdentityToken {
 		if u.SigningKeyFile == "" {
@@ -102,7 +102,7 @@ func (c *Config) compileUpstreamSection() (*idtoken.Key, []error) {
 func (c *Config) upstreamWarnings() []Warning {
 	u := &c.Upstream
 	var out []Warning
-	if c.AuthorizationEnabled() && u.ListingFilter == ListingFilterUpstream && !u.IdentityToken && !u.AgentOSVerifies {
+	if c.AuthorizationEnabled() && u.ListingFilter == listingFilterUpstream && !u.IdentityToken && !u.AgentOSVerifies {
 		out = append(out, Warning{Field: "upstream.listing_filter",
 			Msg: "upstream, but nothing makes AgentOS filter listings: a caller allowed GET /agents (or /teams, /workflows) " +
 				"through one per-resource scope gets every resource from an AgentOS without its own JWT middleware. " +
@@ -138,7 +138,7 @@ func compileUpstream(c *Config) (upstreamPolicy, error) {
 // published); the same key keeps prev's published set.
 func compileUpstreamAfter(c *Config, prev *upstreamPolicy) (upstreamPolicy, error) {
 	u := &c.Upstream
-	p := upstreamPolicy{listingDeny: u.ListingFilter == ListingFilterDeny}
+	p := upstreamPolicy{listingDeny: u.ListingFilter == listingFilterDeny}
 	if !u.IdentityToken {
 		return p, nil
 	}

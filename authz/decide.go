@@ -372,7 +372,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 5. authorization.
 	var res scopes.Result
 	// docs/CONTRACT.md §8: a service account's scopes are always enforced.
-	if s.authorize || auth == AuthServiceAccount {
+	if s.authorize || auth == authServiceAccount {
 		set := &s.keySet
 		if auth != AuthSecurityKey {
 			set = s.sets.set(&id, s.table)
@@ -412,7 +412,7 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
 	}
-	if d.Auth == AuthServiceAccount && !res.Unmapped {
+	if d.Auth == authServiceAccount && !res.Unmapped {
 		detail = detailSAForbidden // docs/CONTRACT.md §5 table
 	}
 	deny := s.deny(r, reason, detail)

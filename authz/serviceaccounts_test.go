@@ -102,7 +102,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		upstream map[string]string // wanted upstream headers ("" = absent)
 	}
 	saHeaders := func(user, scopes string) map[string]string {
-		return map[string]string{headerAuth: AuthServiceAccount, HeaderUserID: user, headerScopes: scopes, headerSessionID: ""}
+		return map[string]string{headerAuth: authServiceAccount, HeaderUserID: user, headerScopes: scopes, headerSessionID: ""}
 	}
 	cases := []tc{
 		{name: "valid", cfg: jwtAndSA, path: "/config", headers: bearerH(f.valid), status: 200,
@@ -197,7 +197,7 @@ func TestDecideServiceAccountThrottle(t *testing.T) {
 // TestServiceAccountsConfig: the section's fields, defaults, environment
 // variable and errors (docs/CONTRACT.md §4).
 func TestServiceAccountsConfig(t *testing.T) {
-	cfg, err := Load([]byte("security_key: sk-0123456789abcdef\n"), env(map[string]string{EnvServiceAccountsDBURL: "sqlite:///x.db"}), LoadOptions{})
+	cfg, err := Load([]byte("security_key: sk-0123456789abcdef\n"), env(map[string]string{envServiceAccountsDBURL: "sqlite:///x.db"}), LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
