@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"reflect"
 	"strconv"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/agentos-authz/agentos-authz/authz/internal/idtoken"
+	"github.com/agentos-authz/agentos-authz/authz/internal/jwtauth"
 	"github.com/agentos-authz/agentos-authz/scopes"
 )
 
@@ -55,39 +55,20 @@ type Config struct {
 	// tokens for the upstream AgentOS and the listing filter.
 	Upstream UpstreamConfig `yaml:"upstream"`
 
-	// HTTP is the http: section (the HTTP ext_authz listener, docs/CONTRACT.md §6).
-	HTTP HTTPConfig `yaml:"http"`
 	// Log is the log: section (decision logging).
 	Log LogConfig `yaml:"log"`
-	// TLS is the tls: section (TLS / mTLS on the listeners; config_tls.go).
-	TLS TLSConfig `yaml:"tls"`
-	// Tracing is the tracing: section (OpenTelemetry; config_tracing.go).
-	Tracing TracingConfig `yaml:"tracing"`
 
 	// Mode is "enforce" (the default) or "shadow": allow everything, report
 	// the decision that enforce mode would have made (config_operate.go).
 	Mode string `yaml:"mode"`
-	// ShutdownDelay is how long checks are still answered after SIGTERM,
-	// with health already NOT_SERVING, before the drain (--shutdown-delay).
-	ShutdownDelay Duration `yaml:"shutdown_delay"`
 
-	// The serve listeners (docs/CONTRACT.md §2: every serve flag is settable here).
-	GRPCAddr  string `yaml:"grpc_addr"`
-	HTTPAddr  string `yaml:"http_addr"` // "off" disables the HTTP mode
-	AdminAddr string `yaml:"admin_addr"`
+	// The serve process's own sections of the file (the listeners, tls:,
+	// tracing:, http:, shutdown_delay) are cmd's: internal/serveconfig,
+	// decoded beside these through LoadOptions.Extra.
+
+	// compiled is what Load compiled (nil in a Config not made by Load).
+	compiled *compiled
 }
-
-// Defaults of the serve listeners (docs/CONTRACT.md §2).
-const (
-	DefaultGRPCAddr  = ":9191"
-	DefaultHTTPAddr  = ":8181"
-	DefaultAdminAddr = ":9090"
-	// HTTPAddrOff as http_addr disables the HTTP ext_authz listener.
-	HTTPAddrOff = "off"
-	// AdminAddrOff as admin_addr disables the admin listener (health,
-	// metrics and the policy API).
-	AdminAddrOff = "off"
-)
 
 // defaultExcludedRoutes returns the default excluded_routes (docs/CONTRACT.md §4).
 func defaultExcludedRoutes() []string {
@@ -104,21 +85,26 @@ func defaultConfig() Config {
 		Mode:           ModeEnforce,
 		Log:            LogConfig{DenialsPerSecond: DefaultDenialsPerSecond, DenialBurst: DefaultDenialBurst},
 		ExcludedRoutes: defaultExcludedRoutes(),
-		Upstream:       DefaultUpstreamConfig(),
-		GRPCAddr:       DefaultGRPCAddr,
-		HTTPAddr:       DefaultHTTPAddr,
-		AdminAddr:      DefaultAdminAddr,
+		Upstream:       defaultUpstreamConfig(),
 	}
 }
 
-// Flags are the serve flags given on the command line; nil means not given,
-// so only given flags override the file and the environment.
-type Flags struct {
-	GRPCAddr  *string
-	HTTPAddr  *string
-	AdminAddr *string
-	// ShutdownDelay is --shutdown-delay.
-	ShutdownDelay *time.Duration
+// LoadOptions are Load's optional inputs: the caller's own sections of the
+// same file. cmd keeps the serve process's settings (listeners, TLS,
+// tracing, the shutdown delay) there, in internal/serveconfig: the
+// pipeline never reads them, yet they share the one file, its strict
+// decoding and its error type.
+type LoadOptions struct {
+	// Extra, when non-nil, points to a struct whose yaml-tagged fields are
+	// further top-level keys of the file. The root mapping is decoded into
+	// the Config and Extra by the same strict decoder: a key that names a
+	// field of neither is an unknown field, and a problem inside Extra's
+	// sections is a *FieldError naming its path. A key of both is refused.
+	Extra any
+	// CheckExtra, when set, runs after the file and the environment are
+	// applied and returns Extra's problems, each a *FieldError; Load joins
+	// them with its own, so one run names every mistake.
+	CheckExtra func() []error
 }
 
 // Environment variables read by Load (docs/CONTRACT.md §3). AUTHZ_CONFIG, the path
@@ -135,40 +121,64 @@ const (
 // defaults, then the YAML text (strict: unknown fields are errors), then the
 // environment read through lookupEnv (nil reads none; JWT_VERIFICATION_KEY is
 // added to jwt.verification_keys, the others replace their field; an empty
-// variable counts as unset), then flags; then Validate. The error joins every
-// problem, each a *FieldError naming its YAML path, or a jwt.* problem from
-// JWTConfig.Check.
-func Load(yamlText []byte, lookupEnv func(string) (string, bool), flags Flags) (*Config, error) {
+// variable counts as unset); then it compiles the result, once: the
+// route table, the excluded routes, the keys (every key, JWKS, CA and
+// signing key file read here and never again), which New and Reload
+// build from. Validation is that compilation. The error joins every
+// problem, each a *FieldError naming its YAML path; opts.Extra's sections
+// are decoded and checked in the same pass.
+func Load(yamlText []byte, lookupEnv func(string) (string, bool), opts LoadOptions) (*Config, error) {
 	c := defaultConfig()
-	fieldErrs, err := c.decodeYAML(yamlText)
+	fieldErrs, err := c.decodeYAML(yamlText, opts.Extra)
 	if err != nil {
 		return nil, err // not YAML at all: nothing else is worth checking
 	}
 	c.applyEnv(lookupEnv)
-	c.applyFlags(flags)
-	// Report the file's field problems and the validation problems together,
-	// so one run names every mistake.
-	if err := errors.Join(errors.Join(fieldErrs...), c.validate()); err != nil {
-		return nil, err
+	var extraErrs []error
+	if opts.CheckExtra != nil {
+		extraErrs = opts.CheckExtra()
 	}
+	// Report the file's field problems and the compilation's together, so
+	// one run names every mistake.
+	cc, cerr := c.compile()
+	var problems []error
+	for _, e := range append(append(fieldErrs, cerr), extraErrs...) {
+		problems = appendProblems(problems, e)
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	if cc.settings, err = yaml.Marshal(&c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.compiled = cc
 	return &c, nil
 }
 
-// decodeYAML fills c from text. err is a document-level failure (syntax,
-// several documents, not a mapping); fieldErrs are the problems of
-// individual fields, the rest of the document decoded regardless.
-func (c *Config) decodeYAML(text []byte) (fieldErrs []error, err error) {
+// decodeYAML fills c, and extra (LoadOptions.Extra, when non-nil), from
+// text. err is a document-level failure (syntax, several documents, not a
+// mapping: a *FieldError for "config"); fieldErrs are the problems of individual fields, the rest of
+// the document decoded regardless.
+func (c *Config) decodeYAML(text []byte, extra any) (fieldErrs []error, err error) {
+	targets := []reflect.Value{reflect.ValueOf(c).Elem()}
+	if extra != nil {
+		v := reflect.ValueOf(extra)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			return nil, fmt.Errorf("authz: LoadOptions.Extra is a %T, not a pointer to a struct", extra)
+		}
+		targets = append(targets, v.Elem())
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(text))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil // an empty file: every field optional
 		}
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, &FieldError{Field: "config", Err: err}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: more than one YAML document")
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, &FieldError{Field: "config", Err: errors.New("more than one YAML document")}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -181,10 +191,12 @@ func (c *Config) decodeYAML(text []byte) (fieldErrs []error, err error) {
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("config: the document must be a mapping (line %d)", root.Line)
+		return nil, &FieldError{Field: "config", Line: root.Line, Err: errors.New("the document must be a mapping")}
 	}
 	var d decoder
-	d.mapping(root, reflect.ValueOf(c).Elem(), "")
+	if err := d.root(root, targets); err != nil {
+		return nil, err
+	}
 	return d.errs, nil
 }
 
@@ -211,23 +223,8 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) {
 	if v, ok := get(envOSID); ok {
 		c.OSID = v
 	}
-	if v, ok := get(EnvServiceAccountsDBURL); ok {
+	if v, ok := get(envServiceAccountsDBURL); ok {
 		c.ServiceAccounts.DBURL = v
-	}
-}
-
-func (c *Config) applyFlags(f Flags) {
-	if f.GRPCAddr != nil {
-		c.GRPCAddr = *f.GRPCAddr
-	}
-	if f.HTTPAddr != nil {
-		c.HTTPAddr = *f.HTTPAddr
-	}
-	if f.AdminAddr != nil {
-		c.AdminAddr = *f.AdminAddr
-	}
-	if f.ShutdownDelay != nil {
-		c.ShutdownDelay = Duration{*f.ShutdownDelay}
 	}
 }
 
@@ -258,13 +255,58 @@ const migrationSteps = "to migrate from the deprecated security key: " +
 	"2) set security_key_migration: true while clients move from the key to JWTs (both are accepted); " +
 	"3) unset OS_SECURITY_KEY (and security_key) and remove security_key_migration"
 
-// validate reports every problem of c (docs/CONTRACT.md §4), joined; nil when c can
-// be compiled by New. Each problem names its YAML path.
-func (c *Config) validate() error {
+// compiled is what Load compiled of a Config, once (STYLE.md §4, §14
+// "Validate by compiling"): the checks that find a configuration's
+// problems are the compilation that yields these parts, so every file is
+// read once and New and Reload build snapshots from exactly what was
+// checked. Immutable.
+type compiled struct {
+	table    *scopes.Table
+	excluded excludedRoutes
+	source   tokenSource
+	// jwt is the jwt: section compiled (keys parsed, JWKS file and CA
+	// file read); nil without a JWT source.
+	jwt *jwtauth.Compiled
+	// upstreamKey is upstream.signing_key_file parsed; nil without one.
+	upstreamKey *idtoken.Key
+	// keysFP is keyFingerprint of the above (reload.go).
+	keysFP string
+	// settings are the Config's fields as Load compiled them (YAML), so
+	// that New and Reload refuse a Config changed since: the parts above
+	// would no longer be what its fields say.
+	settings []byte
+}
+
+// Errors of New and Reload given a Config that is not what Load compiled:
+// they build from the parts Load compiled, which a Config written by hand
+// lacks and a Config changed afterwards contradicts. Load the YAML
+// (again) instead.
+var (
+	errNotLoaded        = errors.New("authz: configuration not made by Load: New and Reload build from what Load compiled")
+	errChangedAfterLoad = errors.New("authz: configuration changed after Load: load it again (New and Reload build from what Load compiled)")
+)
+
+// loaded returns what Load compiled of c, or why there is nothing to
+// build from.
+func (c *Config) loaded() (*compiled, error) {
+	if c.compiled == nil {
+		return nil, errNotLoaded
+	}
+	if text, err := yaml.Marshal(c); err != nil || !bytes.Equal(text, c.compiled.settings) {
+		return nil, errChangedAfterLoad
+	}
+	return c.compiled, nil
+}
+
+// compile reports every problem of c (docs/CONTRACT.md §4), joined, each a
+// *FieldError naming its YAML path; without a problem it returns the
+// compiled parts New and Reload build from.
+func (c *Config) compile() (*compiled, error) {
 	var errs []error
 	add := func(field string, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
+	out := &compiled{}
 	jwtSource := c.JWT.HasSource()
 	key := c.SecurityKey != ""
 
@@ -272,7 +314,7 @@ func (c *Config) validate() error {
 	if !jwtSource && !key && !c.ServiceAccounts.Enabled() {
 		add("jwt", "no credential source: set jwt.verification_keys, jwt.jwks_file or jwt.jwks_url "+
 			"(or %s, %s, %s), service_accounts.db_url (%s), or the deprecated security_key (%s)",
-			envVerificationKey, envJWKSFile, envJWKSURL, EnvServiceAccountsDBURL, envSecurityKey)
+			envVerificationKey, envJWKSFile, envJWKSURL, envServiceAccountsDBURL, envSecurityKey)
 	}
 	if c.Authorization != nil && *c.Authorization && !jwtSource {
 		add("authorization", "true needs a JWT source (jwt.verification_keys, jwt.jwks_file, jwt.jwks_url "+
@@ -289,12 +331,12 @@ func (c *Config) validate() error {
 	if err != nil {
 		add("unmapped_routes", "%q must be allow or deny", c.UnmappedRoutes)
 	}
-	if _, err := c.compileTable(policy); err != nil {
+	if out.table, err = c.compileTable(policy); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.checkMappingKeys()...)
 	errs = append(errs, c.checkInterfacePrefixes()...)
-	if _, err := compileExcluded(c.excludedRoutes()); err != nil {
+	if out.excluded, err = compileExcluded(c.excludedRoutes()); err != nil {
 		errs = append(errs, err)
 	}
 	for i, o := range c.CORSAllowedOrigins {
@@ -302,30 +344,39 @@ func (c *Config) validate() error {
 			errs = append(errs, &FieldError{Field: "cors_allowed_origins[" + strconv.Itoa(i) + "]", Err: err})
 		}
 	}
-	errs = append(errs, c.JWT.problems()...)
-	errs = append(errs, c.HTTP.check()...)
-	errs = append(errs, c.checkUpstream()...)
+	var jwtErrs []error
+	out.source, out.jwt, jwtErrs = c.JWT.compile()
+	errs = append(errs, jwtErrs...)
+	if !jwtSource {
+		out.jwt = nil
+	}
+	var upErrs []error
+	out.upstreamKey, upErrs = c.compileUpstreamSection()
+	errs = append(errs, upErrs...)
 	errs = append(errs, c.Log.check()...)
-	errs = append(errs, c.TLS.check()...)
-	errs = append(errs, c.Tracing.check()...)
 	errs = append(errs, c.checkOperate()...)
 	errs = append(errs, c.ServiceAccounts.check()...)
-	for _, a := range []struct {
-		field, addr string
-		off         bool
-	}{
-		{"grpc_addr", c.GRPCAddr, false},
-		{"http_addr", c.HTTPAddr, true},
-		{"admin_addr", c.AdminAddr, true},
-	} {
-		if a.off && a.addr == HTTPAddrOff {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			add(a.field, "%q is not a host:port listen address", a.addr)
-		}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
-	return errors.Join(errs...)
+	out.keysFP = keyFingerprint(c, out)
+	return out, nil
+}
+
+// appendProblems appends the problems err joins (errors.Join trees
+// flattened, in order) to out, so that Load's error joins each problem
+// once, at one level.
+func appendProblems(out []error, err error) []error {
+	if err == nil {
+		return out
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = appendProblems(out, e)
+		}
+		return out
+	}
+	return append(out, err)
 }
 
 // compileTable compiles the route table; its errors name scope_mappings

@@ -3,6 +3,7 @@ package authz
 import (
 	"encoding"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,8 +12,9 @@ import (
 )
 
 // FieldError is one configuration problem, named by its YAML path
-// ("jwt.leeway", "scope_mappings[\"GET /x\"][1]"). Load and Validate return
-// every problem they find joined with errors.Join.
+// ("jwt.leeway", "scope_mappings[\"GET /x\"][1]"): the one error type of
+// a configuration problem. Load returns every problem it finds joined with
+// errors.Join; New and Reload return the few only they can find.
 type FieldError struct {
 	// Field is the YAML path of the offending setting.
 	Field string
@@ -103,11 +105,44 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 // mapping fills the struct v from the mapping node n: every key must name a
 // field (by its yaml tag) and appear once.
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	d.mappingOf(n, []reflect.Value{v}, path)
+}
+
+// root fills the structs vs from the document's root mapping n, as one
+// struct whose fields are the union of theirs (LoadOptions.Extra): a key
+// names a field of exactly one of them. A name in two is a programming
+// error, reported before anything is decoded.
+func (d *decoder) root(n *yaml.Node, vs []reflect.Value) error {
+	owner := make(map[string]reflect.Type)
+	for _, v := range vs {
+		for name := range yamlFields(v.Type()) {
+			if t, dup := owner[name]; dup {
+				return fmt.Errorf("authz: configuration key %q belongs to both %s and %s", name, t, v.Type())
+			}
+			owner[name] = v.Type()
+		}
+	}
+	d.mappingOf(n, vs, "")
+	return nil
+}
+
+// mappingOf is mapping over several structs whose fields share the
+// mapping (root).
+func (d *decoder) mappingOf(n *yaml.Node, vs []reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.fail(path, n, errors.New("must be a mapping"))
 		return
 	}
-	fields := yamlFields(v.Type())
+	type target struct {
+		v   reflect.Value
+		idx int
+	}
+	fields := make(map[string]target)
+	for _, v := range vs {
+		for name, idx := range yamlFields(v.Type()) {
+			fields[name] = target{v, idx}
+		}
+	}
 	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -117,7 +152,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(path, k, errors.New("a key must be a string"))
 			continue
 		}
-		idx, ok := fields[name]
+		f, ok := fields[name]
 		if !ok {
 			d.fail(fieldPath, k, errors.New("unknown field"))
 			continue
@@ -127,7 +162,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[name] = true
-		d.decode(val, v.Field(idx), fieldPath)
+		d.decode(val, f.v.Field(f.idx), fieldPath)
 	}
 }
 

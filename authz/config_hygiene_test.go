@@ -33,7 +33,7 @@ func TestWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Load([]byte(tt.yaml), nil, Flags{})
+			cfg, err := Load([]byte(tt.yaml), nil, LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestConfigOperate(t *testing.T) {
@@ -12,23 +11,16 @@ func TestConfigOperate(t *testing.T) {
 	tests := []struct {
 		name      string
 		yaml      string
-		flags     Flags
 		wantMode  string
-		wantDelay time.Duration
 		wantField string // a *FieldError for it, else success
 	}{
 		{name: "defaults", yaml: base, wantMode: ModeEnforce},
-		{name: "shadow with a delay", yaml: base + "mode: shadow\nshutdown_delay: 5s\n", wantMode: ModeShadow, wantDelay: 5 * time.Second},
-		{name: "flag over the file", yaml: base + "shutdown_delay: 5s\n", flags: Flags{ShutdownDelay: ptr(8 * time.Second)}, wantMode: ModeEnforce, wantDelay: 8 * time.Second},
+		{name: "shadow", yaml: base + "mode: shadow\n", wantMode: ModeShadow},
 		{name: "unknown mode", yaml: base + "mode: dryrun\n", wantField: "mode"},
-		{name: "negative delay", yaml: base + "shutdown_delay: -1s\n", wantField: "shutdown_delay"},
-		{name: "negative delay flag", yaml: base, flags: Flags{ShutdownDelay: ptr(-time.Second)}, wantField: "shutdown_delay"},
-		{name: "delay too long", yaml: base + "shutdown_delay: 1h\n", wantField: "shutdown_delay"},
-		{name: "delay not a duration", yaml: base + "shutdown_delay: soon\n", wantField: "shutdown_delay"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load([]byte(tc.yaml), nil, tc.flags)
+			c, err := Load([]byte(tc.yaml), nil, LoadOptions{})
 			if tc.wantField != "" {
 				var fe *FieldError
 				if !errors.As(err, &fe) || fe.Field != tc.wantField {
@@ -39,8 +31,8 @@ func TestConfigOperate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load(%q) error = %v", tc.yaml, err)
 			}
-			if c.Mode != tc.wantMode || c.ShutdownDelay.Duration != tc.wantDelay || c.Shadow() != (tc.wantMode == ModeShadow) {
-				t.Errorf("Load(%q) = mode %q delay %s, want %q %s", strings.TrimPrefix(tc.yaml, base), c.Mode, c.ShutdownDelay, tc.wantMode, tc.wantDelay)
+			if c.Mode != tc.wantMode || c.Shadow() != (tc.wantMode == ModeShadow) {
+				t.Errorf("Load(%q) = mode %q, want %q", strings.TrimPrefix(tc.yaml, base), c.Mode, tc.wantMode)
 			}
 		})
 	}

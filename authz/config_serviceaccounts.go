@@ -10,8 +10,8 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 )
 
-// EnvServiceAccountsDBURL sets service_accounts.db_url (docs/CONTRACT.md §3).
-const EnvServiceAccountsDBURL = "SERVICE_ACCOUNTS_DB_URL"
+// envServiceAccountsDBURL sets service_accounts.db_url (docs/CONTRACT.md §3).
+const envServiceAccountsDBURL = "SERVICE_ACCOUNTS_DB_URL"
 
 // ServiceAccountsConfig is the service_accounts: section (docs/CONTRACT.md
 // §4, §8): where AgentOS keeps its service accounts, and how long their

@@ -24,11 +24,10 @@ const hsKey = "test-hmac-secret-0123456789abcdef0123456789"
 func TestLoadErrors(t *testing.T) {
 	jwt := "jwt:\n  algorithms: [HS256]\n  verification_keys: [" + hsKey + "]\n"
 	tests := []struct {
-		name  string
-		yaml  string
-		env   map[string]string
-		flags Flags
-		want  []string // substrings of the error, each required
+		name string
+		yaml string
+		env  map[string]string
+		want []string // substrings of the error, each required
 	}{
 		{name: "nothing", yaml: "", want: []string{"no credential source", "OS_SECURITY_KEY", "JWT_VERIFICATION_KEY"}},
 		{name: "authorization without jwt", yaml: "authorization: true\n", env: map[string]string{envSecurityKey: "k"},
@@ -79,8 +78,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "origin with path", yaml: jwt + "cors_allowed_origins: [https://a.example/app]\n", want: []string{"cors_allowed_origins[0]:"}},
 		{name: "origin with trailing slash", yaml: jwt + "cors_allowed_origins: [https://a.example/]\n", want: []string{"cors_allowed_origins[0]:", "trailing slash"}},
 		{name: "origin without scheme", yaml: jwt + "cors_allowed_origins: [a.example]\n", want: []string{"cors_allowed_origins[0]:"}},
-		{name: "bad grpc addr", yaml: jwt + "grpc_addr: localhost\n", want: []string{"grpc_addr:"}},
-		{name: "bad flag addr", yaml: jwt, flags: Flags{AdminAddr: ptr("nope")}, want: []string{`admin_addr: "nope"`}},
+		{name: "process settings are cmd's", yaml: jwt + "grpc_addr: 127.0.0.1:1\n", want: []string{"grpc_addr: unknown field"}},
 		{name: "verify audience without audience", yaml: jwt + "  verify_audience: true\n", want: []string{"jwt.audience:", "AGENT_OS_ID"}},
 		{name: "two documents", yaml: jwt + "---\nos_id: x\n", want: []string{"more than one YAML document"}},
 		{name: "not a mapping", yaml: "- a\n- b\n", want: []string{"must be a mapping"}},
@@ -90,7 +88,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load([]byte(tt.yaml), env(tt.env), tt.flags)
+			_, err := Load([]byte(tt.yaml), env(tt.env), LoadOptions{})
 			if err == nil {
 				t.Fatalf("Load(%q) succeeded, want an error naming %q", tt.yaml, tt.want)
 			}
@@ -106,7 +104,7 @@ func TestLoadErrors(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestLoadFieldErrors(t *testing.T) {
-	_, err := Load([]byte("os_id: x\nbogus: 1\n"), env(map[string]string{envVerificationKey: hsKey}), Flags{})
+	_, err := Load([]byte("os_id: x\nbogus: 1\n"), env(map[string]string{envVerificationKey: hsKey}), LoadOptions{})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "bogus" || fe.Line != 2 {
 		t.Fatalf("Load error = %v, want a *FieldError for bogus at line 2", err)
@@ -118,7 +116,6 @@ func TestLoad(t *testing.T) {
 		name  string
 		yaml  string
 		env   map[string]string
-		flags Flags
 		check func(t *testing.T, c *Config)
 	}{
 		{
@@ -129,6 +126,7 @@ func TestLoad(t *testing.T) {
 				// JWT defaults are the JWT section's own business; compare the rest.
 				want := defaultConfig()
 				want.JWT = c.JWT
+				want.compiled = c.compiled
 				if !reflect.DeepEqual(*c, want) {
 					t.Errorf("Load = %+v\nwant %+v", *c, want)
 				}
@@ -141,19 +139,15 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name:  "file, env, flags precedence",
-			yaml:  "os_id: file-os\nsecurity_key: file-key\ngrpc_addr: 127.0.0.1:1\nhttp_addr: off\nadmin_addr: 127.0.0.1:3\n",
-			env:   map[string]string{envOSID: "env-os", envSecurityKey: "env-key", envJWKSFile: ""},
-			flags: Flags{GRPCAddr: ptr("127.0.0.1:9"), AdminAddr: nil},
+			name: "file, env precedence",
+			yaml: "os_id: file-os\nsecurity_key: file-key\n",
+			env:  map[string]string{envOSID: "env-os", envSecurityKey: "env-key", envJWKSFile: ""},
 			check: func(t *testing.T, c *Config) {
 				if c.OSID != "env-os" || c.SecurityKey != "env-key" {
 					t.Errorf("env over file: os_id %q, security_key set %v", c.OSID, c.SecurityKey == "env-key")
 				}
 				if c.JWT.JWKSFile != "" {
 					t.Errorf("an empty variable counts as unset: jwks_file = %q", c.JWT.JWKSFile)
-				}
-				if c.GRPCAddr != "127.0.0.1:9" || c.HTTPAddr != "off" || c.AdminAddr != "127.0.0.1:3" {
-					t.Errorf("addrs = %q %q %q, want flag grpc, file http and admin", c.GRPCAddr, c.HTTPAddr, c.AdminAddr)
 				}
 				if c.AuthorizationEnabled() {
 					t.Error("AuthorizationEnabled() = true with the security key only, want false")
@@ -240,7 +234,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load([]byte(tt.yaml), env(tt.env), tt.flags)
+			c, err := Load([]byte(tt.yaml), env(tt.env), LoadOptions{})
 			if tt.check == nil {
 				if err == nil {
 					t.Fatalf("Load(%q) succeeded, want an error", tt.yaml)

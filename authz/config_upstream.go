@@ -1,9 +1,9 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/agentos-authz/agentos-authz/authz/internal/idtoken"
@@ -35,32 +35,32 @@ type UpstreamConfig struct {
 
 // Defaults of the upstream: section (docs/CONTRACT.md §4).
 const (
-	DefaultUpstreamIssuer = "agentos-authz"
-	DefaultUpstreamTTL    = 60 * time.Second
-	ListingFilterUpstream = "upstream"
-	ListingFilterDeny     = "deny"
+	defaultUpstreamIssuer = "agentos-authz"
+	defaultUpstreamTTL    = 60 * time.Second
+	listingFilterUpstream = "upstream"
+	listingFilterDeny     = "deny"
 )
 
-// DefaultUpstreamConfig returns the upstream: section with nothing set.
-func DefaultUpstreamConfig() UpstreamConfig {
+// defaultUpstreamConfig returns the upstream: section with nothing set.
+func defaultUpstreamConfig() UpstreamConfig {
 	return UpstreamConfig{
-		Issuer:        DefaultUpstreamIssuer,
-		TokenTTL:      Duration{DefaultUpstreamTTL},
-		ListingFilter: ListingFilterUpstream,
+		Issuer:        defaultUpstreamIssuer,
+		TokenTTL:      Duration{defaultUpstreamTTL},
+		ListingFilter: listingFilterUpstream,
 	}
 }
 
-// checkUpstream validates the upstream: section of c; each problem names
-// its field. A signing key file is read and parsed, so that validate
-// reports a bad key as serve would.
-func (c *Config) checkUpstream() []error {
+// compileUpstreamSection validates the upstream: section of c; each
+// problem names its field. A signing key file is read and parsed here,
+// once: the key returned is the one New signs with (nil without a file).
+func (c *Config) compileUpstreamSection() (*idtoken.Key, []error) {
 	u := &c.Upstream
 	var errs []error
 	add := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
 	switch u.ListingFilter {
-	case ListingFilterUpstream, ListingFilterDeny:
+	case listingFilterUpstream, listingFilterDeny:
 	default:
 		add("upstream.listing_filter", "%q must be upstream (AgentOS filters listings itself) or deny (a listing that needs filtering is a 403)", u.ListingFilter)
 	}
@@ -68,7 +68,7 @@ func (c *Config) checkUpstream() []error {
 		add("upstream.token_ttl", "%v must be at least 1s", u.TokenTTL.Duration)
 	}
 	if u.Issuer == "" {
-		add("upstream.issuer", "must not be empty: it is the iss of the identity tokens (default %s)", DefaultUpstreamIssuer)
+		add("upstream.issuer", "must not be empty: it is the iss of the identity tokens (default %s)", defaultUpstreamIssuer)
 	}
 	if u.IdentityToken {
 		if u.SigningKeyFile == "" {
@@ -85,12 +85,14 @@ func (c *Config) checkUpstream() []error {
 			add("os_id", "required with upstream.identity_token: true: it is the aud of the identity tokens, which AgentOS checks against its own id (%s)", envOSID)
 		}
 	}
+	var key *idtoken.Key
 	if u.SigningKeyFile != "" {
-		if _, err := idtoken.LoadKey(u.SigningKeyFile); err != nil {
+		var err error
+		if key, err = idtoken.LoadKey(u.SigningKeyFile); err != nil {
 			errs = append(errs, &FieldError{Field: "upstream.signing_key_file", Err: err})
 		}
 	}
-	return errs
+	return key, errs
 }
 
 // upstreamWarnings are the upstream: settings of a valid c that weaken
@@ -100,7 +102,7 @@ func (c *Config) checkUpstream() []error {
 func (c *Config) upstreamWarnings() []Warning {
 	u := &c.Upstream
 	var out []Warning
-	if c.AuthorizationEnabled() && u.ListingFilter == ListingFilterUpstream && !u.IdentityToken && !u.AgentOSVerifies {
+	if c.AuthorizationEnabled() && u.ListingFilter == listingFilterUpstream && !u.IdentityToken && !u.AgentOSVerifies {
 		out = append(out, Warning{Field: "upstream.listing_filter",
 			Msg: "upstream, but nothing makes AgentOS filter listings: a caller allowed GET /agents (or /teams, /workflows) " +
 				"through one per-resource scope gets every resource from an AgentOS without its own JWT middleware. " +
@@ -123,27 +125,29 @@ type upstreamPolicy struct {
 	listingDeny bool
 }
 
-// compileUpstream loads the signing key and builds the signer.
+// compileUpstream builds the signer with the signing key Load read.
 func compileUpstream(c *Config) (upstreamPolicy, error) {
 	return compileUpstreamAfter(c, nil)
 }
 
 // compileUpstreamAfter is compileUpstream for a configuration reloaded
-// after prev (nil: the first load). The signing key file is read again:
+// after prev (nil: the first load), with the signing key its Load read:
 // a new key signs from now on and prev's stays published beside it in the
 // JWK Set, so tokens already handed out keep verifying for the rest of
 // their life (docs/CONTRACT.md §9: during a key rotation both keys are
 // published); the same key keeps prev's published set.
 func compileUpstreamAfter(c *Config, prev *upstreamPolicy) (upstreamPolicy, error) {
 	u := &c.Upstream
-	p := upstreamPolicy{listingDeny: u.ListingFilter == ListingFilterDeny}
+	p := upstreamPolicy{listingDeny: u.ListingFilter == listingFilterDeny}
 	if !u.IdentityToken {
 		return p, nil
 	}
-	key, err := idtoken.LoadKey(u.SigningKeyFile)
-	if err != nil {
-		return upstreamPolicy{}, &FieldError{Field: "upstream.signing_key_file", Err: err}
+	key := c.compiled.upstreamKey
+	if key == nil {
+		// Load refuses identity_token without a signing key file.
+		return upstreamPolicy{}, &FieldError{Field: "upstream.signing_key_file", Err: errors.New("no signing key loaded")}
 	}
+	var err error
 	opts := idtoken.Options{Issuer: u.Issuer, Audience: c.OSID, TTL: u.TokenTTL.Duration}
 	if prev != nil && prev.signer != nil {
 		p.signer, err = prev.signer.Next(opts, key)
@@ -158,19 +162,14 @@ func compileUpstreamAfter(c *Config, prev *upstreamPolicy) (upstreamPolicy, erro
 
 // upstreamFingerprint writes to h what the identity tokens kept in the
 // verified-token cache depend on (the upstream: section, the os id, the
-// signing key file's bytes), so that Reload keeps the cache only while
-// they are unchanged: a kept principal's identity-token slot was made, and
-// its token signed, under these settings (and has no slot at all when
-// identity tokens were off).
-func upstreamFingerprint(h io.Writer, cfg *Config) {
+// signing key Load read, by its RFC 7638 thumbprint), so that Reload keeps
+// the cache only while they are unchanged: a kept principal's
+// identity-token slot was made, and its token signed, under these settings
+// (and has no slot at all when identity tokens were off).
+func upstreamFingerprint(h io.Writer, cfg *Config, key *idtoken.Key) {
 	fmt.Fprintf(h, "upstream %#v %q\n", cfg.Upstream, cfg.OSID)
-	if !cfg.Upstream.IdentityToken || cfg.Upstream.SigningKeyFile == "" {
+	if !cfg.Upstream.IdentityToken || key == nil {
 		return
 	}
-	if f, err := os.Open(cfg.Upstream.SigningKeyFile); err == nil {
-		_, _ = io.Copy(h, io.LimitReader(f, 1<<20))
-		_ = f.Close()
-	} else {
-		fmt.Fprintf(h, "unreadable %v\n", err)
-	}
+	fmt.Fprintf(h, "signing key %s %s\n", key.Alg(), key.KeyID())
 }

@@ -88,15 +88,17 @@ type snapshot struct {
 	sa serviceAccounts
 }
 
-// New validates cfg and compiles it into an Authorizer: route table,
-// excluded-route globs, credential source, security key and JWT verifier
-// (keys parsed, JWKS loaded). Every error is a configuration problem (exit
-// status 2 in the commands), naming its field.
+// New builds an Authorizer from cfg as Load compiled it (route table,
+// excluded-route globs, credential source, parsed keys and JWKS file),
+// reading no file again; a Config not made by Load, or changed since, is
+// refused. Every
+// other error is a configuration problem (exit status 2 in the commands)
+// naming its field: what needs opts (the service-account authenticator).
 func New(cfg *Config, opts Options) (*Authorizer, error) {
 	if cfg == nil {
 		return nil, errors.New("authz: nil configuration")
 	}
-	if err := cfg.validate(); err != nil {
+	if _, err := cfg.loaded(); err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -109,39 +111,27 @@ func New(cfg *Config, opts Options) (*Authorizer, error) {
 		return nil, err
 	}
 	a.re.opts = opts
-	a.re.keysFP = keyFingerprint(cfg)
+	a.re.keysFP = cfg.compiled.keysFP
 	a.snap.Store(s)
 	a.noteReady()
 	return a, nil
 }
 
-// compileWith compiles cfg; a non-nil verifier (with its cache) is used
-// instead of building one from the jwt section (Reload: the keys did not
+// compileWith builds a snapshot from what Load compiled of cfg (cfg.compiled
+// is non-nil); a non-nil verifier (with its cache) is used instead of
+// building one from the compiled jwt section (Reload: the keys did not
 // change). A verifier it builds calls onReady when its JWKS URL's first key
 // set is loaded.
 func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.Verifier, cache *tokenCache, onReady func()) (*snapshot, error) {
-	policy, err := scopes.ParsePolicy(cfg.UnmappedRoutes)
-	if err != nil {
-		return nil, &FieldError{Field: "unmapped_routes", Err: err}
-	}
-	table, err := cfg.compileTable(policy)
-	if err != nil {
-		return nil, err
-	}
-	excluded, err := compileExcluded(cfg.excludedRoutes())
-	if err != nil {
-		return nil, err
-	}
-	source, err := parseTokenSource(cfg.JWT.TokenSource)
-	if err != nil {
-		return nil, &FieldError{Field: "jwt.token_source", Err: err}
-	}
-	jwtSource := cfg.JWT.HasSource()
+	c := cfg.compiled
+	table := c.table
+	jwtSource := c.jwt != nil
+	var err error
 	s := &snapshot{
 		table:     table,
 		authorize: cfg.AuthorizationEnabled(),
-		excluded:  excluded,
-		creds:     newCredentials(source, cfg.JWT.Header, cfg.JWT.Cookie),
+		excluded:  c.excluded,
+		creds:     newCredentials(c.source, cfg.JWT.Header, cfg.JWT.Cookie),
 		key:       newSecurityKey(cfg.SecurityKey, jwtSource),
 		clock:     opts.Clock,
 		obs:       opts.Observer,
@@ -175,10 +165,15 @@ func compileWith(cfg *Config, opts Options, log *zap.Logger, verifier *jwtauth.V
 		s.verifier, s.cache = verifier, cache
 	case jwtSource:
 		aud := cfg.ExpectedAudience()
-		vc := cfg.JWT.verifierConfig()
-		s.verifier, err = jwtauth.New(&vc, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs, OnReady: onReady})
+		s.verifier, err = jwtauth.NewCompiled(c.jwt, jwtauth.Options{Audience: aud, Clock: opts.Clock, Logger: log, Observer: s.obs, OnReady: onReady})
 		if err != nil {
-			return nil, err
+			var errs []error
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			} else {
+				errs = []error{err}
+			}
+			return nil, errors.Join(jwtFieldErrors(errs)...)
 		}
 		s.cache = newTokenCache(cfg.JWT.TokenCacheSize(), cfg.JWT.CacheTTL.Duration, cfg.JWT.Leeway.Duration)
 	}
@@ -419,7 +414,7 @@ func (s *snapshot) decide(ctx context.Context, r *Request, explain bool, log *za
 	// 5. authorization.
 	var res scopes.Result
 	// docs/CONTRACT.md §8: a service account's scopes are always enforced.
-	if s.authorize || auth == AuthServiceAccount {
+	if s.authorize || auth == authServiceAccount {
 		set := &s.keySet
 		if auth != AuthSecurityKey {
 			set = s.sets.set(&id, s.table)
@@ -459,7 +454,7 @@ func (s *snapshot) forbid(r *Request, d Decision, res *scopes.Result) Decision {
 		reason = ReasonInsufficientScopes
 		detail = detailScopesPrefix + strings.Join(res.DeniedScopes(), ", ")
 	}
-	if d.Auth == AuthServiceAccount && !res.Unmapped {
+	if d.Auth == authServiceAccount && !res.Unmapped {
 		detail = detailSAForbidden // docs/CONTRACT.md §5 table
 	}
 	deny := s.deny(r, reason, detail)

@@ -10,7 +10,7 @@ import (
 func ExampleAuthorizer_Decide() {
 	env := map[string]string{"JWT_VERIFICATION_KEY": "an-hmac-secret-of-at-least-32-bytes!"}
 	cfg, err := authz.Load([]byte("os_id: my-os\njwt:\n  algorithms: [HS256]\n"),
-		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, authz.Flags{})
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, authz.LoadOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -35,7 +35,7 @@ func ExampleAuthorizer_Decide() {
 }
 
 func ExampleLoad() {
-	_, err := authz.Load([]byte("unmapped_routes: block\njwt:\n  colour: blue\n"), nil, authz.Flags{})
+	_, err := authz.Load([]byte("unmapped_routes: block\njwt:\n  colour: blue\n"), nil, authz.LoadOptions{})
 	fmt.Println(err)
 	// Output:
 	// jwt.colour: unknown field (line 3)

@@ -33,7 +33,7 @@ func hsConfig(extra string) string {
 
 func newTestAuthorizer(t testing.TB, yamlText string, envMap map[string]string, log *zap.Logger) *Authorizer {
 	t.Helper()
-	cfg, err := Load([]byte(yamlText), env(envMap), Flags{})
+	cfg, err := Load([]byte(yamlText), env(envMap), LoadOptions{})
 	if err != nil {
 		t.Fatalf("Load(%q) = %v", yamlText, err)
 	}

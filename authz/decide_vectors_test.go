@@ -238,7 +238,7 @@ func TestConformanceVectors(t *testing.T) {
 				total++
 				t.Run(v.Name, func(t *testing.T) {
 					if g.Startup {
-						cfg, err := Load(yamlText, env(envResolved), Flags{})
+						cfg, err := Load(yamlText, env(envResolved), LoadOptions{})
 						if err == nil {
 							_, err = New(cfg, Options{Clock: clock})
 						}
@@ -254,7 +254,7 @@ func TestConformanceVectors(t *testing.T) {
 						return
 					}
 					if a == nil {
-						cfg, err := Load(yamlText, env(envResolved), Flags{})
+						cfg, err := Load(yamlText, env(envResolved), LoadOptions{})
 						if err != nil {
 							t.Fatalf("Load(%s) = %v", yamlText, err)
 						}

@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,7 +9,7 @@ import (
 // fieldPath is how every configuration problem starts: its YAML path
 // ("jwt.algorithms[1]: ", "scope_mappings[\"GET /x\"]: "), or "config: "
 // for a problem of the whole document (not YAML, several documents).
-var fieldPath = regexp.MustCompile(`^(config: |([a-z_][a-z0-9_]*|\[[^\]]*\])(\.[a-z_][a-z0-9_]*|\[[^\]]*\])*: )`)
+var fieldPath = regexp.MustCompile(`^(config: |([a-zA-Z_][a-zA-Z0-9_]*|\[[^\]]*\])(\.[a-zA-Z_][a-zA-Z0-9_]*|\[[^\]]*\])*: )`)
 
 // FuzzLoad: whatever the file holds, Load never panics, and each problem it
 // reports names its field (docs/CONTRACT.md §4: "every problem named with
@@ -23,7 +22,8 @@ func FuzzLoad(f *testing.F) {
 		"scope_mappings: {\"DELETE /danger/\": [agent_os:admin], \"GET /a\": [\"x y\"]}\n",
 		"interfaces: [{type: agui}, {type: a2a, prefix: /a//b}, {type: mcp}]\n",
 		"service_accounts: {db_url: 'mysql://u:p@h/db', max_failures: -1}\n",
-		"upstream: {identity_token: true, listing_filter: maybe}\ntls: {cert_file: /nonexistent}\n",
+		"upstream: {identity_token: true, listing_filter: maybe, signing_key_file: /nonexistent}\n",
+		"jwt: {verification_key_files: [/nonexistent], jwks_file: /nonexistent, jwks_ca_file: /nonexistent}\n",
 		"- a list\n",
 		"a: 1\n---\nb: 2\n",
 		"jwt: [1, 2]\nexcluded_routes: {a: b}\n",
@@ -32,7 +32,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		_, err := Load([]byte(text), nil, Flags{})
+		_, err := Load([]byte(text), nil, LoadOptions{})
 		if err == nil {
 			return
 		}
@@ -41,9 +41,9 @@ func FuzzLoad(f *testing.F) {
 			problems = j.Unwrap()
 		}
 		for _, p := range problems {
-			var fe *FieldError
-			if errors.As(p, &fe) && fe.Field != "" {
-				continue
+			// One error type names every problem (STYLE.md §14).
+			if fe, ok := p.(*FieldError); !ok || fe.Field == "" {
+				t.Errorf("Load(%q): problem %q is a %T, not a *FieldError naming its field", text, p, p)
 			}
 			if msg := p.Error(); !fieldPath.MatchString(msg) {
 				t.Errorf("Load(%q): problem %q does not name its field", text, msg)

@@ -225,14 +225,14 @@ func runJWTStartup(t *testing.T, vec *conformance.Vector, cfg *JWTConfig, decode
 	if decodeErr != nil {
 		return true // the YAML decoder refuses it (it names the field, see config_decode.go)
 	}
-	errs := cfg.problems()
+	errs := problemsOf(t, cfg)
 	if len(errs) == 0 {
-		t.Fatal("problems() = no error, want a startup error")
+		t.Fatal("the jwt section compiled without a problem, want a startup error")
 	}
 	text := errors.Join(errs...).Error()
 	for _, s := range vec.Expect.StderrContains {
 		if !strings.Contains(strings.ToLower(text), strings.ToLower(s)) {
-			t.Errorf("problems() = %q, want it to mention %q", text, s)
+			t.Errorf("the jwt section's problems = %q, want them to mention %q", text, s)
 		}
 	}
 	return true

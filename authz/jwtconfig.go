@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -165,31 +166,32 @@ func (c *JWTConfig) TokenCacheSize() int {
 	return *c.CacheSize
 }
 
-// problems returns every problem of the section, each prefixed by its YAML
-// path ("jwt.algorithms[1]: ..."): the verifier's (jwtauth.Config.Check:
-// it parses the keys and reads the JWKS file, so it finds exactly what
-// the verifier would refuse, except what needs os_id), then the
-// credential and token-cache fields. Messages never quote key material.
-func (c *JWTConfig) problems() []error {
+// compile checks the section and compiles it, once: the verifier's part
+// (jwtauth.Compile parses the keys and reads the key, JWKS and CA files,
+// so it finds exactly what the verifier would refuse, except what needs
+// os_id) and the credential source; then the credential and token-cache
+// fields. Each problem is a *FieldError naming its YAML path
+// ("jwt.algorithms[1]"); messages never quote key material.
+func (c *JWTConfig) compile() (tokenSource, *jwtauth.Compiled, []error) {
 	var errs []error
 	fail := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: "jwt." + path, Err: fmt.Errorf(format, args...)})
 	}
 	if c.JWKSURL != "" && c.JWKSFile != "" {
 		fail("jwks_url", "set jwks_url (%s) or jwks_file (%s), not both", envJWKSURL, envJWKSFile)
 	}
 	v := c.verifierConfig()
-	errs = append(errs, v.Check()...)
+	compiled, verr := jwtauth.Compile(&v)
+	errs = append(errs, jwtFieldErrors(verr)...)
 	if c.CacheTTL.Duration < 0 {
 		fail("cache_ttl", "must not be negative (0s disables the verified-token cache)")
 	}
 	if n := c.TokenCacheSize(); n < 0 || n > maxCacheSize {
 		fail("cache_size", "%d must be between 0 (no cache) and %d", n, maxCacheSize)
 	}
-	switch c.TokenSource {
-	case "", "header", "cookie", "both":
-	default:
-		fail("token_source", "%q must be header, cookie or both", c.TokenSource)
+	source, err := parseTokenSource(c.TokenSource)
+	if err != nil {
+		fail("token_source", "%v", err)
 	}
 	if c.Header != "" && !IsHTTPToken(c.Header) {
 		fail("header", "%q is not a valid HTTP header name", c.Header)
@@ -214,5 +216,21 @@ func (c *JWTConfig) problems() []error {
 			}
 		}
 	}
-	return errs
+	return source, compiled, errs
+}
+
+// jwtFieldErrors turns the jwtauth package's problems into *FieldErrors
+// ("jwt." + the path inside the section), the one error type of a
+// configuration problem.
+func jwtFieldErrors(errs []error) []error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		var p *jwtauth.Problem
+		if errors.As(e, &p) {
+			out[i] = &FieldError{Field: "jwt." + p.Field, Err: p.Err}
+		} else {
+			out[i] = &FieldError{Field: "jwt", Err: e}
+		}
+	}
+	return out
 }

@@ -122,7 +122,7 @@ func TestJWTConfigCheck(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := decodeJWTYAML(t, tc.yaml)
-			errs := c.problems()
+			errs := problemsOf(t, &c)
 			if len(errs) != len(tc.want) {
 				t.Fatalf("Check() = %d errors %v, want %d: %q", len(errs), errs, len(tc.want), tc.want)
 			}
@@ -143,8 +143,8 @@ func TestJWTConfigCheck(t *testing.T) {
 			// The verifier refuses exactly what its part of Check refuses.
 			vc := c.verifierConfig()
 			_, err := jwtauth.New(&vc, jwtauth.Options{Audience: []string{"os"}})
-			if c.JWKSURL == "" && (err == nil) != (len(vc.Check()) == 0) {
-				t.Errorf("jwtauth.New error = %v, Check errors = %v", err, vc.Check())
+			if _, cerrs := jwtauth.Compile(&vc); c.JWKSURL == "" && (err == nil) != (len(cerrs) == 0) {
+				t.Errorf("jwtauth.New error = %v, Compile errors = %v", err, cerrs)
 			}
 		})
 	}
@@ -154,11 +154,11 @@ func TestJWTConfigCheck(t *testing.T) {
 // has nothing to cover; its other fields are still checked.
 func TestCheckWithoutSource(t *testing.T) {
 	c := defaultJWTConfig()
-	if errs := c.problems(); len(errs) != 0 {
+	if errs := problemsOf(t, &c); len(errs) != 0 {
 		t.Fatalf("Check() with no source = %v", errs)
 	}
 	c.Algorithms = []string{"ES256", "XS1"}
-	if errs := c.problems(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
+	if errs := problemsOf(t, &c); len(errs) != 1 || !strings.Contains(errs[0].Error(), "jwt.algorithms[1]") {
 		t.Fatalf("Check() = %v, want only the bad name", errs)
 	}
 }
@@ -191,7 +191,7 @@ func TestJWKSConfigChecks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Load([]byte("os_id: test-os\njwt:\n"+indent(tc.yaml, "  ")), nil, Flags{})
+			cfg, err := Load([]byte("os_id: test-os\njwt:\n"+indent(tc.yaml, "  ")), nil, LoadOptions{})
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("Load = %v, want valid", err)
@@ -208,4 +208,16 @@ func TestJWKSConfigChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// problemsOf is the problems of the section alone, each a *FieldError.
+func problemsOf(t testing.TB, c *JWTConfig) []error {
+	t.Helper()
+	_, _, errs := c.compile()
+	for _, e := range errs {
+		if _, ok := e.(*FieldError); !ok {
+			t.Errorf("problem %v is a %T, not a *FieldError", e, e)
+		}
+	}
+	return errs
 }

@@ -16,7 +16,7 @@ import (
 // every decision to an observer.
 func logTestAuthorizer(t *testing.T) (*Authorizer, *observer.ObservedLogs) {
 	t.Helper()
-	cfg, err := Load([]byte("os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_keys: [\"log-test-secret-0123456789abcdef-0123456789\"]\n"), nil, Flags{})
+	cfg, err := Load([]byte("os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_keys: [\"log-test-secret-0123456789abcdef-0123456789\"]\n"), nil, LoadOptions{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 
 	"go.uber.org/zap"
@@ -49,7 +47,8 @@ type ReloadOptions struct {
 // kept, so a mapping change costs no token a new verification; otherwise a
 // new verifier starts (its JWKS URL fetched in the background) and the old
 // one is closed after the swap. A configuration that does not compile
-// changes nothing and returns every problem, by field.
+// changes nothing and returns every problem, by field. cfg must come from
+// Load, which compiled it (and read its files): Reload reads no file.
 //
 // Settings that cannot change live (listener addresses) are the caller's
 // to compare; Reload ignores them. Readiness is never withdrawn (ReadyC).
@@ -57,13 +56,13 @@ func (a *Authorizer) Reload(cfg *Config, ro ReloadOptions) (keysChanged bool, er
 	if cfg == nil {
 		return false, fmt.Errorf("authz: nil configuration")
 	}
-	if err := cfg.validate(); err != nil {
+	if _, err := cfg.loaded(); err != nil {
 		return false, err
 	}
 	a.re.mu.Lock()
 	defer a.re.mu.Unlock()
 	old := a.snap.Load()
-	fp := keyFingerprint(cfg)
+	fp := cfg.compiled.keysFP
 	reuse := old != nil && fp == a.re.keysFP
 	var keep *jwtauth.Verifier
 	var keepCache *tokenCache
@@ -99,27 +98,19 @@ func (a *Authorizer) Reload(cfg *Config, ro ReloadOptions) (keysChanged bool, er
 	return !reuse, nil
 }
 
-// keyFingerprint identifies the inputs of the JWT verifier: the jwt
-// section as compiled, the expected audience, and the bytes of every file
-// it reads. Equal fingerprints build equal verifiers. It never leaves the
-// process (a hash of secrets is still not logged).
-func keyFingerprint(cfg *Config) string {
+// keyFingerprint identifies the inputs of the JWT verifier and of the
+// identity tokens as Load compiled them: the jwt section, the expected
+// audience, the digest of every file the verifier's compilation read, and
+// the upstream signing key. Equal fingerprints build equal verifiers. It
+// never leaves the process (a hash of secrets is still not logged).
+func keyFingerprint(cfg *Config, c *compiled) string {
 	h := sha256.New()
 	vc := cfg.JWT.verifierConfig()
 	fmt.Fprintf(h, "%#v\n%q\n", vc, cfg.ExpectedAudience())
-	upstreamFingerprint(h, cfg)
-	files := append([]string{vc.JWKSFile, vc.JWKSCAFile}, vc.VerificationKeyFiles...)
-	for _, p := range files {
-		if p == "" {
-			continue
-		}
-		fmt.Fprintf(h, "file %q\n", p)
-		if f, err := os.Open(p); err == nil {
-			_, _ = io.Copy(h, io.LimitReader(f, 8<<20))
-			_ = f.Close()
-		} else {
-			fmt.Fprintf(h, "unreadable %v\n", err)
-		}
+	if c.jwt != nil {
+		d := c.jwt.Digest()
+		fmt.Fprintf(h, "files %x\n", d)
 	}
+	upstreamFingerprint(h, cfg, c.upstreamKey)
 	return hex.EncodeToString(h.Sum(nil))
 }

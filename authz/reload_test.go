@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 // loadFile loads the configuration text as serve would.
 func loadFile(t *testing.T, text string) *Config {
 	t.Helper()
-	cfg, err := Load([]byte(text), nil, Flags{})
+	cfg, err := Load([]byte(text), nil, LoadOptions{})
 	if err != nil {
 		t.Fatalf("Load = %v", err)
 	}
@@ -63,15 +64,22 @@ func TestReload(t *testing.T) {
 		t.Errorf("CacheLen after a mapping reload = %d, want the cache kept (1)", n)
 	}
 
-	// A broken file changes nothing.
+	// A broken file changes nothing: Load refuses it, and a Config that
+	// is not what Load compiled is refused by Reload.
 	if _, err := a.Reload(loadFile(t, base), ReloadOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Load([]byte(base+"unmapped_routes: maybe\n"), nil, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "unmapped_routes") {
+		t.Errorf("Load(bad) = %v, want an unmapped_routes error", err)
+	}
 	bad := &Config{}
 	*bad = *cfg
-	bad.UnmappedRoutes = "maybe"
-	if _, err := a.Reload(bad, ReloadOptions{}); err == nil || !strings.Contains(err.Error(), "unmapped_routes") {
-		t.Errorf("Reload(bad) = %v, want an unmapped_routes error", err)
+	bad.UnmappedRoutes = "deny"
+	if _, err := a.Reload(bad, ReloadOptions{}); !errors.Is(err, errChangedAfterLoad) {
+		t.Errorf("Reload(changed after Load) = %v, want %v", err, errChangedAfterLoad)
+	}
+	if _, err := a.Reload(&Config{}, ReloadOptions{}); !errors.Is(err, errNotLoaded) {
+		t.Errorf("Reload(Config{}) = %v, want %v", err, errNotLoaded)
 	}
 	if d := decide(tokA, "/agents"); d.Status != 200 {
 		t.Errorf("after a failed reload: GET /agents = %d %q, want the old behaviour (200)", d.Status, d.Detail)

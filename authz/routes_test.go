@@ -76,7 +76,7 @@ func TestCredentialHeaders(t *testing.T) {
 		{hsConfig(""), "authorization", "access_token=tok", ""},
 		{hsConfig("  header: X-Auth\n  cookie: sid\n"), "x-auth", "a=1; sid=tok", "a=1"},
 	} {
-		cfg, err := Load([]byte(tc.yaml), nil, Flags{})
+		cfg, err := Load([]byte(tc.yaml), nil, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

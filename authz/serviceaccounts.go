@@ -12,9 +12,9 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
 )
 
-// AuthServiceAccount is the x-agentos-auth value of a request authenticated
+// authServiceAccount is the x-agentos-auth value of a request authenticated
 // with an AgentOS service-account token (docs/CONTRACT.md §5, §8).
-const AuthServiceAccount = "service-account"
+const authServiceAccount = "service-account"
 
 // Service-account details (docs/CONTRACT.md §5 table).
 const (
@@ -104,7 +104,7 @@ func (s *snapshot) serviceAccount(ctx context.Context, r *Request, tok string, l
 		}
 		log.Debug("service account authenticated", zap.String("account", res.Account.Name),
 			zap.Stringer("lookup", res.Kind), requestID)
-		return serviceAccountPrincipal(&res.Account), AuthServiceAccount, nil
+		return serviceAccountPrincipal(&res.Account), authServiceAccount, nil
 	case serviceaccount.KindInvalid:
 		log.Info("service account token refused", zap.Stringer("why", res.Reason), requestID)
 		return principal{}, "", &failure{Reason: ReasonServiceAccountInvalid, Detail: detailSAInvalid}

@@ -51,7 +51,7 @@ func newSAFixture(t testing.TB) saFixture {
 // database opened as serve opens it.
 func newSAAuthorizer(t testing.TB, yamlText string) *Authorizer {
 	t.Helper()
-	cfg, err := Load([]byte(yamlText), nil, Flags{})
+	cfg, err := Load([]byte(yamlText), nil, LoadOptions{})
 	if err != nil {
 		t.Fatalf("Load(%q) = %v", yamlText, err)
 	}
@@ -102,7 +102,7 @@ func TestDecideServiceAccounts(t *testing.T) {
 		upstream map[string]string // wanted upstream headers ("" = absent)
 	}
 	saHeaders := func(user, scopes string) map[string]string {
-		return map[string]string{headerAuth: AuthServiceAccount, HeaderUserID: user, headerScopes: scopes, headerSessionID: ""}
+		return map[string]string{headerAuth: authServiceAccount, HeaderUserID: user, headerScopes: scopes, headerSessionID: ""}
 	}
 	cases := []tc{
 		{name: "valid", cfg: jwtAndSA, path: "/config", headers: bearerH(f.valid), status: 200,
@@ -197,7 +197,7 @@ func TestDecideServiceAccountThrottle(t *testing.T) {
 // TestServiceAccountsConfig: the section's fields, defaults, environment
 // variable and errors (docs/CONTRACT.md §4).
 func TestServiceAccountsConfig(t *testing.T) {
-	cfg, err := Load([]byte("security_key: sk-0123456789abcdef\n"), env(map[string]string{EnvServiceAccountsDBURL: "sqlite:///x.db"}), Flags{})
+	cfg, err := Load([]byte("security_key: sk-0123456789abcdef\n"), env(map[string]string{envServiceAccountsDBURL: "sqlite:///x.db"}), LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestServiceAccountsConfig(t *testing.T) {
 	if o := cfg.ServiceAccounts.Options(); o != serviceaccount.DefaultOptions() {
 		t.Errorf("defaults: %+v", o)
 	}
-	cfg, err = Load([]byte(saBlock("postgresql://u:pw@h/db", "  cache_ttl: 0s\n  max_failures: 0\n  failure_window: 5m\n")), nil, Flags{})
+	cfg, err = Load([]byte(saBlock("postgresql://u:pw@h/db", "  cache_ttl: 0s\n  max_failures: 0\n  failure_window: 5m\n")), nil, LoadOptions{})
 	if err != nil {
 		t.Fatalf("db_url alone is a credential source: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestServiceAccountsConfig(t *testing.T) {
 		{saBlock("postgresql://u:s3cret-pw@h/db", "  colour: x\n"), "service_accounts.colour"},
 		{"os_id: x\n", "service_accounts.db_url (SERVICE_ACCOUNTS_DB_URL)"},
 	} {
-		_, err := Load([]byte(c.yaml), nil, Flags{})
+		_, err := Load([]byte(c.yaml), nil, LoadOptions{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Load(%q) = %v, want an error naming %s", c.yaml, err, c.want)
 			continue
@@ -237,7 +237,7 @@ func TestServiceAccountsConfig(t *testing.T) {
 		}
 	}
 	// New needs the authenticator the caller opened.
-	cfg, err = Load([]byte(saBlock("sqlite:///x.db", "")), nil, Flags{})
+	cfg, err = Load([]byte(saBlock("sqlite:///x.db", "")), nil, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 // clock and observer.
 func cachedAuthorizer(t testing.TB, yamlText string, clock func() time.Time, obs JWKSObserver) *Authorizer {
 	t.Helper()
-	cfg, err := Load([]byte(yamlText), nil, Flags{})
+	cfg, err := Load([]byte(yamlText), nil, LoadOptions{})
 	if err != nil {
 		t.Fatalf("Load(%q) = %v", yamlText, err)
 	}

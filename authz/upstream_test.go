@@ -157,7 +157,7 @@ func TestUpstreamConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load([]byte(tt.yaml), nil, Flags{})
+			_, err := Load([]byte(tt.yaml), nil, LoadOptions{})
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
@@ -169,7 +169,7 @@ func TestUpstreamConfigErrors(t *testing.T) {
 		})
 	}
 	t.Run("defaults", func(t *testing.T) {
-		cfg, err := Load([]byte(hsConfig("")), nil, Flags{})
+		cfg, err := Load([]byte(hsConfig("")), nil, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +195,7 @@ func TestUpstreamWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Load([]byte(tt.yaml), nil, Flags{})
+			cfg, err := Load([]byte(tt.yaml), nil, LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -531,7 +531,7 @@ func TestUpstreamJWKSOff(t *testing.T) {
 // keeps publishing the previous key; the same key keeps the set.
 func TestUpstreamRotation(t *testing.T) {
 	load := func(keyFile string) *Config {
-		cfg, err := Load([]byte(hsConfig(upstreamYAML(keyFile))), nil, Flags{})
+		cfg, err := Load([]byte(hsConfig(upstreamYAML(keyFile))), nil, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,7 +590,7 @@ func TestUpstreamReload(t *testing.T) {
 	decide() // cached without an identity-token slot
 	reload := func(yaml string) {
 		t.Helper()
-		cfg, err := Load([]byte(yaml), nil, Flags{})
+		cfg, err := Load([]byte(yaml), nil, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

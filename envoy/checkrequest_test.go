@@ -151,7 +151,7 @@ func TestNewCheckRequestFixtures(t *testing.T) {
 // TestNewCheckRequest: defaults, the credential's placement, the method's
 // case, the joins and the pseudo-headers' precedence, one rule per case.
 func TestNewCheckRequest(t *testing.T) {
-	custom, err := authz.Load([]byte("security_key: k\njwt: {header: X-Auth, cookie: sid}\n"), nil, authz.Flags{})
+	custom, err := authz.Load([]byte("security_key: k\njwt: {header: X-Auth, cookie: sid}\n"), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func benchLogger() *zap.Logger {
 func benchServer(b testing.TB) authv3.AuthorizationServer {
 	b.Helper()
 	text := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_keys: [\"" + httpSecret + "\"]\n"
-	cfg, err := authz.Load([]byte(text), nil, authz.Flags{})
+	cfg, err := authz.Load([]byte(text), nil, authz.LoadOptions{})
 	if err != nil {
 		b.Fatalf("authz.Load: %v", err)
 	}

@@ -19,7 +19,7 @@ const securityKey = "fixture-static-key-0123456789"
 
 func newKeyAuthorizer(t *testing.T) *authz.Authorizer {
 	t.Helper()
-	cfg, err := authz.Load([]byte("security_key: "+securityKey+"\n"), nil, authz.Flags{})
+	cfg, err := authz.Load([]byte("security_key: "+securityKey+"\n"), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatalf("authz.Load: %v", err)
 	}

@@ -24,7 +24,7 @@ var contractStatuses = map[int]bool{200: true, 400: true, 401: true, 403: true, 
 // never appears in the detail or any reply header.
 func FuzzHTTPCheck(f *testing.F) {
 	cfg, err := authz.Load([]byte("os_id: test-os\ncors_allowed_origins: [https://app.example.com]\n"+
-		"jwt:\n  algorithms: [HS256]\n  verification_keys: [\""+httpSecret+"\"]\n"), nil, authz.Flags{})
+		"jwt:\n  algorithms: [HS256]\n  verification_keys: [\""+httpSecret+"\"]\n"), nil, authz.LoadOptions{})
 	if err != nil {
 		f.Fatalf("authz.Load: %v", err)
 	}

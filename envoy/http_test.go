@@ -31,7 +31,7 @@ func newJWTAuthorizer(t *testing.T, extra string) *authz.Authorizer {
 	t.Helper()
 	text := "os_id: test-os\ncors_allowed_origins: [https://app.example.com]\n" +
 		"jwt:\n  algorithms: [HS256]\n  verification_keys: [\"" + httpSecret + "\"]\n" + extra
-	cfg, err := authz.Load([]byte(text), nil, authz.Flags{})
+	cfg, err := authz.Load([]byte(text), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatalf("authz.Load: %v", err)
 	}
@@ -198,7 +198,7 @@ func serveCheck(t *testing.T, h http.Handler, r *http.Request) reply {
 func TestHTTPHandler(t *testing.T) {
 	reader := mintHS(t, "alice", "agents:read")
 	runner := mintHS(t, "bob", "agents:web:run")
-	h := NewHTTPHandler(newJWTAuthorizer(t, "http:\n  path_prefix: /ext-authz\n"), HTTPOptions{PathPrefix: "/ext-authz", Logger: zaptest.NewLogger(t)})
+	h := NewHTTPHandler(newJWTAuthorizer(t, ""), HTTPOptions{PathPrefix: "/ext-authz", Logger: zaptest.NewLogger(t)})
 
 	tests := []struct {
 		name       string

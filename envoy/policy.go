@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -30,6 +31,11 @@ import (
 type PolicyState struct {
 	Authorizer *authz.Authorizer
 	Config     *authz.Config
+	// Settings are the caller's own sections of the same file (cmd's
+	// listener and process settings, loaded through
+	// authz.LoadOptions.Extra): GetConfig shows them beside Config's, as
+	// the effective configuration. Nil: none.
+	Settings any
 	// Path and SHA256 name the configuration file ("" when none was read).
 	Path   string
 	SHA256 string
@@ -178,7 +184,7 @@ func (p *PolicyServer) GetConfig(context.Context, *authzv1.GetConfigRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	cfg, redacted, err := RedactedConfig(st.Config)
+	cfg, redacted, err := RedactedConfig(st.Config, st.Settings)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "render configuration: %v", err)
 	}
@@ -193,19 +199,28 @@ const redactedValue = "[redacted]"
 
 // RedactedConfig renders cfg as a Struct with every key, secret and
 // security key replaced by "[redacted]", and returns the YAML paths it
-// redacted. A field is a secret when its name holds "key", "secret",
-// "password" or "token" and its value is a non-empty string or list (the
-// booleans security_key_migration and the like are kept); a URL keeps
-// neither its user information nor its query. Judging by name rather than
-// by a list of fields keeps a secret added later redacted.
-func RedactedConfig(cfg *authz.Config) (*structpb.Struct, []string, error) {
-	text, err := yaml.Marshal(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	var tree map[string]any
-	if err := yaml.Unmarshal(text, &tree); err != nil {
-		return nil, nil, err
+// redacted. settings, when non-nil, are further top-level sections of the
+// same file (PolicyState.Settings), rendered into the same tree. A field
+// is a secret when its name holds "key", "secret", "password" or "token"
+// and its value is a non-empty string or list (the booleans
+// security_key_migration and the like are kept); a URL keeps neither its
+// user information nor its query. Judging by name rather than by a list of
+// fields keeps a secret added later redacted.
+func RedactedConfig(cfg *authz.Config, settings any) (*structpb.Struct, []string, error) {
+	tree := map[string]any{}
+	for _, part := range []any{cfg, settings} {
+		if part == nil {
+			continue
+		}
+		text, err := yaml.Marshal(part)
+		if err != nil {
+			return nil, nil, err
+		}
+		var sub map[string]any
+		if err := yaml.Unmarshal(text, &sub); err != nil {
+			return nil, nil, err
+		}
+		maps.Copy(tree, sub)
 	}
 	var redacted []string
 	redactTree(tree, "", &redacted)

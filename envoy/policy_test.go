@@ -19,7 +19,7 @@ import (
 // method, path and headers) decides as Check does.
 func TestExplainAgreesWithCheckOnFixtures(t *testing.T) {
 	a := newKeyAuthorizer(t)
-	cfg, err := authz.Load([]byte("security_key: "+securityKey+"\n"), nil, authz.Flags{})
+	cfg, err := authz.Load([]byte("security_key: "+securityKey+"\n"), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPolicyServerUnavailableUntilSet(t *testing.T) {
 }
 
 func TestExplainCheckRequest(t *testing.T) {
-	cfg, err := authz.Load([]byte("security_key: k\njwt: {header: X-Auth}\n"), nil, authz.Flags{})
+	cfg, err := authz.Load([]byte("security_key: k\njwt: {header: X-Auth}\n"), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,11 +122,11 @@ jwt:
   verification_keys: ["hmac-secret-0123456789abcdef0123456789"]
   algorithms: [HS256]
   jwks_url: https://idp.example/jwks.json?api_key=zzz
-`), nil, authz.Flags{})
+`), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, redacted, err := RedactedConfig(cfg)
+	s, redacted, err := RedactedConfig(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

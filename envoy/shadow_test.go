@@ -22,7 +22,7 @@ import (
 // been made, with mode shadow.
 func TestShadowMode(t *testing.T) {
 	text := "os_id: test-os\nmode: shadow\njwt:\n  algorithms: [HS256]\n  verification_keys: [\"" + httpSecret + "\"]\n"
-	cfg, err := authz.Load([]byte(text), nil, authz.Flags{})
+	cfg, err := authz.Load([]byte(text), nil, authz.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

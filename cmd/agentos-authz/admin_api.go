@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
 
@@ -34,7 +35,7 @@ type configSource struct {
 
 // loadConfigSource is loadConfig that also remembers the file's path and
 // SHA-256 (of the bytes actually loaded) and the load time.
-func loadConfigSource(path string, lookupEnv func(string) (string, bool), flags authz.Flags, now time.Time) (*authz.Config, configSource, error) {
+func loadConfigSource(path string, lookupEnv func(string) (string, bool), flags serveconfig.Flags, now time.Time) (*config, configSource, error) {
 	src := configSource{path: path, loadedAt: now}
 	var text []byte
 	if path != "" {
@@ -45,7 +46,7 @@ func loadConfigSource(path string, lookupEnv func(string) (string, bool), flags 
 		sum := sha256.Sum256(text)
 		src.sha256 = hex.EncodeToString(sum[:])
 	}
-	cfg, err := authz.Load(text, lookupEnv, flags)
+	cfg, err := loadText(text, lookupEnv, flags)
 	return cfg, src, err
 }
 
@@ -85,19 +86,19 @@ func adminProtocols() *http.Protocols {
 
 // policyState is what the policy API describes, or nil when a is not an
 // *authz.Authorizer (a test's fake).
-func policyState(a authorizer, cfg *authz.Config, src configSource) *envoy.PolicyState {
+func policyState(a authorizer, cfg *config, src configSource) *envoy.PolicyState {
 	az, ok := a.(*authz.Authorizer)
 	if !ok {
 		return nil
 	}
-	return &envoy.PolicyState{Authorizer: az, Config: cfg, Path: src.path, SHA256: src.sha256, LoadedAt: src.loadedAt}
+	return &envoy.PolicyState{Authorizer: az, Config: cfg.Config, Settings: cfg.Settings, Path: src.path, SHA256: src.sha256, LoadedAt: src.loadedAt}
 }
 
 // listenAdmin listens on the admin address, or returns a listener that
 // accepts nothing when it is "off" (--admin-addr off): no health, metrics
 // or policy API endpoint at all.
 func listenAdmin(addr string) (net.Listener, error) {
-	if addr == authz.AdminAddrOff {
+	if addr == serveconfig.AdminAddrOff {
 		return newOffListener(), nil
 	}
 	return net.Listen("tcp", addr)
@@ -127,4 +128,4 @@ func (l *offListener) Addr() net.Addr { return offAddr{} }
 type offAddr struct{}
 
 func (offAddr) Network() string { return "off" }
-func (offAddr) String() string  { return authz.AdminAddrOff }
+func (offAddr) String() string  { return serveconfig.AdminAddrOff }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // headerFlags collects repeated --header "name: value" flags.
@@ -112,20 +113,20 @@ func readToken(r io.Reader) (string, error) {
 const checkJWKSWait = 12 * time.Second
 
 func checkOffline(ctx context.Context, cfgPath string, spec envoy.RequestSpec, s sys) int {
-	cfg, err := loadConfig(cfgPath, s.lookupEnv, authz.Flags{})
+	cfg, err := loadConfig(cfgPath, s.lookupEnv, serveconfig.Flags{})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
 	// docs/CONTRACT.md §8: a service-account token is looked up in the
 	// configured database, read-only, as serve would.
-	sa, err := openServiceAccounts(ctx, cfg, nil)
+	sa, err := openServiceAccounts(ctx, cfg.Config, nil)
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
 	defer sa.close()
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now, ServiceAccounts: sa.authn})
+	a, err := authz.New(cfg.Config, authz.Options{Logger: zap.NewNop(), Clock: s.now, ServiceAccounts: sa.authn})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
@@ -146,7 +147,7 @@ func checkOffline(ctx context.Context, cfgPath string, spec envoy.RequestSpec, s
 	}
 	// The path a served request takes: the CheckRequest Envoy would send,
 	// its translation, then the decision (explained).
-	spec.Config = cfg
+	spec.Config = cfg.Config
 	r := envoy.FromCheckRequest(envoy.NewCheckRequest(spec))
 	d := a.Explain(ctx, &r)
 	printDecision(s.stdout, &d)

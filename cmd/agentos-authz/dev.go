@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/authz/serviceaccount"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // Development mode (serve --dev): an ephemeral key pair lives only in this
@@ -46,7 +47,7 @@ type devKit struct {
 // the listeners on loopback unless flags say otherwise) and mints the example tokens. The environment is
 // not read: a stray OS_SECURITY_KEY or JWT_VERIFICATION_KEY must not change
 // what the banner promises.
-func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) {
+func devSetup(now time.Time, flags serveconfig.Flags) (*config, *devKit, error) {
 	spec, err := authz.LookupSigningAlgorithm(devAlg)
 	if err != nil {
 		return nil, nil, err
@@ -70,9 +71,9 @@ func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) 
 		"authorization":    true,
 		// Loopback unless a flag says otherwise: the example tokens grant
 		// everything, so a development service does not face the network.
-		"grpc_addr":  "127.0.0.1" + authz.DefaultGRPCAddr,
-		"http_addr":  "127.0.0.1" + authz.DefaultHTTPAddr,
-		"admin_addr": "127.0.0.1" + authz.DefaultAdminAddr,
+		"grpc_addr":  "127.0.0.1" + serveconfig.DefaultGRPCAddr,
+		"http_addr":  "127.0.0.1" + serveconfig.DefaultHTTPAddr,
+		"admin_addr": "127.0.0.1" + serveconfig.DefaultAdminAddr,
 		"jwt": map[string]any{
 			"verification_keys": []string{string(pubPEM)},
 			"algorithms":        []string{devAlg},
@@ -81,7 +82,7 @@ func devSetup(now time.Time, flags authz.Flags) (*authz.Config, *devKit, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := authz.Load(text, nil, flags)
+	cfg, err := loadText(text, nil, flags)
 	if err != nil {
 		sa.remove()
 		return nil, nil, err
@@ -178,7 +179,7 @@ func printDevBanner(w io.Writer, kit *devKit, grpcAddr, httpAddr, adminAddr net.
 		}
 		fmt.Fprintf(w, "agentos-authz check --server %s%s --method %s --path %s   # %s\n", g, tok, c.method, c.path, c.want)
 	}
-	if adminAddr.String() != authz.AdminAddrOff {
+	if adminAddr.String() != serveconfig.AdminAddrOff {
 		// The policy API on the admin listener explains a decision in full.
 		fmt.Fprintln(w, "\n# Why (the policy API's Explain on the admin listener: rule, scopes, step):")
 		fmt.Fprintf(w, "agentos-authz check --server %s --token \"$READER_TOKEN\" --method POST --path /agents/demo/runs\n", adm)

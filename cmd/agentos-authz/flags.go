@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // envConfig names the configuration file when --config is not given
@@ -77,7 +77,7 @@ func configPath(flagValue string, lookupEnv func(string) (string, bool)) string 
 
 // loadConfig reads the file at path (none when "") and loads it with the
 // environment and the flags (docs/CONTRACT.md §2 precedence).
-func loadConfig(path string, lookupEnv func(string) (string, bool), flags authz.Flags) (*authz.Config, error) {
+func loadConfig(path string, lookupEnv func(string) (string, bool), flags serveconfig.Flags) (*config, error) {
 	var text []byte
 	if path != "" {
 		var err error
@@ -86,7 +86,7 @@ func loadConfig(path string, lookupEnv func(string) (string, bool), flags authz.
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	return authz.Load(text, lookupEnv, flags)
+	return loadText(text, lookupEnv, flags)
 }
 
 // printConfigError writes every problem of a configuration error on its own

@@ -52,7 +52,7 @@ func TestJWKSHandler(t *testing.T) {
 // TestWatchedFilesSigningKey: the identity-token signing key is one of the
 // files whose change reloads the configuration (docs/CONTRACT.md §9).
 func TestWatchedFilesSigningKey(t *testing.T) {
-	var cfg authz.Config
+	cfg := config{Config: &authz.Config{}}
 	cfg.JWT.JWKSFile = "/etc/authz/jwks.json"
 	cfg.Upstream.SigningKeyFile = "/etc/authz/upstream.key.pem"
 	got := watchedFiles("/etc/authz/config.yaml", &cfg)

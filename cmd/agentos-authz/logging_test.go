@@ -18,7 +18,7 @@ import (
 // newTestAuthorizer is the real authorizer of testConfig, logging to log.
 func newTestAuthorizer(t *testing.T, log *zap.Logger) *authz.Authorizer {
 	t.Helper()
-	a, err := authz.New(testConfig(t), authz.Options{Logger: log})
+	a, err := authz.New(testConfig(t).Config, authz.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
 
@@ -260,7 +261,7 @@ const testAlg = "ES256"
 
 // testEnv is a test file's configuration compiled, with the ephemeral key.
 type testEnv struct {
-	cfg        *authz.Config
+	cfg        *config
 	authorizer *authz.Authorizer
 	spec       authz.SigningAlgorithm
 	key        crypto.Signer
@@ -285,7 +286,7 @@ func newTestEnv(cfgText []byte, now time.Time) (*testEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral key: %w", err)
 	}
-	cfg, err := authz.Load(cfgText, nil, authz.Flags{})
+	cfg, err := loadText(cfgText, nil, serveconfig.Flags{})
 	if err != nil || cfg.JWT.HasSource() {
 		// A JWT source, or none yet: the ephemeral key is the source.
 		text, subErr := withEphemeralKey(cfgText, pubPEM)
@@ -293,11 +294,11 @@ func newTestEnv(cfgText []byte, now time.Time) (*testEnv, error) {
 			return nil, &configProblem{subErr}
 		}
 		var keyErr error
-		if cfg, keyErr = authz.Load(text, nil, authz.Flags{}); keyErr != nil {
+		if cfg, keyErr = loadText(text, nil, serveconfig.Flags{}); keyErr != nil {
 			return nil, &configProblem{keyErr}
 		}
 	}
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: func() time.Time { return now }})
+	a, err := authz.New(cfg.Config, authz.Options{Logger: zap.NewNop(), Clock: func() time.Time { return now }})
 	if err != nil {
 		return nil, &configProblem{err}
 	}
@@ -324,7 +325,7 @@ func (e *testEnv) run(ctx context.Context, c *policyTestCase, now time.Time) (ca
 		req.Token = tok
 	}
 	// The same path as a Check (envoy.Server) and Explain (the policy API).
-	r := envoy.FromCheckRequest(envoy.ExplainCheckRequest(e.cfg, req))
+	r := envoy.FromCheckRequest(envoy.ExplainCheckRequest(e.cfg.Config, req))
 	d := e.authorizer.Explain(ctx, &r)
 	resp := envoy.ExplainResponse(&d)
 	dj, err := protojson.Marshal(resp)

@@ -38,12 +38,12 @@ type reloadable interface {
 // (serviceaccounts.go).
 type liveReload struct {
 	log  *zap.Logger
-	load func() (*authz.Config, configSource, error)
+	load func() (*config, configSource, error)
 	// applied is told of each configuration put in service.
-	onApplied func(*authz.Config, configSource)
+	onApplied func(*config, configSource)
 	target    reloadable
 	sa        *liveServiceAccounts
-	running   *authz.Config
+	running   *config
 	loads     interface{ ConfigLoaded(error) }
 	gauges    *envoy.ReloadMetrics
 	now       func() time.Time
@@ -57,7 +57,7 @@ type liveReload struct {
 
 // watchedFiles are the files whose content makes the configuration: the
 // configuration file and the files it names.
-func watchedFiles(configPath string, cfg *authz.Config) []string {
+func watchedFiles(configPath string, cfg *config) []string {
 	files := []string{configPath}
 	files = append(files, cfg.JWT.VerificationKeyFiles...)
 	files = append(files, cfg.JWT.JWKSFile, cfg.JWT.JWKSCAFile)
@@ -196,22 +196,22 @@ func (l *liveReload) reload(ctx context.Context, configPath string, files []stri
 // readied (opened when its settings changed), then the authorizer swaps
 // its snapshot; a replaced database is closed only after the swap, and one
 // opened for a reload that fails is closed again, the running one kept.
-func (l *liveReload) apply(ctx context.Context, cfg *authz.Config) error {
-	change, err := l.sa.prepare(ctx, cfg)
+func (l *liveReload) apply(ctx context.Context, cfg *config) error {
+	change, err := l.sa.prepare(ctx, cfg.Config)
 	if err != nil {
 		return err
 	}
-	if _, err := l.target.Reload(cfg, authz.ReloadOptions{ServiceAccounts: change.next.authn}); err != nil {
+	if _, err := l.target.Reload(cfg.Config, authz.ReloadOptions{ServiceAccounts: change.next.authn}); err != nil {
 		l.sa.abort(change)
 		return err
 	}
-	l.sa.commit(cfg, change)
+	l.sa.commit(cfg.Config, change)
 	return nil
 }
 
 // restartNeeded names the settings of next that differ from running and
 // only take effect at start: the listeners, TLS files and tracing.
-func restartNeeded(running, next *authz.Config) []string {
+func restartNeeded(running, next *config) []string {
 	var out []string
 	for _, s := range []struct {
 		field      string
@@ -260,7 +260,7 @@ func notifyHUP(ctx context.Context) <-chan os.Signal {
 // startLiveReload registers the reload gauges and starts watching under
 // ctx; cfg is the running configuration, sa its service-account database.
 // The channel returned is closed when the watching has ended (ctx done).
-func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *authz.Config, opts serveOptions, s sys, sa *liveServiceAccounts, onApplied func(*authz.Config, configSource)) <-chan struct{} {
+func startLiveReload(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, loads *envoy.Metrics, r reloadable, cfg *config, opts serveOptions, s sys, sa *liveServiceAccounts, onApplied func(*config, configSource)) <-chan struct{} {
 	stopped := make(chan struct{})
 	gauges, err := envoy.NewReloadMetrics(reg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
 
@@ -62,7 +63,7 @@ func loadRoutes(path string, s sys) (*authzv1.ListRoutesResponse, error) {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	cfg, err := authz.Load(text, s.lookupEnv, authz.Flags{})
+	cfg, err := loadText(text, s.lookupEnv, serveconfig.Flags{})
 	if err != nil {
 		// Perhaps only the key source is missing: try with a stand-in, and
 		// report the first problems when that does not help.
@@ -75,11 +76,11 @@ func loadRoutes(path string, s sys) (*authzv1.ListRoutesResponse, error) {
 			return nil, err
 		}
 		var retryErr error
-		if cfg, retryErr = authz.Load(keyed, s.lookupEnv, authz.Flags{}); retryErr != nil {
+		if cfg, retryErr = loadText(keyed, s.lookupEnv, serveconfig.Flags{}); retryErr != nil {
 			return nil, err
 		}
 	}
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now})
+	a, err := authz.New(cfg.Config, authz.Options{Logger: zap.NewNop(), Clock: s.now})
 	if err != nil {
 		return nil, err
 	}

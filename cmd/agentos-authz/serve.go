@@ -27,6 +27,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // serveOptions are the serve flags that are not configuration, and the
@@ -37,10 +38,10 @@ type serveOptions struct {
 	// pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener (--pprof; off by default).
 	pprof    bool
-	newAuthz func(cfg *authz.Config, opts authz.Options) (authorizer, error)
+	newAuthz func(cfg *config, opts authz.Options) (authorizer, error)
 	// reload loads the configuration again from its sources (nil with
 	// --dev: nothing to reload); configPath is its file ("" for none).
-	reload     func() (*authz.Config, configSource, error)
+	reload     func() (*config, configSource, error)
 	configPath string
 	// hup delivers reload requests; nil means SIGHUP.
 	hup <-chan os.Signal
@@ -69,8 +70,8 @@ type background interface {
 }
 
 // newAuthorizer is authz.New behind the authorizer interface.
-func newAuthorizer(cfg *authz.Config, opts authz.Options) (authorizer, error) {
-	a, err := authz.New(cfg, opts)
+func newAuthorizer(cfg *config, opts authz.Options) (authorizer, error) {
+	a, err := authz.New(cfg.Config, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,9 +118,9 @@ func runServe(ctx context.Context, args []string, s sys) int {
 			"DEVELOPMENT ONLY (ignores --config, AUTHZ_CONFIG and the JWT/security-key environment).",
 		s.stderr)
 	cfgPath := fset.String("config", "", "configuration file (default $AUTHZ_CONFIG)")
-	grpcAddr := fset.String("grpc-addr", authz.DefaultGRPCAddr, "ext_authz gRPC listener")
-	httpAddr := fset.String("http-addr", authz.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
-	adminAddr := fset.String("admin-addr", authz.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
+	grpcAddr := fset.String("grpc-addr", serveconfig.DefaultGRPCAddr, "ext_authz gRPC listener")
+	httpAddr := fset.String("http-addr", serveconfig.DefaultHTTPAddr, "HTTP ext_authz listener; off disables it")
+	adminAddr := fset.String("admin-addr", serveconfig.DefaultAdminAddr, "admin listener: /healthz, /readyz, /metrics and the policy API (gRPC); off disables it")
 	dev := fset.Bool("dev", false, "development mode: ephemeral key, example tokens, console logs")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error (debug with --dev)")
 	drain := fset.Duration("drain-timeout", defaultDrainTimeout, "how long in-flight checks may take to finish on shutdown")
@@ -139,7 +140,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		return usageError(fset, "--drain-timeout must be positive")
 	}
 	// Only the flags given override the file and the environment.
-	var flags authz.Flags
+	var flags serveconfig.Flags
 	if isSet(fset, "grpc-addr") {
 		flags.GRPCAddr = grpcAddr
 	}
@@ -153,7 +154,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 		flags.ShutdownDelay = shutdownDelay
 	}
 
-	var cfg *authz.Config
+	var cfg *config
 	var kit *devKit
 	src := configSource{loadedAt: s.now()}
 	if *dev {
@@ -190,7 +191,7 @@ func runServe(ctx context.Context, args []string, s sys) int {
 	opts := serveOptions{dev: kit, drainTimeout: *drain, pprof: *pprofOn, source: src, newAuthz: newAuthorizer}
 	if !*dev {
 		opts.configPath = configPath(*cfgPath, s.lookupEnv)
-		opts.reload = func() (*authz.Config, configSource, error) {
+		opts.reload = func() (*config, configSource, error) {
 			return loadConfigSource(opts.configPath, s.lookupEnv, flags, s.now())
 		}
 	}
@@ -223,7 +224,7 @@ func serviceNames() []string {
 }
 
 // serve runs the listeners until ctx is done or one fails.
-func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) int {
+func serve(ctx context.Context, cfg *config, log *zap.Logger, opts serveOptions, s sys) int {
 	return newServer(cfg, log, opts, s).run(ctx)
 }
 
@@ -233,7 +234,7 @@ func serve(ctx context.Context, cfg *authz.Config, log *zap.Logger, opts serveOp
 // drain); the fields carry what a step hands to the next. A server runs
 // once.
 type server struct {
-	cfg  *authz.Config
+	cfg  *config
 	log  *zap.Logger
 	opts serveOptions
 	sys  sys
@@ -275,7 +276,7 @@ type server struct {
 
 // newServer prepares a run of serve with the configuration cfg; run does
 // the work.
-func newServer(cfg *authz.Config, log *zap.Logger, opts serveOptions, s sys) *server {
+func newServer(cfg *config, log *zap.Logger, opts serveOptions, s sys) *server {
 	return &server{cfg: cfg, log: log, opts: opts, sys: s}
 }
 
@@ -361,7 +362,7 @@ func (s *server) listen() error {
 		return fail("cannot listen for admin HTTP on %s: %w", s.cfg.AdminAddr, err)
 	}
 	// docs/CONTRACT.md §6: the HTTP ext_authz listener, unless http_addr is off.
-	if s.cfg.HTTPAddr != authz.HTTPAddrOff {
+	if s.cfg.HTTPAddr != serveconfig.HTTPAddrOff {
 		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 			return fail("cannot listen for HTTP ext_authz on %s: %w", s.cfg.HTTPAddr, err)
 		}
@@ -447,7 +448,7 @@ func (s *server) buildServers() {
 func (s *server) openServiceAccounts(ctx context.Context) error {
 	s.sa = newLiveServiceAccounts(s.metrics, s.log, &s.ready)
 	s.onClose(s.sa.close)
-	return s.sa.open(ctx, s.cfg)
+	return s.sa.open(ctx, s.cfg.Config)
 }
 
 // registerReadiness registers the conditions of /readyz; every one must
@@ -483,7 +484,7 @@ func (s *server) startServing() <-chan listened {
 	done := make(chan listened, 3)
 	go func() { done <- listened{"grpc", s.gs.Serve(s.grpcLis)} }()
 	go func() { done <- listened{"admin", s.admin.Serve(s.secure.wrap(s.adminLis, true))} }()
-	httpAddr := authz.HTTPAddrOff
+	httpAddr := serveconfig.HTTPAddrOff
 	if s.checkHTTP != nil {
 		httpAddr = s.httpLis.Addr().String()
 		go func() { done <- listened{"http", s.checkHTTP.Serve(s.secure.wrap(s.httpLis, false))} }()
@@ -541,7 +542,7 @@ func (s *server) startLiveReload(ctx context.Context, a authorizer) {
 		return
 	}
 	reloadCtx, stop := context.WithCancel(ctx)
-	stopped := startLiveReload(reloadCtx, s.log, s.reg, s.metrics, r, s.cfg, s.opts, s.sys, s.sa, func(cfg *authz.Config, src configSource) {
+	stopped := startLiveReload(reloadCtx, s.log, s.reg, s.metrics, r, s.cfg, s.opts, s.sys, s.sa, func(cfg *config, src configSource) {
 		if st := policyState(a, cfg, src); st != nil {
 			s.policy.Set(st)
 		}

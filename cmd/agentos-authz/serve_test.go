@@ -28,6 +28,7 @@ import (
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // waitTimeout bounds every wait of these tests (polling, never sleeping).
@@ -46,7 +47,7 @@ type running struct {
 // startServe runs serve with args (plus loopback listeners on free ports)
 // and waits until it logged its listeners. opts.newAuthz, when set,
 // replaces authz.New (serve is then called directly).
-func startServe(t *testing.T, h *harness, fake func(*authz.Config, authz.Options) (authorizer, error), drain time.Duration, args ...string) *running {
+func startServe(t *testing.T, h *harness, fake func(*config, authz.Options) (authorizer, error), drain time.Duration, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &running{h: h, cancel: cancel, exit: make(chan int, 1)}
@@ -173,15 +174,15 @@ func keyPair(t *testing.T, h *harness) (prefix, pub string) {
 }
 
 // testConfig is a valid configuration on loopback free ports.
-func testConfig(t *testing.T) *authz.Config {
+func testConfig(t *testing.T) *config {
 	t.Helper()
 	_, pub := keyPair(t, newHarness(t))
 	text, err := json.Marshal(keyConfig(pub, "ES256"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	loopback, off := "127.0.0.1:0", authz.HTTPAddrOff
-	cfg, err := authz.Load(text, nil, authz.Flags{GRPCAddr: &loopback, AdminAddr: &loopback, HTTPAddr: &off})
+	loopback, off := "127.0.0.1:0", serveconfig.HTTPAddrOff
+	cfg, err := loadText(text, nil, serveconfig.Flags{GRPCAddr: &loopback, AdminAddr: &loopback, HTTPAddr: &off})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func (b *blockingAuthz) Decide(ctx context.Context, _ *authz.Request) authz.Deci
 	}
 }
 
-func (b *blockingAuthz) factory(*authz.Config, authz.Options) (authorizer, error) { return b, nil }
+func (b *blockingAuthz) factory(*config, authz.Options) (authorizer, error) { return b, nil }
 
 // TestServeDrainsInFlight: on cancel (SIGTERM), readiness goes 503 while an
 // in-flight check is still running; that check completes with its answer;

@@ -77,7 +77,7 @@ func TestReloadServiceAccountStores(t *testing.T) {
 	urlB, _ := saDatabase(t, "b")
 	load := func(url, extra string) *authz.Config {
 		t.Helper()
-		cfg, err := authz.Load([]byte("security_key: "+strings.Repeat("s", 32)+"\nservice_accounts:\n  db_url: \""+url+"\"\n"+extra), nil, authz.Flags{})
+		cfg, err := authz.Load([]byte("security_key: "+strings.Repeat("s", 32)+"\nservice_accounts:\n  db_url: \""+url+"\"\n"+extra), nil, authz.LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestReloadServiceAccountStores(t *testing.T) {
 
 	refuse := &recordingReload{err: errors.New("refused")}
 	l := &liveReload{sa: sa, target: refuse}
-	if err := l.apply(t.Context(), load(urlB, "")); err == nil {
+	if err := l.apply(t.Context(), &config{Config: load(urlB, "")}); err == nil {
 		t.Fatal("apply with a refusing authorizer succeeded")
 	}
 	if refuse.got == nil || refuse.got.Store() == running.Store() {
@@ -109,13 +109,13 @@ func TestReloadServiceAccountStores(t *testing.T) {
 
 	accept := &recordingReload{}
 	l.target = accept
-	if err := l.apply(t.Context(), load(urlA, "  cache_ttl: 5s\n")); err != nil {
+	if err := l.apply(t.Context(), &config{Config: load(urlA, "  cache_ttl: 5s\n")}); err != nil {
 		t.Fatal(err)
 	}
 	if accept.got == running || accept.got.Store() != running.Store() || !pingable(accept.got) {
 		t.Error("an options change: want a new authenticator on the running, open store")
 	}
-	if err := l.apply(t.Context(), load(urlB, "")); err != nil {
+	if err := l.apply(t.Context(), &config{Config: load(urlB, "")}); err != nil {
 		t.Fatal(err)
 	}
 	if sa.authn() != accept.got || !pingable(accept.got) || pingable(running) {

@@ -16,8 +16,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // listeningHTTPAddr finds http_addr in the JSON "listening" log line.
@@ -81,7 +81,7 @@ func TestServeHTTPModeAndMetrics(t *testing.T) {
 	r := startServe(t, srv, nil, 0, "--config", writeConfig(t, cfg), "--http-addr", "127.0.0.1:0")
 	r.waitServing(t)
 	httpAddr := listeningHTTPAddr(srv.stderr.String())
-	if httpAddr == "" || httpAddr == authz.HTTPAddrOff {
+	if httpAddr == "" || httpAddr == serveconfig.HTTPAddrOff {
 		t.Fatalf("no http_addr in the listening line:\n%s", srv.stderr)
 	}
 	base := "http://" + httpAddr

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // listenerTLS serves the tls: section (docs/CONTRACT.md §4) on the gRPC,
@@ -39,7 +39,7 @@ import (
 // A nil *listenerTLS (tls: not configured) leaves the listeners in
 // plaintext.
 type listenerTLS struct {
-	cfg authz.TLSConfig
+	cfg serveconfig.TLSConfig
 	log *zap.Logger
 
 	cur atomic.Pointer[tlsMaterial]
@@ -84,7 +84,7 @@ func (a fileStamps) same(b fileStamps) bool {
 
 // newListenerTLS loads the tls: files; nil (and no error) when the
 // section is empty. The error is the configuration's *authz.FieldError.
-func newListenerTLS(c authz.TLSConfig, log *zap.Logger) (*listenerTLS, error) {
+func newListenerTLS(c serveconfig.TLSConfig, log *zap.Logger) (*listenerTLS, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}

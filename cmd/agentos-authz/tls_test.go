@@ -25,6 +25,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/poll"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
@@ -284,7 +285,7 @@ func TestServeMutualTLSAdminHealthAndMetricsOpen(t *testing.T) {
 	stranger := testpki.NewCA(t, "another CA").Client(t, "envoy")
 	s := startTLSServe(t, ca, map[string]string{
 		"cert_file": cert, "key_file": key, "client_ca_file": caFile,
-		"admin_client_auth": authz.AdminClientAuthExceptHealthAndMetrics,
+		"admin_client_auth": serveconfig.AdminClientAuthExceptHealthAndMetrics,
 	}, &client, "--pprof")
 	admin := "https://" + s.adminAddr
 
@@ -578,11 +579,11 @@ func TestServeTLSConfigErrors(t *testing.T) {
 // (the files' contents reload by themselves).
 func TestRestartNeededTLSAndTracing(t *testing.T) {
 	half := 0.5
-	running := &authz.Config{TLS: authz.TLSConfig{CertFile: "a.crt", KeyFile: "a.key"}}
-	next := &authz.Config{
-		TLS:     authz.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt", AdminClientAuth: authz.AdminClientAuthExceptHealthAndMetrics},
-		Tracing: authz.TracingConfig{OTLPEndpoint: "c:4317", SampleRatio: &half, Insecure: true},
-	}
+	running := &config{Config: &authz.Config{}, Settings: &serveconfig.Settings{TLS: serveconfig.TLSConfig{CertFile: "a.crt", KeyFile: "a.key"}}}
+	next := &config{Config: &authz.Config{}, Settings: &serveconfig.Settings{
+		TLS:     serveconfig.TLSConfig{CertFile: "b.crt", KeyFile: "a.key", ClientCAFile: "ca.crt", AdminClientAuth: serveconfig.AdminClientAuthExceptHealthAndMetrics},
+		Tracing: serveconfig.TracingConfig{OTLPEndpoint: "c:4317", SampleRatio: &half, Insecure: true},
+	}}
 	got := restartNeeded(running, next)
 	want := []string{"tls.cert_file", "tls.client_ca_file", "tls.admin_client_auth", "tracing.otlp_endpoint", "tracing.sample_ratio", "tracing.insecure"}
 	if !slices.Equal(got, want) {

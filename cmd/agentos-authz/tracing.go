@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // tracingShutdownWait bounds the flush of the spans still buffered when
@@ -28,7 +29,7 @@ const serviceName = "agentos-authz"
 // tracing.otlp_endpoint. nil when tracing is off (the default). The
 // exporter connects lazily: an unreachable collector never delays or
 // fails a check, its spans are dropped (and logged by the SDK).
-func newTracing(c authz.TracingConfig, log *zap.Logger) (*sdktrace.TracerProvider, error) {
+func newTracing(c serveconfig.TracingConfig, log *zap.Logger) (*sdktrace.TracerProvider, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
@@ -61,7 +62,7 @@ func newTracing(c authz.TracingConfig, log *zap.Logger) (*sdktrace.TracerProvide
 // batcher; tests give an in-memory syncer). Sampling: a check that carries
 // the caller's traceparent follows the caller's decision; a trace started
 // here is kept with probability tracing.sample_ratio.
-func newTracerProvider(c authz.TracingConfig, export sdktrace.TracerProviderOption) *sdktrace.TracerProvider {
+func newTracerProvider(c serveconfig.TracingConfig, export sdktrace.TracerProviderOption) *sdktrace.TracerProvider {
 	return sdktrace.NewTracerProvider(
 		export,
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.Ratio()))),

@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 const (
@@ -47,18 +48,18 @@ func TestTracerProviderSampling(t *testing.T) {
 		{name: "ratio 0, caller sampled: span", ratio: ratio(0), traceparent: testTraceparent, wantSpans: 1},
 		{name: "ratio 1, caller not sampled: no span", ratio: ratio(1), traceparent: testUnsampled, wantSpans: 0},
 	}
-	cfg, err := authz.Load([]byte("security_key: test-static-key-0123456789abcdef\n"), nil, authz.Flags{})
+	cfg, err := loadText([]byte("security_key: test-static-key-0123456789abcdef\n"), nil, serveconfig.Flags{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := authz.New(cfg, authz.Options{Logger: zap.NewNop()})
+	a, err := authz.New(cfg.Config, authz.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			exp := tracetest.NewInMemoryExporter()
-			tp := newTracerProvider(authz.TracingConfig{OTLPEndpoint: "unused:4317", SampleRatio: tc.ratio}, sdktrace.WithSyncer(exp))
+			tp := newTracerProvider(serveconfig.TracingConfig{OTLPEndpoint: "unused:4317", SampleRatio: tc.ratio}, sdktrace.WithSyncer(exp))
 			defer func() { _ = tp.Shutdown(context.WithoutCancel(t.Context())) }()
 			h := envoy.NewHTTPHandler(envoy.TraceDecider(a, tp), envoy.HTTPOptions{})
 			req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/agents", nil)

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // runValidate loads a configuration the way serve does (file, environment,
@@ -26,14 +27,14 @@ func runValidate(_ context.Context, args []string, s sys) int {
 		return code
 	}
 	path := configPath(*cfgPath, s.lookupEnv)
-	cfg, err := loadConfig(path, s.lookupEnv, authz.Flags{})
+	cfg, err := loadConfig(path, s.lookupEnv, serveconfig.Flags{})
 	if err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}
 	// New parses the keys and compiles the route table: problems Load's
 	// field checks cannot see.
-	if _, err := authz.New(cfg, authz.Options{Logger: zap.NewNop(), Clock: s.now}); err != nil {
+	if _, err := authz.New(cfg.Config, authz.Options{Logger: zap.NewNop(), Clock: s.now}); err != nil {
 		printConfigError(s.stderr, err)
 		return exitUsage
 	}

@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
 )
 
@@ -215,14 +216,14 @@ func mountedFiles(root string, objs []kubeObject, d *appsv1.Deployment, external
 // named by AUTHZ_CONFIG, its paths resolved in the files the volumes mount (laid out under
 // a temporary root), the container's environment (a Secret's value for SERVICE_ACCOUNTS_DB_URL),
 // through the service's own loader.
-func chartConfig(t *testing.T, r *rendered, external map[string]string) (*authz.Config, *appsv1.Deployment, error) {
+func chartConfig(t *testing.T, r *rendered, external map[string]string) (*authz.Config, *serveconfig.Settings, *appsv1.Deployment, error) {
 	d, ok := find[*appsv1.Deployment](r.objs, releaseNamespace, releaseName)
 	if !ok {
-		return nil, nil, errors.New("no Deployment agentos-authz/agentos-authz")
+		return nil, nil, nil, errors.New("no Deployment agentos-authz/agentos-authz")
 	}
 	root := t.TempDir()
 	if err := mountedFiles(root, r.objs, d, external); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctr := d.Spec.Template.Spec.Containers[0]
 	env := map[string]string{}
@@ -237,26 +238,26 @@ func chartConfig(t *testing.T, r *rendered, external map[string]string) (*authz.
 				v, ok = s.StringData[ref.Key]
 			}
 			if !ok {
-				return nil, nil, fmt.Errorf("env %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
+				return nil, nil, nil, fmt.Errorf("env %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
 			}
 			env[e.Name] = v
 		}
 	}
 	if env["AUTHZ_CONFIG"] == "" {
-		return nil, nil, errors.New("env AUTHZ_CONFIG is not set")
+		return nil, nil, nil, errors.New("env AUTHZ_CONFIG is not set")
 	}
 	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(env["AUTHZ_CONFIG"])))
 	if err != nil {
-		return nil, nil, fmt.Errorf("AUTHZ_CONFIG %s is in no mounted volume: %w", env["AUTHZ_CONFIG"], err)
+		return nil, nil, nil, fmt.Errorf("AUTHZ_CONFIG %s is in no mounted volume: %w", env["AUTHZ_CONFIG"], err)
 	}
 	// Every absolute path of the configuration is one of the pod's: read it under root.
 	text := strings.ReplaceAll(string(data), ": /", ": "+filepath.ToSlash(root)+"/")
 	text = strings.ReplaceAll(text, "- /", "- "+filepath.ToSlash(root)+"/")
-	cfg, err := authz.Load([]byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, authz.Flags{})
+	cfg, settings, err := serveconfig.Load([]byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, serveconfig.Flags{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("authz.Load(rendered config.yaml): %w", err)
+		return nil, nil, nil, fmt.Errorf("serveconfig.Load(rendered config.yaml): %w", err)
 	}
-	return cfg, d, nil
+	return cfg, settings, d, nil
 }
 
 // chartEnv is what a release relies on: its namespace (helm install --create-namespace)
@@ -415,11 +416,11 @@ func checkRendering(t *testing.T, r *rendered, env kubeEnv, kinds []string) {
 // and egress rules against it.
 func checkLoads(t *testing.T, r *rendered, external map[string]string, dbPort int32) *authz.Config {
 	t.Helper()
-	cfg, d, err := chartConfig(t, r, external)
+	cfg, settings, d, err := chartConfig(t, r, external)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range rolloutProblems(cfg, d) {
+	for _, p := range rolloutProblems(settings, d) {
 		t.Error(p)
 	}
 	for _, p := range chartEgressProblems(r.objs, cfg, d, dbPort) {
@@ -789,9 +790,14 @@ func TestHelmChartMutualTLS(t *testing.T) {
 			checkRendering(t, r, chartEnv(values, kinds...), kinds)
 			external := map[string]string{"issuer-keys/public.pem": pemKey}
 			maps.Copy(external, tc.external)
-			cfg := checkLoads(t, r, external, 6432)
+			checkLoads(t, r, external, 6432)
+			_, settings, _, err := chartConfig(t, r, external)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := settings
 			if !cfg.TLS.MutualTLS() || !cfg.TLS.AdminHealthAndMetricsOpen() {
-				t.Errorf("tls = %+v: want mutual TLS with admin_client_auth %s", cfg.TLS, authz.AdminClientAuthExceptHealthAndMetrics)
+				t.Errorf("tls = %+v: want mutual TLS with admin_client_auth %s", cfg.TLS, serveconfig.AdminClientAuthExceptHealthAndMetrics)
 			}
 			if !strings.HasSuffix(cfg.TLS.ClientCAFile, "/var/run/secrets/agentos-authz/client-ca/"+path.Base(cfg.TLS.ClientCAFile)) {
 				t.Errorf("tls.client_ca_file %q: want the client-ca volume's file", cfg.TLS.ClientCAFile)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 // Rollout and egress rules of the Kubernetes manifests (README "Operating in
@@ -32,11 +33,12 @@ const defaultDrainTimeout = 20 * time.Second
 const graceMargin = 3 * time.Second
 
 // shippedConfig loads the ConfigMap's configuration with the Deployment's
-// environment, as the pod does.
-func shippedConfig(objs []kubeObject) (*authz.Config, *appsv1.Deployment, error) {
+// environment, as the pod does: authz's part and the serve process's own
+// settings (internal/serveconfig).
+func shippedConfig(objs []kubeObject) (*authz.Config, *serveconfig.Settings, *appsv1.Deployment, error) {
 	d, ok := find[*appsv1.Deployment](objs, "agentos-authz", "agentos-authz")
 	if !ok {
-		return nil, nil, fmt.Errorf("no Deployment agentos-authz/agentos-authz")
+		return nil, nil, nil, fmt.Errorf("no Deployment agentos-authz/agentos-authz")
 	}
 	env := map[string]string{}
 	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
@@ -46,7 +48,7 @@ func shippedConfig(objs []kubeObject) (*authz.Config, *appsv1.Deployment, error)
 		case e.ValueFrom.SecretKeyRef != nil:
 			s, ok := find[*corev1.Secret](objs, d.Namespace, e.ValueFrom.SecretKeyRef.Name)
 			if !ok {
-				return nil, nil, fmt.Errorf("env %s: Secret %s not found", e.Name, e.ValueFrom.SecretKeyRef.Name)
+				return nil, nil, nil, fmt.Errorf("env %s: Secret %s not found", e.Name, e.ValueFrom.SecretKeyRef.Name)
 			}
 			v, ok := s.StringData[e.ValueFrom.SecretKeyRef.Key]
 			if !ok {
@@ -57,13 +59,13 @@ func shippedConfig(objs []kubeObject) (*authz.Config, *appsv1.Deployment, error)
 	}
 	cm, ok := find[*corev1.ConfigMap](objs, d.Namespace, "agentos-authz-config")
 	if !ok {
-		return nil, nil, fmt.Errorf("no ConfigMap agentos-authz-config")
+		return nil, nil, nil, fmt.Errorf("no ConfigMap agentos-authz-config")
 	}
-	cfg, err := authz.Load([]byte(cm.Data["config.yaml"]), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, authz.Flags{})
+	cfg, settings, err := serveconfig.Load([]byte(cm.Data["config.yaml"]), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, serveconfig.Flags{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("authz.Load(ConfigMap config.yaml): %w", err)
+		return nil, nil, nil, fmt.Errorf("serveconfig.Load(ConfigMap config.yaml): %w", err)
 	}
-	return cfg, d, nil
+	return cfg, settings, d, nil
 }
 
 // goMemLimit parses a GOMEMLIMIT value (runtime/debug: a number of bytes
@@ -97,16 +99,16 @@ func drainTimeout(args []string) (time.Duration, error) {
 
 // checkRollout returns the problems of the Deployment's rollout settings.
 func checkRollout(objs []kubeObject) []string {
-	cfg, d, err := shippedConfig(objs)
+	_, settings, d, err := shippedConfig(objs)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	return rolloutProblems(cfg, d)
+	return rolloutProblems(settings, d)
 }
 
 // rolloutProblems returns the problems of a Deployment's rollout settings, given the
 // configuration its container loads.
-func rolloutProblems(cfg *authz.Config, d *appsv1.Deployment) []string {
+func rolloutProblems(cfg *serveconfig.Settings, d *appsv1.Deployment) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	ctr := d.Spec.Template.Spec.Containers[0]
@@ -186,7 +188,7 @@ func egressAllows(n *networkingv1.NetworkPolicy, port int32) bool {
 // NetworkPolicy does not allow: the JWKS URL's (jwt.jwks_url), and the
 // PostgreSQL default 5432 for the service-account database.
 func checkEgress(objs []kubeObject) []string {
-	cfg, d, err := shippedConfig(objs)
+	cfg, _, d, err := shippedConfig(objs)
 	if err != nil {
 		return []string{err.Error()}
 	}

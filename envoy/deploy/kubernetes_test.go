@@ -28,7 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
 const kubernetesDir = "kubernetes"
@@ -1141,14 +1141,14 @@ func TestKubernetesConfigLoads(t *testing.T) {
 		t.Fatal("no ConfigMap agentos-authz-config")
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := authz.Load([]byte(cm.Data["config.yaml"]), lookup, authz.Flags{})
+	cfg, settings, err := serveconfig.Load([]byte(cm.Data["config.yaml"]), lookup, serveconfig.Flags{})
 	if err != nil {
-		t.Fatalf("authz.Load(ConfigMap config.yaml, Deployment env) = %v", err)
+		t.Fatalf("serveconfig.Load(ConfigMap config.yaml, Deployment env) = %v", err)
 	}
 	if !cfg.AuthorizationEnabled() {
 		t.Error("the shipped configuration does not enforce scopes")
 	}
-	for _, l := range []struct{ name, addr string }{{"grpc", cfg.GRPCAddr}, {"http", cfg.HTTPAddr}, {"admin", cfg.AdminAddr}} {
+	for _, l := range []struct{ name, addr string }{{"grpc", settings.GRPCAddr}, {"http", settings.HTTPAddr}, {"admin", settings.AdminAddr}} {
 		_, port, err := net.SplitHostPort(l.addr)
 		n, convErr := strconv.Atoi(port)
 		if err != nil || convErr != nil || !slices.ContainsFunc(ctr.Ports, func(p corev1.ContainerPort) bool { return p.Name == l.name && p.ContainerPort == int32(n) }) {

@@ -1,6 +1,8 @@
 package jwtauth
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"strconv"
 	"strings"
@@ -130,20 +132,55 @@ func (c *Config) discoversJWKS() bool {
 // discovery.
 func (c *Config) RemoteJWKS() bool { return c.JWKSURL != "" || c.discoversJWKS() }
 
-// Check returns every problem of c, each prefixed by its YAML path
-// ("jwt.algorithms[1]: ..."). It parses the keys and reads the JWKS file,
-// so it finds exactly what New would refuse (except what needs os_id,
-// which Check does not know). Messages never quote key material.
-func (c *Config) Check() []error {
-	_, errs := c.compile(!c.RemoteJWKS(), nil)
-	return errs
+// Problem is one problem of the jwt: section. Field is the path inside
+// the section ("algorithms[1]"); Error prefixes it with "jwt.". authz turns
+// it into its *FieldError, the one error type of a configuration problem.
+type Problem struct {
+	Field string
+	Err   error
 }
+
+func (p *Problem) Error() string { return "jwt." + p.Field + ": " + p.Err.Error() }
+
+func (p *Problem) Unwrap() error { return p.Err }
+
+// Compiled is a Config compiled once: every field checked, the keys
+// parsed, the key, JWKS and CA files read. NewCompiled builds verifiers
+// from it without reading any file again, so what was checked is what
+// verifies. Immutable.
+type Compiled struct {
+	cfg  Config
+	keys compiledKeys
+}
+
+// Compile checks every field of c and reads its files, once. The problems
+// are *Problem values naming their field (except what needs os_id, which
+// Compile does not know: NewCompiled's Options.Audience). Messages never
+// quote key material. Without a fetched JWKS, each accepted algorithm must
+// have a key of its type.
+func Compile(c *Config) (*Compiled, []error) {
+	keys, errs := c.compile(!c.RemoteJWKS(), nil)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &Compiled{cfg: *c, keys: keys}, nil
+}
+
+// Digest is a SHA-256 of the bytes of every file Compile read (key files,
+// JWKS file, CA file), for a caller that tells key inputs apart (authz's
+// Reload keeps a verifier whose inputs did not change).
+func (c *Compiled) Digest() [32]byte { return c.keys.digest }
 
 // compiledKeys is the compiled key material of a Config.
 type compiledKeys struct {
 	allowed algSet
 	static  []verifyKey
 	jwks    *keySet // from jwks_file; nil without one
+	// rootCAs are the system roots plus jwt.jwks_ca_file's certificates;
+	// nil without one.
+	rootCAs *x509.CertPool
+	// digest is a SHA-256 of the bytes of every file read.
+	digest [32]byte
 }
 
 // compile checks every field and parses the keys. coverage asks for the
@@ -153,9 +190,10 @@ type compiledKeys struct {
 func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error) {
 	var errs []error
 	fail := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &Problem{Field: path, Err: fmt.Errorf(format, args...)})
 	}
 	var out compiledKeys
+	files := sha256.New() // the bytes of every file read, for out.digest
 
 	// Algorithms; origin remembers where each came from, for messages.
 	origin := make(map[sigAlg]string)
@@ -204,7 +242,7 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 		out.static = append(out.static, keys...)
 	}
 	for i, path := range c.VerificationKeyFiles {
-		keys, err := readKeyFile(path, hmacMin, c.AllowShortHMACSecrets)
+		keys, err := readKeyFile(path, hmacMin, c.AllowShortHMACSecrets, files)
 		if err != nil {
 			fail("verification_key_files["+strconv.Itoa(i)+"]", "%v", err)
 			continue
@@ -212,7 +250,7 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 		out.static = append(out.static, keys...)
 	}
 	if c.JWKSFile != "" && jwks == nil {
-		ks, err := loadJWKSFile(c.JWKSFile)
+		ks, err := loadJWKSFile(c.JWKSFile, files)
 		if err != nil {
 			fail("jwks_file", "%v", err)
 		} else {
@@ -228,7 +266,9 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 	} else if c.JWKSRefresh > 0 && c.JWKSRefresh < minJWKSRefresh {
 		fail("jwks_refresh", "%s is too short: the JWKS is refreshed at most every %s", c.JWKSRefresh, minJWKSRefresh)
 	}
-	errs = append(errs, c.checkRemote()...)
+	var remoteErrs []error
+	out.rootCAs, remoteErrs = c.checkRemote(files)
+	errs = append(errs, remoteErrs...)
 	for i, a := range c.Audience {
 		if a == "" {
 			fail("audience["+strconv.Itoa(i)+"]", "is empty")
@@ -254,5 +294,6 @@ func (c *Config) compile(coverage bool, jwks jwksSource) (compiledKeys, []error)
 			fail(path, "%s%s has no key of its type: it needs %s in verification_keys, verification_key_files or jwks_file", a, def, a.keyKind())
 		}
 	}
+	copy(out.digest[:], files.Sum(nil))
 	return out, errs
 }

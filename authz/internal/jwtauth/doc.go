@@ -6,7 +6,8 @@
 // Failure.
 //
 // It is not named jwt because the files here import jwx's jwt package.
-// Its API is what authz uses: New compiles a Config into a Verifier;
+// Its API is what authz uses: Compile checks a Config and reads its files
+// once, NewCompiled builds a Verifier from the result (New does both);
 // Verify returns the identity or a Failure, whose closed FailureKind authz
 // maps to its decision reason and detail; Start, Ready and Close run a
 // JWKS URL; Generation identifies the key set for the token cache; a

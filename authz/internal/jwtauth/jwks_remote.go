@@ -112,9 +112,9 @@ type remoteJWKSOptions struct {
 	// Refresh is the refresh interval when the server sends no
 	// Cache-Control max-age (default DefaultJWKSRefresh).
 	Refresh time.Duration
-	// CAFile is a PEM file of CA certificates trusted beside the system
-	// roots.
-	CAFile string
+	// RootCAs are the roots trusted (Config.JWKSCAFile read by Compile);
+	// nil: the system roots.
+	RootCAs *x509.CertPool
 	// AllowInsecure allows plain HTTP to hosts other than loopback.
 	AllowInsecure bool
 	// Timeout bounds one fetch (default 5 s).
@@ -182,7 +182,7 @@ type refetchCall struct {
 }
 
 // newRemoteJWKS checks the URL (or issuer) against the transport rules and
-// builds the HTTP client. It fetches nothing.
+// builds the HTTP client. It fetches nothing. The error is a *Problem.
 func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
 	r := &remoteJWKS{
 		issuer:        o.Issuer,
@@ -199,16 +199,16 @@ func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
 	switch {
 	case o.URL != "":
 		if _, err := checkFetchURL(o.URL, o.AllowInsecure); err != nil {
-			return nil, fmt.Errorf("jwks_url: %w", err)
+			return nil, &Problem{Field: "jwks_url", Err: err}
 		}
 		u := o.URL
 		r.url.Store(&u)
 	case o.Issuer != "":
 		if _, err := checkFetchURL(o.Issuer, o.AllowInsecure); err != nil {
-			return nil, fmt.Errorf("issuer: OIDC discovery: %w", err)
+			return nil, &Problem{Field: "issuer", Err: fmt.Errorf("OIDC discovery: %w", err)}
 		}
 	default:
-		return nil, errors.New("jwks_url: no JWKS URL and no issuer to discover it from")
+		return nil, &Problem{Field: "jwks_url", Err: errors.New("no JWKS URL and no issuer to discover it from")}
 	}
 	if r.refresh <= 0 {
 		r.refresh = DefaultJWKSRefresh
@@ -232,17 +232,10 @@ func newRemoteJWKS(o remoteJWKSOptions) (*remoteJWKS, error) {
 	if r.obs == nil {
 		r.obs = nopObserver{}
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pool, err := loadCAFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("jwks_ca_file: %w", err)
-		}
-		tlsConf.RootCAs = pool
-	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}
 	base, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
-		return nil, errors.New("jwks_url: http.DefaultTransport is not an *http.Transport")
+		return nil, &Problem{Field: "jwks_url", Err: errors.New("http.DefaultTransport is not an *http.Transport")}
 	}
 	tr := base.Clone()
 	tr.TLSClientConfig = tlsConf
@@ -639,8 +632,9 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
-// loadCAFile reads PEM CA certificates and adds them to the system roots.
-func loadCAFile(path string) (*x509.CertPool, error) {
+// loadCAFile reads PEM CA certificates and adds them to the system roots;
+// the file's bytes go to files.
+func loadCAFile(path string, files io.Writer) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -648,6 +642,7 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 		}
 		return nil, fmt.Errorf("%q cannot be read: %w", path, err)
 	}
+	digestFile(files, path, data)
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -659,12 +654,14 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 }
 
 // checkRemote checks the fields of a fetched JWKS: the URL (or the issuer
-// it is discovered from) against the transport rules, and the CA file.
-func (c *Config) checkRemote() []error {
+// it is discovered from) against the transport rules, and reads the CA
+// file (its pool is returned; nil without one or on a problem).
+func (c *Config) checkRemote(files io.Writer) (*x509.CertPool, []error) {
 	var errs []error
 	fail := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("jwt.%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &Problem{Field: path, Err: fmt.Errorf(format, args...)})
 	}
+	var pool *x509.CertPool
 	if c.JWKSURL != "" {
 		if _, err := checkFetchURL(c.JWKSURL, c.JWKSAllowInsecure); err != nil {
 			fail("jwks_url", "%v", err)
@@ -678,11 +675,13 @@ func (c *Config) checkRemote() []error {
 	if c.JWKSCAFile != "" {
 		if !c.RemoteJWKS() {
 			fail("jwks_ca_file", "is set but no JWKS is fetched (set jwks_url, or issuer alone for OIDC discovery)")
-		} else if _, err := loadCAFile(c.JWKSCAFile); err != nil {
+		} else if p, err := loadCAFile(c.JWKSCAFile, files); err != nil {
 			fail("jwks_ca_file", "%v", err)
+		} else {
+			pool = p
 		}
 	}
-	return errs
+	return pool, errs
 }
 
 // kids lists the key ids of s, sorted, for logs (key ids are public).

@@ -350,7 +350,11 @@ func TestRemoteJWKSTLS(t *testing.T) {
 
 	// Trusted through jwks_ca_file.
 	ca := jwttest.WriteFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-	trusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, CAFile: ca, Logger: zap.NewNop()})
+	roots, err := loadCAFile(ca, io.Discard)
+	if err != nil {
+		t.Fatalf("loadCAFile: %v", err)
+	}
+	trusted := startRemote(t, remoteJWKSOptions{URL: srv.URL, RootCAs: roots, Logger: zap.NewNop()})
 	poll.For(t, "the key set over TLS", trusted.Ready)
 	if !verifies(t, remoteVerifier(t, trusted), keys.Tok1) {
 		t.Fatal("Verify(k1 token) over TLS = invalid, want valid")

@@ -470,11 +470,12 @@ func looksLikeFile(s string) bool {
 // readKeyFile reads one jwt.verification_key_files entry: a PEM key or
 // certificate or a JWK (as parseVerificationKey reads them), else an HMAC
 // secret used byte for byte after checkSecret.
-func readKeyFile(path string, hmacMin int, allowShort bool) ([]verifyKey, error) {
+func readKeyFile(path string, hmacMin int, allowShort bool, files io.Writer) ([]verifyKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
+	digestFile(files, path, b)
 	if len(b) > maxKeyFileBytes {
 		return nil, fmt.Errorf("%s is larger than %d bytes: not a key", path, maxKeyFileBytes)
 	}
@@ -547,8 +548,15 @@ func parseJWKS(data []byte) (*keySet, error) {
 // maxJWKSBytes bounds a JWKS document; real ones are a few KiB.
 const maxJWKSBytes = 1 << 20
 
-// loadJWKSFile reads and parses the JWKS file at path.
-func loadJWKSFile(path string) (*keySet, error) {
+// digestFile writes one file read into files (Compiled.Digest).
+func digestFile(files io.Writer, path string, b []byte) {
+	fmt.Fprintf(files, "file %q %d\n", path, len(b))
+	_, _ = files.Write(b)
+}
+
+// loadJWKSFile reads and parses the JWKS file at path; its bytes go to
+// files.
+func loadJWKSFile(path string, files io.Writer) (*keySet, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -564,6 +572,7 @@ func loadJWKSFile(path string) (*keySet, error) {
 	if len(data) > maxJWKSBytes {
 		return nil, fmt.Errorf("%q is larger than 1 MiB", path)
 	}
+	digestFile(files, path, data)
 	ks, err := parseJWKS(data)
 	if err != nil {
 		return nil, fmt.Errorf("%q %w", path, err)

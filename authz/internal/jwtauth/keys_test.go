@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -262,7 +263,7 @@ func TestSecretHygiene(t *testing.T) {
 
 func TestLoadJWKSFileTooLarge(t *testing.T) {
 	p := jwttest.WriteFile(t, "big.json", bytes.Repeat([]byte(" "), maxJWKSBytes+1))
-	if _, err := loadJWKSFile(p); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
+	if _, err := loadJWKSFile(p, io.Discard); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
 		t.Fatalf("loadJWKSFile(big) = %v", err)
 	}
 }

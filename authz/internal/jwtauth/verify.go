@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,10 +74,50 @@ type forwardClaim struct {
 	header string // x-agentos-claim-<lower-case name>
 }
 
-// New compiles c: it parses the keys, reads jwt.jwks_file and pins the
-// algorithms. Its error joins every problem, each prefixed by its field
-// path as in Check.
+// New compiles c (Compile) and builds a verifier from it: for the
+// package's tests and tools; authz compiles once with Compile and builds
+// with NewCompiled. With Options.jwks set, that source replaces
+// jwt.jwks_file and jwt.jwks_url and is not checked for coverage. The
+// error joins every problem, each a *Problem.
 func New(c *Config, o Options) (*Verifier, error) {
+	var k *Compiled
+	var errs []error
+	if o.jwks != nil {
+		var keys compiledKeys
+		if keys, errs = c.compile(true, o.jwks); len(errs) == 0 {
+			k = &Compiled{cfg: *c, keys: keys}
+		}
+	} else {
+		k, errs = Compile(c)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(append(errs, audienceProblems(c, o.Audience)...)...)
+	}
+	return NewCompiled(k, o)
+}
+
+// audienceProblems checks the expected audiences against c.
+func audienceProblems(c *Config, audience []string) []error {
+	var errs []error
+	if c.VerifyAudience && len(audience) == 0 {
+		errs = append(errs, &Problem{Field: "audience", Err: errors.New("verify_audience is true but no audience is expected: set jwt.audience or os_id")})
+	}
+	for _, a := range audience {
+		if a == "" {
+			errs = append(errs, &Problem{Field: "audience", Err: errors.New("an expected audience is empty")})
+			break
+		}
+	}
+	return errs
+}
+
+// NewCompiled builds a verifier from k, reading no file: the keys, the
+// JWKS file and the CA roots are the ones Compile read. A JWKS URL (or
+// OIDC discovery) gets a source that Start starts. The error joins every
+// problem, each a *Problem: the expected audiences (Options.Audience) are
+// the one thing Compile could not check.
+func NewCompiled(k *Compiled, o Options) (*Verifier, error) {
+	c, keys := &k.cfg, k.keys
 	log := o.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -85,32 +126,20 @@ func New(c *Config, o Options) (*Verifier, error) {
 	if clock == nil {
 		clock = time.Now
 	}
+	var errs []error
 	jwks := o.jwks
-	var remoteErr error
 	if jwks == nil && c.RemoteJWKS() {
-		// Checked by compile below; a failure here repeats its message.
-		ro := c.remoteOptions(clock, log, o.Observer)
+		// Compile checked the URL (or issuer); a failure here repeats it.
+		ro := c.remoteOptions(clock, log, o.Observer, keys.rootCAs)
 		ro.OnFirstLoad = o.OnReady
 		remote, err := newRemoteJWKS(ro)
 		if err != nil {
-			remoteErr = err
+			errs = append(errs, err)
 		} else {
 			jwks = remote
 		}
 	}
-	keys, errs := c.compile(true, jwks)
-	if remoteErr != nil && len(errs) == 0 {
-		errs = append(errs, fmt.Errorf("jwt.%w", remoteErr))
-	}
-	if c.VerifyAudience && len(o.Audience) == 0 {
-		errs = append(errs, errors.New("jwt.audience: verify_audience is true but no audience is expected: set jwt.audience or os_id"))
-	}
-	for _, a := range o.Audience {
-		if a == "" {
-			errs = append(errs, errors.New("jwt.audience: an expected audience is empty"))
-			break
-		}
-	}
+	errs = append(errs, audienceProblems(c, o.Audience)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -134,7 +163,7 @@ func New(c *Config, o Options) (*Verifier, error) {
 	for _, a := range keys.allowed.algs() {
 		sv, err := jws.NewVerifier(a.jwa())
 		if err != nil {
-			return nil, fmt.Errorf("jwt.algorithms: %s has no verifier: %w", a, err)
+			return nil, &Problem{Field: "algorithms", Err: fmt.Errorf("%s has no verifier: %w", a, err)}
 		}
 		v.sigs[a] = sv
 	}
@@ -210,11 +239,11 @@ func (v *Verifier) Generation(ctx context.Context) Generation {
 }
 
 // remoteOptions are the remoteJWKS options of c.
-func (c *Config) remoteOptions(clock func() time.Time, log *zap.Logger, obs FetchObserver) remoteJWKSOptions {
+func (c *Config) remoteOptions(clock func() time.Time, log *zap.Logger, obs FetchObserver, roots *x509.CertPool) remoteJWKSOptions {
 	o := remoteJWKSOptions{
 		URL:           c.JWKSURL,
 		Refresh:       c.JWKSRefresh,
-		CAFile:        c.JWKSCAFile,
+		RootCAs:       roots,
 		AllowInsecure: c.JWKSAllowInsecure,
 		Clock:         clock,
 		Logger:        log,

@@ -1,4 +1,4 @@
-package authz
+package serveconfig
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
 )
 
@@ -55,7 +56,7 @@ func TestTLSSection(t *testing.T) {
 	}
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load([]byte(tc.yaml), nil, Flags{})
+			c, err := loadSettings([]byte(tc.yaml), nil, Flags{})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -95,11 +96,11 @@ func TestTLSSection(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]byte(tc.yaml), nil, Flags{})
+			_, err := loadSettings([]byte(tc.yaml), nil, Flags{})
 			if err == nil {
 				t.Fatalf("Load(%q) = nil error, want %q", tc.yaml, tc.want)
 			}
-			var fe *FieldError
+			var fe *authz.FieldError
 			if !errors.As(err, &fe) {
 				t.Errorf("Load error %v is not a *FieldError", err)
 			}
@@ -115,21 +116,21 @@ func TestTLSSection(t *testing.T) {
 // TestTracingSection: the tracing: section's defaults and its errors.
 func TestTracingSection(t *testing.T) {
 	base := "security_key: " + hsKey + "\n"
-	c, err := Load([]byte(base), nil, Flags{})
+	c, err := loadSettings([]byte(base), nil, Flags{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Tracing.Enabled() || c.Tracing.Ratio() != DefaultSampleRatio {
 		t.Errorf("default tracing: Enabled %v, Ratio %v; want off, %v", c.Tracing.Enabled(), c.Tracing.Ratio(), DefaultSampleRatio)
 	}
-	c, err = Load([]byte(base+"tracing:\n  otlp_endpoint: collector:4317\n  sample_ratio: 0.25\n  insecure: true\n"), nil, Flags{})
+	c, err = loadSettings([]byte(base+"tracing:\n  otlp_endpoint: collector:4317\n  sample_ratio: 0.25\n  insecure: true\n"), nil, Flags{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !c.Tracing.Enabled() || c.Tracing.Ratio() != 0.25 || !c.Tracing.Insecure {
 		t.Errorf("tracing = %+v, want enabled, 0.25, insecure", c.Tracing)
 	}
-	zero, err := Load([]byte(base+"tracing:\n  otlp_endpoint: collector:4317\n  sample_ratio: 0\n"), nil, Flags{})
+	zero, err := loadSettings([]byte(base+"tracing:\n  otlp_endpoint: collector:4317\n  sample_ratio: 0\n"), nil, Flags{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestTracingSection(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]byte(base+tc.yaml), nil, Flags{})
+			_, err := loadSettings([]byte(base+tc.yaml), nil, Flags{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Load(%q) error = %v, want %q", tc.yaml, err, tc.want)
 			}

@@ -1,4 +1,4 @@
-package authz
+package serveconfig
 
 import (
 	"crypto/tls"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
 
 // TLSConfig is the tls: section (docs/CONTRACT.md §4): TLS, and mutual TLS
@@ -67,9 +69,9 @@ func (t *TLSConfig) check() []error {
 	var errs []error
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		errs = append(errs, &FieldError{Field: "tls.key_file", Err: errors.New("is required with tls.cert_file")})
+		errs = append(errs, &authz.FieldError{Field: "tls.key_file", Err: errors.New("is required with tls.cert_file")})
 	case t.KeyFile != "" && t.CertFile == "":
-		errs = append(errs, &FieldError{Field: "tls.cert_file", Err: errors.New("is required with tls.key_file")})
+		errs = append(errs, &authz.FieldError{Field: "tls.cert_file", Err: errors.New("is required with tls.key_file")})
 	case t.Enabled():
 		if _, err := t.LoadKeyPair(); err != nil {
 			errs = append(errs, err)
@@ -77,7 +79,7 @@ func (t *TLSConfig) check() []error {
 	}
 	if t.ClientCAFile != "" {
 		if !t.Enabled() {
-			errs = append(errs, &FieldError{Field: "tls.client_ca_file",
+			errs = append(errs, &authz.FieldError{Field: "tls.client_ca_file",
 				Err: errors.New("needs tls.cert_file and tls.key_file: mutual TLS is TLS with client certificates")})
 		}
 		if _, err := t.LoadClientCAs(); err != nil {
@@ -87,11 +89,11 @@ func (t *TLSConfig) check() []error {
 	switch t.AdminClientAuth {
 	case "", AdminClientAuthRequire, AdminClientAuthExceptHealthAndMetrics:
 		if t.AdminClientAuth != "" && t.ClientCAFile == "" {
-			errs = append(errs, &FieldError{Field: "tls.admin_client_auth",
+			errs = append(errs, &authz.FieldError{Field: "tls.admin_client_auth",
 				Err: fmt.Errorf("%q needs tls.client_ca_file: it says how the admin listener treats clients without a certificate under mutual TLS", t.AdminClientAuth)})
 		}
 	default:
-		errs = append(errs, &FieldError{Field: "tls.admin_client_auth",
+		errs = append(errs, &authz.FieldError{Field: "tls.admin_client_auth",
 			Err: fmt.Errorf("%q must be %s or %s", t.AdminClientAuth, AdminClientAuthRequire, AdminClientAuthExceptHealthAndMetrics)})
 	}
 	return errs
@@ -104,14 +106,14 @@ func (t *TLSConfig) check() []error {
 func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(t.CertFile)
 	if err != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.cert_file", Err: fileError(err)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.cert_file", Err: fileError(err)}
 	}
 	if err := checkCertificates(certPEM); err != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.cert_file", Err: fmt.Errorf("%s: %w", t.CertFile, err)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.cert_file", Err: fmt.Errorf("%s: %w", t.CertFile, err)}
 	}
 	keyPEM, err := os.ReadFile(t.KeyFile)
 	if err != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.key_file", Err: fileError(err)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file", Err: fileError(err)}
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err == nil {
@@ -120,9 +122,9 @@ func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 	// X509KeyPair's error does not say which file is at fault: the key
 	// either does not parse or is not the certificate's.
 	if kerr := checkPrivateKey(keyPEM); kerr != nil {
-		return tls.Certificate{}, &FieldError{Field: "tls.key_file", Err: fmt.Errorf("%s: %w", t.KeyFile, kerr)}
+		return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file", Err: fmt.Errorf("%s: %w", t.KeyFile, kerr)}
 	}
-	return tls.Certificate{}, &FieldError{Field: "tls.key_file",
+	return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file",
 		Err: fmt.Errorf("%s does not match the certificate of tls.cert_file (%s)", t.KeyFile, t.CertFile)}
 }
 
@@ -130,10 +132,10 @@ func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 func (t *TLSConfig) LoadClientCAs() (*x509.CertPool, error) {
 	b, err := os.ReadFile(t.ClientCAFile)
 	if err != nil {
-		return nil, &FieldError{Field: "tls.client_ca_file", Err: fileError(err)}
+		return nil, &authz.FieldError{Field: "tls.client_ca_file", Err: fileError(err)}
 	}
 	if err := checkCertificates(b); err != nil {
-		return nil, &FieldError{Field: "tls.client_ca_file", Err: fmt.Errorf("%s: %w", t.ClientCAFile, err)}
+		return nil, &authz.FieldError{Field: "tls.client_ca_file", Err: fmt.Errorf("%s: %w", t.ClientCAFile, err)}
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(b)

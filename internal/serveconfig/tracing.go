@@ -1,4 +1,4 @@
-package authz
+package serveconfig
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"math"
 	"net"
 	"strings"
+
+	"github.com/agentos-authz/agentos-authz/authz"
 )
 
 // TracingConfig is the tracing: section: OpenTelemetry spans, one per
@@ -44,23 +46,23 @@ func (t *TracingConfig) Ratio() float64 {
 func (t *TracingConfig) check() []error {
 	var errs []error
 	if r := t.SampleRatio; r != nil && (math.IsNaN(*r) || *r < 0 || *r > 1) {
-		errs = append(errs, &FieldError{Field: "tracing.sample_ratio",
+		errs = append(errs, &authz.FieldError{Field: "tracing.sample_ratio",
 			Err: fmt.Errorf("%v must be between 0 and 1", *r)})
 	}
 	if t.OTLPEndpoint == "" {
 		if t.SampleRatio != nil || t.Insecure {
-			errs = append(errs, &FieldError{Field: "tracing.otlp_endpoint",
+			errs = append(errs, &authz.FieldError{Field: "tracing.otlp_endpoint",
 				Err: errors.New("is empty, so tracing is off: set it (host:port of an OTLP gRPC collector) or drop the tracing section")})
 		}
 		return errs
 	}
 	if strings.Contains(t.OTLPEndpoint, "://") {
-		errs = append(errs, &FieldError{Field: "tracing.otlp_endpoint",
+		errs = append(errs, &authz.FieldError{Field: "tracing.otlp_endpoint",
 			Err: fmt.Errorf("%q must be host:port without a scheme (tracing.insecure chooses plaintext)", t.OTLPEndpoint)})
 		return errs
 	}
 	if host, port, err := net.SplitHostPort(t.OTLPEndpoint); err != nil || host == "" || port == "" {
-		errs = append(errs, &FieldError{Field: "tracing.otlp_endpoint",
+		errs = append(errs, &authz.FieldError{Field: "tracing.otlp_endpoint",
 			Err: fmt.Errorf("%q is not host:port", t.OTLPEndpoint)})
 	}
 	return errs

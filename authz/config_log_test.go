@@ -10,44 +10,28 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// TestHTTPAndLogSections: the http: and log: sections decode strictly and
-// validate, each problem naming its field.
-func TestHTTPAndLogSections(t *testing.T) {
+// TestLogSection: the log: section decodes strictly and validates, each
+// problem naming its field.
+func TestLogSection(t *testing.T) {
 	tests := []struct {
-		name       string
-		yaml       string
-		wantErr    []string // substrings, each required; none means valid
-		wantPrefix string
-		wantRate   float64
+		name     string
+		yaml     string
+		wantErr  []string // substrings, each required; none means valid
+		wantRate float64
 	}{
 		{name: "defaults", yaml: ""},
-		{name: "prefix", yaml: "http:\n  path_prefix: /authz\n", wantPrefix: "/authz"},
-		{name: "nested prefix", yaml: "http:\n  path_prefix: /ext/authz-v1\n", wantPrefix: "/ext/authz-v1"},
+		{name: "empty section keeps defaults", yaml: "log:\n"},
 		{name: "rate", yaml: "log:\n  allow_sample_rate: 0.25\n", wantRate: 0.25},
 		{name: "rate one", yaml: "log:\n  allow_sample_rate: 1\n", wantRate: 1},
-		{name: "empty sections keep defaults", yaml: "http:\nlog:\n"},
-		{name: "relative prefix", yaml: "http:\n  path_prefix: authz\n", wantErr: []string{`http.path_prefix: "authz" must start with "/"`}},
-		{name: "trailing slash", yaml: "http:\n  path_prefix: /authz/\n", wantErr: []string{"http.path_prefix:", `must not end with "/"`}},
-		{name: "root prefix", yaml: "http:\n  path_prefix: /\n", wantErr: []string{"http.path_prefix:", "leave path_prefix empty"}},
-		{name: "query in prefix", yaml: "http:\n  path_prefix: /a?b\n", wantErr: []string{"http.path_prefix:", "plain path characters"}},
-		{name: "escape in prefix", yaml: "http:\n  path_prefix: /a%2Fb\n", wantErr: []string{"http.path_prefix:"}},
-		{name: "space in prefix", yaml: "http:\n  path_prefix: \"/a b\"\n", wantErr: []string{"http.path_prefix:"}},
-		{name: "dot segment", yaml: "http:\n  path_prefix: /a/../b\n", wantErr: []string{"http.path_prefix:", `".."`}},
-		{name: "empty segment", yaml: "http:\n  path_prefix: /a//b\n", wantErr: []string{"http.path_prefix:"}},
-		{name: "unknown http field", yaml: "http:\n  prefix: /authz\n", wantErr: []string{"http.prefix: unknown field"}},
-		{name: "http not a mapping", yaml: "http: /authz\n", wantErr: []string{"http: must be a mapping"}},
-		{name: "prefix as list", yaml: "http:\n  path_prefix: [/a]\n", wantErr: []string{"http.path_prefix: must be a string"}},
 		{name: "rate above one", yaml: "log:\n  allow_sample_rate: 1.5\n", wantErr: []string{"log.allow_sample_rate: 1.5 must be between 0 and 1"}},
 		{name: "negative rate", yaml: "log:\n  allow_sample_rate: -0.1\n", wantErr: []string{"log.allow_sample_rate: -0.1 must be between 0 and 1"}},
 		{name: "nan rate", yaml: "log:\n  allow_sample_rate: .nan\n", wantErr: []string{"log.allow_sample_rate: NaN must be between 0 and 1"}},
 		{name: "rate not a number", yaml: "log:\n  allow_sample_rate: often\n", wantErr: []string{`log.allow_sample_rate: "often" must be a number (line 6)`}},
 		{name: "unknown log field", yaml: "log:\n  level: debug\n", wantErr: []string{"log.level: unknown field"}},
-		{name: "both at once", yaml: "http:\n  path_prefix: x\nlog:\n  allow_sample_rate: 2\n",
-			wantErr: []string{"http.path_prefix:", "log.allow_sample_rate:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load([]byte(hsConfig(tt.yaml)), nil, Flags{})
+			c, err := Load([]byte(hsConfig(tt.yaml)), nil, LoadOptions{})
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					t.Fatalf("Load(%q) succeeded, want an error naming %q", tt.yaml, tt.wantErr)
@@ -62,9 +46,8 @@ func TestHTTPAndLogSections(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load(%q) = %v", tt.yaml, err)
 			}
-			if c.HTTP.PathPrefix != tt.wantPrefix || c.Log.AllowSampleRate != tt.wantRate {
-				t.Errorf("Load(%q) = path_prefix %q, allow_sample_rate %v; want %q, %v",
-					tt.yaml, c.HTTP.PathPrefix, c.Log.AllowSampleRate, tt.wantPrefix, tt.wantRate)
+			if c.Log.AllowSampleRate != tt.wantRate {
+				t.Errorf("Load(%q) = allow_sample_rate %v; want %v", tt.yaml, c.Log.AllowSampleRate, tt.wantRate)
 			}
 		})
 	}
