@@ -183,13 +183,7 @@ func TestServeReloadsServiceAccounts(t *testing.T) {
 	h := newHarness(t)
 	urlA, tokA := saDatabase(t, "bot-a")
 	urlB, tokB := saDatabase(t, "bot-b")
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "hs.secret")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("k", 40)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "config.yaml")
-	base := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_key_files: [" + keyFile + "]\n"
+	cfgPath, base := hs256ConfigFile(t)
 	withSA := func(url string) string { return base + "service_accounts:\n  db_url: \"" + url + "\"\n" }
 	writeAtomic(t, cfgPath, base)
 	r := startServe(t, h, nil, waitTimeout, "--config", cfgPath)
@@ -267,13 +261,7 @@ func TestServeReloadsServiceAccounts(t *testing.T) {
 // reload shows on /readyz and in the decisions, without a restart.
 func TestServeReloadsShadowMode(t *testing.T) {
 	h := newHarness(t)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "hs.secret")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("k", 40)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "config.yaml")
-	base := "os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_key_files: [" + keyFile + "]\n"
+	cfgPath, base := hs256ConfigFile(t)
 	writeAtomic(t, cfgPath, base)
 	r := startServe(t, h, nil, waitTimeout, "--config", cfgPath)
 	r.waitServing(t)
@@ -302,4 +290,18 @@ func TestServeReloadsShadowMode(t *testing.T) {
 	writeAtomic(t, cfgPath, base+"mode: enforce\n")
 	poll.For(t, "shadow mode off after a reload", func() bool { return !allowed() })
 	poll.For(t, "/readyz drops shadow mode after a reload turned it off", func() bool { return !shadowShown() })
+}
+
+// hs256ConfigFile returns the path of a configuration file to write in a
+// new directory, and a configuration verifying HS256 tokens with a key file
+// beside it.
+func hs256ConfigFile(t *testing.T) (cfgPath, base string) {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "hs.secret")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("k", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "config.yaml"),
+		"os_id: test-os\njwt:\n  algorithms: [HS256]\n  verification_key_files: [" + keyFile + "]\n"
 }
