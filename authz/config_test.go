@@ -101,8 +101,6 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestLoadFieldErrors(t *testing.T) {
 	_, err := Load([]byte("os_id: x\nbogus: 1\n"), env(map[string]string{envVerificationKey: hsKey}), LoadOptions{})
 	var fe *FieldError

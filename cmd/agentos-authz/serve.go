@@ -304,7 +304,7 @@ func (s *server) run(ctx context.Context) int {
 	s.registerReadiness()
 	done := s.startServing()
 
-	code := exitOK
+	var code int
 	a, err := s.buildAuthorizer(ctx, saErr)
 	if err != nil {
 		printConfigError(s.sys.stderr, err)
