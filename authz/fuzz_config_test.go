@@ -9,7 +9,12 @@ import (
 // fieldPath is how every configuration problem starts: its YAML path
 // ("jwt.algorithms[1]: ", "scope_mappings[\"GET /x\"]: "), or "config: "
 // for a problem of the whole document (not YAML, several documents).
-var fieldPath = regexp.MustCompile(`^(config: |([a-zA-Z_][a-zA-Z0-9_]*|\[[^\]]*\])(\.[a-zA-Z_][a-zA-Z0-9_]*|\[[^\]]*\])*: )`)
+// An index is a number or a quoted key, which may hold any character
+// (`["0]"]`: the key 0] quoted by joinPath).
+var fieldPath = regexp.MustCompile(`^(config: |([a-zA-Z_][a-zA-Z0-9_]*|` + pathIndex + `)(\.[a-zA-Z_][a-zA-Z0-9_]*|` + pathIndex + `)*: )`)
+
+// pathIndex is one [index] of a field path: [3] or ["a quoted key"].
+const pathIndex = `\[([0-9]+|"(?:[^"\\]|\\.)*")\]`
 
 // FuzzLoad: whatever the file holds, Load never panics, and each problem it
 // reports names its field (docs/CONTRACT.md §4: "every problem named with
