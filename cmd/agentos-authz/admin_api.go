@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -37,12 +36,11 @@ type configSource struct {
 // SHA-256 (of the bytes actually loaded) and the load time.
 func loadConfigSource(path string, lookupEnv func(string) (string, bool), flags serveconfig.Flags, now time.Time) (*config, configSource, error) {
 	src := configSource{path: path, loadedAt: now}
-	var text []byte
+	text, err := readConfigFile(path)
+	if err != nil {
+		return nil, src, errors.New("config: " + err.Error())
+	}
 	if path != "" {
-		var err error
-		if text, err = os.ReadFile(path); err != nil {
-			return nil, src, errors.New("config: " + err.Error())
-		}
 		sum := sha256.Sum256(text)
 		src.sha256 = hex.EncodeToString(sum[:])
 	}

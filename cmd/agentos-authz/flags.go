@@ -5,9 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
 
@@ -78,15 +78,25 @@ func configPath(flagValue string, lookupEnv func(string) (string, bool)) string 
 // loadConfig reads the file at path (none when "") and loads it with the
 // environment and the flags (docs/CONTRACT.md §2 precedence).
 func loadConfig(path string, lookupEnv func(string) (string, bool), flags serveconfig.Flags) (*config, error) {
-	var text []byte
-	if path != "" {
-		var err error
-		text, err = os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
+	text, err := readConfigFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	return loadText(text, lookupEnv, flags)
+}
+
+// maxConfigBytes bounds the configuration file: real ones are a few KiB,
+// scope_mappings of thousands of routes a few hundred.
+const maxConfigBytes = 4 << 20
+
+// readConfigFile reads the configuration file at path (nothing when ""):
+// only a regular file of at most maxConfigBytes, so --config /dev/zero or
+// a FIFO is an error, not a hang (README.md, security table).
+func readConfigFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return boundedfile.Read(path, maxConfigBytes)
 }
 
 // printConfigError writes every problem of a configuration error on its own

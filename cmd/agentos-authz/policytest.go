@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 	authzv1 "github.com/agentos-authz/agentos-authz/proto/agentos/authz/v1"
 )
@@ -169,28 +169,13 @@ type configProblem struct{ err error }
 
 func (e *configProblem) Error() string { return e.err.Error() }
 
-// maxTestFile bounds a test file and its configuration file.
+// maxTestFile bounds a test file (its config_file is read as serve reads
+// a configuration file: readConfigFile).
 const maxTestFile = 16 << 20
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxTestFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxTestFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxTestFile)
-	}
-	return b, nil
-}
 
 // runTestFile runs the cases of one file.
 func runTestFile(ctx context.Context, path string, now func() time.Time) ([]caseResult, error) {
-	text, err := readBounded(path)
+	text, err := boundedfile.Read(path, maxTestFile)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +226,7 @@ func testConfigText(tf *policyTestFile, dir string) ([]byte, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
-		b, err := readBounded(p)
+		b, err := readConfigFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("config_file: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/envoy"
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 )
 
 // reloadable is what live reload needs of the authorizer
@@ -72,17 +73,19 @@ func watchedFiles(configPath string, cfg *config) []string {
 	return out
 }
 
-// digest hashes the content of files (a missing file hashes as its error),
-// following symlinks as a reader of the file would.
+// digest hashes the content of files, following symlinks as a reader of
+// the file would. A file that cannot be read — missing, or not a regular
+// file: opening a FIFO would block the watcher for ever — hashes as its
+// error; only the first 8 MiB of a file count (every loader refuses more).
 func digest(files []string) [sha256.Size]byte {
 	h := sha256.New()
 	for _, f := range files {
 		h.Write([]byte(f + "\x00"))
-		if fh, err := os.Open(f); err == nil {
+		if fh, err := boundedfile.Open(f); err == nil {
 			_, _ = io.Copy(h, io.LimitReader(fh, 8<<20))
 			_ = fh.Close()
 		} else {
-			h.Write([]byte("\x00missing"))
+			h.Write([]byte("\x00" + err.Error()))
 		}
 		h.Write([]byte{0})
 	}

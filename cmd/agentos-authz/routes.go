@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"go.uber.org/zap"
@@ -56,12 +55,9 @@ func runRoutes(_ context.Context, args []string, s sys) int {
 // the key in the environment) is compiled with an ephemeral key: the table
 // does not depend on it.
 func loadRoutes(path string, s sys) (*authzv1.ListRoutesResponse, error) {
-	var text []byte
-	if path != "" {
-		var err error
-		if text, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
+	text, err := readConfigFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg, err := loadText(text, s.lookupEnv, serveconfig.Flags{})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 )
 
 // TLSConfig is the tls: section (docs/CONTRACT.md §4): TLS, and mutual TLS
@@ -99,19 +100,23 @@ func (t *TLSConfig) check() []error {
 	return errs
 }
 
+// maxTLSFileBytes bounds each TLS file: a certificate chain, a key or a
+// CA bundle (even a whole system one is a few hundred KiB).
+const maxTLSFileBytes = 4 << 20
+
 // LoadKeyPair reads CertFile and KeyFile and checks that the key is the
 // certificate's. The error is a *FieldError naming the file at fault. It
 // is called at start and again whenever the files change (cmd reloads
 // certificates without a restart).
 func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(t.CertFile)
+	certPEM, err := boundedfile.Read(t.CertFile, maxTLSFileBytes)
 	if err != nil {
 		return tls.Certificate{}, &authz.FieldError{Field: "tls.cert_file", Err: fileError(err)}
 	}
 	if err := checkCertificates(certPEM); err != nil {
 		return tls.Certificate{}, &authz.FieldError{Field: "tls.cert_file", Err: fmt.Errorf("%s: %w", t.CertFile, err)}
 	}
-	keyPEM, err := os.ReadFile(t.KeyFile)
+	keyPEM, err := boundedfile.Read(t.KeyFile, maxTLSFileBytes)
 	if err != nil {
 		return tls.Certificate{}, &authz.FieldError{Field: "tls.key_file", Err: fileError(err)}
 	}
@@ -130,7 +135,7 @@ func (t *TLSConfig) LoadKeyPair() (tls.Certificate, error) {
 
 // LoadClientCAs reads ClientCAFile into a pool; the error is a *FieldError.
 func (t *TLSConfig) LoadClientCAs() (*x509.CertPool, error) {
-	b, err := os.ReadFile(t.ClientCAFile)
+	b, err := boundedfile.Read(t.ClientCAFile, maxTLSFileBytes)
 	if err != nil {
 		return nil, &authz.FieldError{Field: "tls.client_ca_file", Err: fileError(err)}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/filetest"
 	"github.com/agentos-authz/agentos-authz/internal/testpki"
 )
 
@@ -30,6 +31,14 @@ func TestTLSSection(t *testing.T) {
 	if err := os.Mkdir(unreadable, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filetest.FIFO(t)
+	// A Kubernetes Secret volume: each key a symlink to a regular file.
+	certLink, keyLink := filepath.Join(dir, "cert-link"), filepath.Join(dir, "key-link")
+	for link, target := range map[string]string{certLink: cert, keyLink: key} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
 	base := "security_key: " + hsKey + "\n"
 	section := func(kv ...string) string {
 		s := base + "tls:\n"
@@ -48,6 +57,7 @@ func TestTLSSection(t *testing.T) {
 	}{
 		{name: "no section", yaml: base},
 		{name: "tls", yaml: section("cert_file", cert, "key_file", key), wantTLS: true},
+		{name: "tls through symlinks", yaml: section("cert_file", certLink, "key_file", keyLink), wantTLS: true},
 		{name: "mutual tls", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile), wantTLS: true, wantMutual: true},
 		{name: "admin requires client certificates", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", caFile, "admin_client_auth", "require"),
 			wantTLS: true, wantMutual: true},
@@ -77,6 +87,10 @@ func TestTLSSection(t *testing.T) {
 		{name: "client ca alone", yaml: section("client_ca_file", caFile), want: []string{"tls.client_ca_file: needs tls.cert_file and tls.key_file"}},
 		{name: "missing cert", yaml: section("cert_file", missing, "key_file", key), want: []string{"tls.cert_file: cannot read " + missing}},
 		{name: "unreadable cert", yaml: section("cert_file", unreadable, "key_file", key), want: []string{"tls.cert_file: cannot read " + unreadable}},
+		{name: "cert FIFO", yaml: section("cert_file", fifo, "key_file", key), want: []string{"tls.cert_file: cannot read " + fifo + ": not a regular file"}},
+		{name: "cert /dev/zero", yaml: section("cert_file", "/dev/zero", "key_file", key), want: []string{"tls.cert_file: cannot read /dev/zero: not a regular file"}},
+		{name: "key FIFO", yaml: section("cert_file", cert, "key_file", fifo), want: []string{"tls.key_file: cannot read " + fifo + ": not a regular file"}},
+		{name: "client ca FIFO", yaml: section("cert_file", cert, "key_file", key, "client_ca_file", fifo), want: []string{"tls.client_ca_file: cannot read " + fifo + ": not a regular file"}},
 		{name: "missing key", yaml: section("cert_file", cert, "key_file", missing), want: []string{"tls.key_file: cannot read " + missing}},
 		{name: "cert not PEM", yaml: section("cert_file", garbage, "key_file", key), want: []string{"tls.cert_file: " + garbage + ": no PEM certificate"}},
 		{name: "key in the cert file", yaml: section("cert_file", keyAsCert, "key_file", key), want: []string{"tls.cert_file:", `"PRIVATE KEY" PEM block`}},
@@ -96,7 +110,11 @@ func TestTLSSection(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadSettings([]byte(tc.yaml), nil, Flags{})
+			// Bounded: a FIFO or a device must be refused, not read for ever.
+			err := filetest.Prompt(t, "Load", func() error {
+				_, err := loadSettings([]byte(tc.yaml), nil, Flags{})
+				return err
+			})
 			if err == nil {
 				t.Fatalf("Load(%q) = nil error, want %q", tc.yaml, tc.want)
 			}

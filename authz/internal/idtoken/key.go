@@ -13,8 +13,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -72,10 +72,14 @@ func (k *Key) Alg() string { return string(k.alg) }
 // padding): the kid of its tokens and of its entry in the JWK Set.
 func (k *Key) KeyID() string { return k.kid }
 
+// maxKeyFileBytes bounds upstream.signing_key_file: a PEM private key is a
+// few KiB.
+const maxKeyFileBytes = 1 << 20
+
 // LoadKey reads a signing key from the PEM private key file at path (see
 // ParseKey). Errors name the path, never the file's content.
 func LoadKey(path string) (*Key, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, maxKeyFileBytes)
 	if err != nil {
 		return nil, err // *fs.PathError names the path
 	}

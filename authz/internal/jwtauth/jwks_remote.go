@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 	"go.uber.org/zap"
 )
 
@@ -632,10 +633,14 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
+// maxCAFileBytes bounds jwt.jwks_ca_file: a CA bundle, even a whole
+// system one, is a few hundred KiB.
+const maxCAFileBytes = 4 << 20
+
 // loadCAFile reads PEM CA certificates and adds them to the system roots;
 // the file's bytes go to files.
 func loadCAFile(path string, files io.Writer) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, maxCAFileBytes)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%q does not exist", path)

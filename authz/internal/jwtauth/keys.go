@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -471,14 +472,14 @@ func looksLikeFile(s string) bool {
 // certificate or a JWK (as parseVerificationKey reads them), else an HMAC
 // secret used byte for byte after checkSecret.
 func readKeyFile(path string, hmacMin int, allowShort bool, files io.Writer) ([]verifyKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := boundedfile.Read(path, maxKeyFileBytes)
+	if errors.Is(err, boundedfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a key", path, maxKeyFileBytes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	digestFile(files, path, b)
-	if len(b) > maxKeyFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a key", path, maxKeyFileBytes)
-	}
 	keys, err := parseVerificationKey(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s %w", path, err)
@@ -557,20 +558,14 @@ func digestFile(files io.Writer, path string, b []byte) {
 // loadJWKSFile reads and parses the JWKS file at path; its bytes go to
 // files.
 func loadJWKSFile(path string, files io.Writer) (*keySet, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%q does not exist", path)
-		}
-		return nil, fmt.Errorf("%q cannot be read: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxJWKSBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%q cannot be read: %w", path, err)
-	}
-	if len(data) > maxJWKSBytes {
+	data, err := boundedfile.Read(path, maxJWKSBytes)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%q does not exist", path)
+	case errors.Is(err, boundedfile.ErrTooLarge):
 		return nil, fmt.Errorf("%q is larger than 1 MiB", path)
+	case err != nil:
+		return nil, fmt.Errorf("%q cannot be read: %w", path, err)
 	}
 	digestFile(files, path, data)
 	ks, err := parseJWKS(data)
