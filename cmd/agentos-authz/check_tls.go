@@ -6,10 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 )
 
 // clientTLS are check --server's TLS flags: the service's tls: section
@@ -46,7 +47,7 @@ func (c *clientTLS) credentials() (credentials.TransportCredentials, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.ca != "" {
-		b, err := os.ReadFile(c.ca)
+		b, err := boundedfile.Read(c.ca, maxFlagFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("--tls-ca: %w", err)
 		}

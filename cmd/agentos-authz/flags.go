@@ -89,6 +89,10 @@ func loadConfig(path string, lookupEnv func(string) (string, bool), flags servec
 // scope_mappings of thousands of routes a few hundred.
 const maxConfigBytes = 4 << 20
 
+// maxFlagFileBytes bounds a key or CA file named by a flag (token --key,
+// keygen's inputs, check --tls-ca): a PEM CA bundle is a few hundred KiB.
+const maxFlagFileBytes = 4 << 20
+
 // readConfigFile reads the configuration file at path (nothing when ""):
 // only a regular file of at most maxConfigBytes, so --config /dev/zero or
 // a FIFO is an error, not a hang (README.md, security table).

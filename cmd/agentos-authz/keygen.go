@@ -12,6 +12,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 )
 
 // runKeygen writes a fresh key pair: PREFIX.key.pem (PKCS#8, mode 0600)
@@ -114,7 +115,7 @@ func writeJWKSOfFiles(files []string, path string, s sys) int {
 	keys := make([]*authz.UpstreamKey, 0, len(files))
 	kids := make([]string, 0, len(files))
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := boundedfile.Read(f, maxFlagFileBytes)
 		if err != nil {
 			fmt.Fprintf(s.stderr, "agentos-authz keygen: %v\n", err)
 			return exitFault

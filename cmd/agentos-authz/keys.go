@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/agentos-authz/agentos-authz/authz"
+	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 )
 
 // rsaBits is the size of generated RSA keys.
@@ -87,7 +87,7 @@ func parsePrivateKey(data []byte) (crypto.Signer, error) {
 // signingKey reads the key file for spec: the HMAC secret (surrounding
 // whitespace trimmed) for HS*, else a private key of the algorithm's type.
 func signingKey(spec authz.SigningAlgorithm, path string) (any, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, maxFlagFileBytes)
 	if err != nil {
 		return nil, err
 	}
