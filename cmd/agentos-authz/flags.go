@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/agentos-authz/agentos-authz/authz"
 	"github.com/agentos-authz/agentos-authz/internal/boundedfile"
 	"github.com/agentos-authz/agentos-authz/internal/serveconfig"
 )
@@ -80,7 +81,8 @@ func configPath(flagValue string, lookupEnv func(string) (string, bool)) string 
 func loadConfig(path string, lookupEnv func(string) (string, bool), flags serveconfig.Flags) (*config, error) {
 	text, err := readConfigFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		// The whole document's problem, named like Load names one.
+		return nil, &authz.FieldError{Field: "config", Err: err}
 	}
 	return loadText(text, lookupEnv, flags)
 }
