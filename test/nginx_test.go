@@ -166,6 +166,29 @@ func (n *runningNginx) stop(t *testing.T) {
 	}
 }
 
+// do sends method path with headers through nginx and returns the response
+// and its whole body.
+func (n *runningNginx) do(t *testing.T, client *http.Client, method, path string, headers map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+n.addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s through nginx: %v\n%s", method, path, err, n.logs())
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
 // startNginx runs nginx in the foreground with conf(listen) on a free
 // loopback port, retrying with another port when one was taken between
 // choosing and binding it. It returns once nginx accepts connections.
@@ -354,22 +377,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hitsBefore := up.count()
-			req, err := http.NewRequestWithContext(t.Context(), tt.method, "http://"+ngx.addr+tt.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tt.header {
-				req.Header.Set(k, v)
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatalf("%s %s through nginx: %v\n%s", tt.method, tt.path, err, ngx.logs())
-			}
-			body, err := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, body := ngx.do(t, client, tt.method, tt.path, tt.header)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("%s %s through nginx = %d %s, want %d\n%s\n%s", tt.method, tt.path, resp.StatusCode, body, tt.wantStatus, ngx.logs(), h.srv.Tail(20))
 			}
@@ -459,25 +467,14 @@ func TestNginxShadowDecision(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hitsBefore := up.count()
-			req, err := http.NewRequestWithContext(t.Context(), tt.method, "http://"+ngx.addr+tt.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sent := map[string]string{}
 			if tt.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.token)
+				sent["Authorization"] = "Bearer " + tt.token
 			}
 			if tt.forged != "" {
-				req.Header.Set(header, tt.forged)
+				sent[header] = tt.forged
 			}
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatalf("%s %s through nginx: %v\n%s", tt.method, tt.path, err, ngx.logs())
-			}
-			body, err := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, body := ngx.do(t, client, tt.method, tt.path, sent)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("%s %s through nginx in shadow mode = %d %s, want %d\n%s", tt.method, tt.path, resp.StatusCode, body, tt.wantStatus, ngx.logs())
 			}
